@@ -1,0 +1,163 @@
+"""The progress store on DynamoDB: one item per (batch, customer), written with an optimistic version check.
+
+Every change is read-modify-write guarded by `version`, so two runners racing for a step cannot both win: the loser
+re-reads and sees the winner's claim. A `by-state` index answers "which customers of batch B are in state S".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from billmig import progress as rules
+from billmig.errors import ProgressStoreUnavailable, StepClaimedElsewhere
+from billmig.progress import CustomerProgress, CustomerState, ErrorRecord, StepClaim, utc_now
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+STATE_INDEX = "by-state"
+_T = TypeVar("_T")
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+_TRANSIENT_CODES = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+}
+
+
+def _to_item(progress: CustomerProgress) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in progress.model_dump(mode="json").items() if v is not None}
+
+
+def _from_item(item: dict[str, Any]) -> CustomerProgress:
+    return CustomerProgress.model_validate({k: _deserializer.deserialize(v) for k, v in item.items()})
+
+
+class DynamoDBProgressStore:
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        client: DynamoDBClient | None = None,
+        now: Callable[[], datetime] = utc_now,
+        max_races: int = 8,
+    ) -> None:
+        self.table_name = table_name
+        self._client: DynamoDBClient = client or boto3.client("dynamodb")
+        self._now = now
+        self._max_races = max_races
+
+    # -- reads
+    def get(self, batch_id: str, customer_id: str) -> CustomerProgress | None:
+        response = self._call(
+            lambda: self._client.get_item(
+                TableName=self.table_name,
+                Key={"batch_id": {"S": batch_id}, "customer_id": {"S": customer_id}},
+                ConsistentRead=True,
+            )
+        )
+        item = response.get("Item")
+        return _from_item(item) if item else None
+
+    def customers_in_state(self, batch_id: str, state: CustomerState) -> list[CustomerProgress]:
+        found: list[CustomerProgress] = []
+        paginator = self._client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self.table_name,
+            IndexName=STATE_INDEX,
+            KeyConditionExpression="batch_id = :b AND #state = :s",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":b": {"S": batch_id}, ":s": {"S": state.value}},
+        )
+        for page in self._call(lambda: list(pages)):
+            found.extend(_from_item(item) for item in page.get("Items", []))
+        return sorted(found, key=lambda p: p.customer_id)
+
+    # -- writes
+    def enrol(self, batch_id: str, customer_id: str) -> CustomerProgress:
+        existing = self.get(batch_id, customer_id)
+        if existing is not None:
+            return existing
+        now = self._now()
+        fresh = CustomerProgress(batch_id=batch_id, customer_id=customer_id, enrolled_at=now, updated_at=now)
+        try:
+            self._put(fresh, expected_version=None)
+        except _LostRace:
+            winner = self.get(batch_id, customer_id)
+            assert winner is not None
+            return winner
+        return fresh
+
+    def claim_step(self, batch_id: str, customer_id: str, step: str, runner: str, lease: timedelta) -> StepClaim:
+        return self._mutate(batch_id, customer_id, lambda p: rules.claim(p, step, runner, self._now(), lease))
+
+    def remember_vendor_ids(self, batch_id: str, customer_id: str, step: str, vendor_ids: dict[str, str]) -> None:
+        self._mutate(batch_id, customer_id, lambda p: rules.remember_vendor_ids(p, step, vendor_ids, self._now()))
+
+    def complete_step(self, batch_id: str, customer_id: str, step: str, vendor_ids: dict[str, str]) -> CustomerProgress:
+        return self._mutate(batch_id, customer_id, lambda p: rules.succeed(p, step, vendor_ids, self._now()))
+
+    def fail_step(self, batch_id: str, customer_id: str, step: str, error: ErrorRecord) -> CustomerProgress:
+        return self._mutate(batch_id, customer_id, lambda p: rules.fail(p, step, error, self._now()))
+
+    # -- machinery
+    def _mutate(self, batch_id: str, customer_id: str, change: Callable[[CustomerProgress], _T]) -> _T:
+        for _ in range(self._max_races):
+            progress = self.get(batch_id, customer_id) or self.enrol(batch_id, customer_id)
+            expected = progress.version
+            result = change(progress)
+            progress.version = expected + 1
+            try:
+                self._put(progress, expected_version=expected)
+            except _LostRace:
+                continue
+            return result
+        raise StepClaimedElsewhere(
+            f"customer {customer_id!r} of batch {batch_id!r}: lost {self._max_races} write races in a row"
+        )
+
+    def _put(self, progress: CustomerProgress, *, expected_version: int | None) -> None:
+        if expected_version is None:
+            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(batch_id)"}
+        else:
+            condition = {
+                "ConditionExpression": "version = :expected",
+                "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
+            }
+        try:
+            self._client.put_item(TableName=self.table_name, Item=_to_item(progress), **condition)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise _LostRace from exc
+            raise _classify(exc) from exc
+        except BotoCoreError as exc:
+            raise ProgressStoreUnavailable(f"progress table {self.table_name}: {exc}") from exc
+
+    def _call(self, request: Callable[[], _T]) -> _T:
+        try:
+            return request()
+        except ClientError as exc:
+            raise _classify(exc) from exc
+        except BotoCoreError as exc:
+            raise ProgressStoreUnavailable(f"progress table {self.table_name}: {exc}") from exc
+
+
+class _LostRace(Exception):
+    """Another writer changed the item between our read and our write."""
+
+
+def _classify(exc: ClientError) -> Exception:
+    code = exc.response.get("Error", {}).get("Code", "")
+    if code in _TRANSIENT_CODES:
+        return ProgressStoreUnavailable(f"DynamoDB {code}: {exc}")
+    return exc

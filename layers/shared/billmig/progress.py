@@ -1,0 +1,178 @@
+"""Each customer's progress through the migration, and the rules for moving it on.
+
+The rules are pure functions over a `CustomerProgress` so they can be reasoned about and tested without a database;
+an adapter (`billmig.adapters.dynamodb_progress`) applies them atomically with an optimistic version check, which is
+what keeps two runners from both claiming one step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+
+from pydantic import BaseModel, Field
+
+from billmig.errors import StepClaimedElsewhere
+
+
+class StepStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class CustomerState(StrEnum):
+    """The customer's state after its latest step transition: what the status index is queried by."""
+
+    ENROLLED = "enrolled"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class ErrorRecord(BaseModel):
+    type: str
+    message: str
+    transient: bool
+    at: datetime
+
+
+class StepRecord(BaseModel):
+    status: StepStatus
+    attempts: int = 0
+    # Bumped when a step is claimed again after a permanent failure, so vendor idempotency keys change with it.
+    revision: int = 1
+    runner: str | None = None
+    lease_until: datetime | None = None
+    vendor_ids: dict[str, str] = Field(default_factory=dict)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    last_error: ErrorRecord | None = None
+
+
+class CustomerProgress(BaseModel):
+    batch_id: str
+    customer_id: str
+    state: CustomerState = CustomerState.ENROLLED
+    current_step: str | None = None
+    steps: dict[str, StepRecord] = Field(default_factory=dict)
+    enrolled_at: datetime
+    updated_at: datetime
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class StepClaim:
+    """What a runner got when it asked for a step: either the step to run, or the result of an earlier run."""
+
+    record: StepRecord
+    already_succeeded: bool
+
+    @property
+    def attempt(self) -> int:
+        return self.record.attempts
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def claim(progress: CustomerProgress, step: str, runner: str, now: datetime, lease: timedelta) -> StepClaim:
+    """Claim `step` for `runner`, or report that it already succeeded; raises if another runner holds it."""
+    current = progress.steps.get(step)
+    if current is not None and current.status is StepStatus.SUCCEEDED:
+        return StepClaim(record=current, already_succeeded=True)
+    if (
+        current is not None
+        and current.status is StepStatus.RUNNING
+        and current.runner != runner
+        and current.lease_until is not None
+        and current.lease_until > now
+    ):
+        raise StepClaimedElsewhere(
+            f"step {step!r} of customer {progress.customer_id!r} (batch {progress.batch_id!r}) is held by "
+            f"{current.runner!r} until {current.lease_until.isoformat()}"
+        )
+    revision = 1
+    if current is not None:
+        revision = current.revision
+        if current.status is StepStatus.FAILED and current.last_error and not current.last_error.transient:
+            revision += 1
+    record = StepRecord(
+        status=StepStatus.RUNNING,
+        attempts=(current.attempts if current else 0) + 1,
+        revision=revision,
+        runner=runner,
+        lease_until=now + lease,
+        vendor_ids=dict(current.vendor_ids) if current else {},
+        started_at=current.started_at if current and current.started_at else now,
+        last_error=current.last_error if current else None,
+    )
+    progress.steps[step] = record
+    progress.state = CustomerState.RUNNING
+    progress.current_step = step
+    progress.updated_at = now
+    return StepClaim(record=record, already_succeeded=False)
+
+
+def _running_record(progress: CustomerProgress, step: str) -> StepRecord:
+    record = progress.steps.get(step)
+    if record is None:
+        raise ValueError(f"step {step!r} of customer {progress.customer_id!r} was never claimed")
+    return record
+
+
+def remember_vendor_ids(progress: CustomerProgress, step: str, vendor_ids: dict[str, str], now: datetime) -> None:
+    """Record ids the moment a vendor object exists, so a crash before completion cannot orphan it."""
+    record = _running_record(progress, step)
+    record.vendor_ids.update(vendor_ids)
+    progress.updated_at = now
+
+
+def succeed(progress: CustomerProgress, step: str, vendor_ids: dict[str, str], now: datetime) -> CustomerProgress:
+    record = _running_record(progress, step)
+    record.status = StepStatus.SUCCEEDED
+    record.vendor_ids.update(vendor_ids)
+    record.finished_at = now
+    record.lease_until = None
+    progress.state = CustomerState.SUCCEEDED
+    progress.current_step = step
+    progress.updated_at = now
+    return progress
+
+
+def fail(progress: CustomerProgress, step: str, error: ErrorRecord, now: datetime) -> CustomerProgress:
+    record = progress.steps.get(step)
+    if record is None:
+        record = StepRecord(status=StepStatus.FAILED, started_at=now)
+        progress.steps[step] = record
+    record.status = StepStatus.FAILED
+    record.last_error = error
+    record.finished_at = now
+    record.lease_until = None
+    progress.state = CustomerState.FAILED
+    progress.current_step = step
+    progress.updated_at = now
+    return progress
+
+
+class ProgressStore(Protocol):
+    """Where progress lives. Every method is atomic per customer."""
+
+    def enrol(self, batch_id: str, customer_id: str) -> CustomerProgress: ...
+
+    def get(self, batch_id: str, customer_id: str) -> CustomerProgress | None: ...
+
+    def claim_step(self, batch_id: str, customer_id: str, step: str, runner: str, lease: timedelta) -> StepClaim: ...
+
+    def remember_vendor_ids(self, batch_id: str, customer_id: str, step: str, vendor_ids: dict[str, str]) -> None: ...
+
+    def complete_step(
+        self, batch_id: str, customer_id: str, step: str, vendor_ids: dict[str, str]
+    ) -> CustomerProgress: ...
+
+    def fail_step(self, batch_id: str, customer_id: str, step: str, error: ErrorRecord) -> CustomerProgress: ...
+
+    def customers_in_state(self, batch_id: str, state: CustomerState) -> list[CustomerProgress]: ...

@@ -1,0 +1,61 @@
+"""Recording a step's failure where Step Functions caught it, so operators find it in the progress store."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from billmig.batch import customer_key
+from billmig.errors import TRANSIENT_ERROR_NAMES
+from billmig.progress import ErrorRecord, ProgressStore, utc_now
+
+
+class CaughtError(BaseModel):
+    """What a Catch puts under its ResultPath: the error name and the Lambda error payload as a JSON string."""
+
+    error: str = Field(alias="Error")
+    cause: str = Field(default="", alias="Cause")
+
+    def message(self) -> str:
+        try:
+            payload = json.loads(self.cause)
+        except ValueError:
+            return self.cause
+        return str(payload.get("errorMessage", self.cause)) if isinstance(payload, dict) else self.cause
+
+
+class FailureReport(BaseModel):
+    batch_id: str
+    step: str
+    index: int
+    customer: dict[str, Any]
+    caught: CaughtError
+
+
+class RecordedFailure(BaseModel):
+    batch_id: str
+    customer_id: str
+    step: str
+    status: str = "failed"
+    error_type: str
+    error_message: str
+
+
+def record_failure(report: FailureReport, store: ProgressStore) -> RecordedFailure:
+    customer_id = customer_key(report.customer, report.index)
+    error = ErrorRecord(
+        type=report.caught.error,
+        message=report.caught.message(),
+        transient=report.caught.error in TRANSIENT_ERROR_NAMES,
+        at=utc_now(),
+    )
+    store.fail_step(report.batch_id, customer_id, report.step, error)
+    return RecordedFailure(
+        batch_id=report.batch_id,
+        customer_id=customer_id,
+        step=report.step,
+        error_type=error.type,
+        error_message=error.message,
+    )

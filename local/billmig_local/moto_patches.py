@@ -1,0 +1,284 @@
+"""Small, named patches that close moto 5.2.5's gaps for deploying and running this project's template.
+
+Each patch says what moto lacks and why we need it; `install(...)` applies them all once per process, and each has a
+test in `tests/local/test_moto_patches.py` that fails without it. moto is pinned exactly because these reach into
+its internals; a moto upgrade means re-checking every one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from billmig_local.clock import WorldClock
+from billmig_local.lambda_bridge import LambdaBridge
+
+
+@dataclass(frozen=True)
+class Patch:
+    name: str
+    gap: str
+    apply: Callable[[], None]
+
+
+@dataclass
+class _Runtime:
+    clock: WorldClock | None = None
+    bridge: LambdaBridge | None = None
+    retry_scale: float = 0.0
+
+
+RUNTIME = _Runtime()
+_installed: set[str] = set()
+_install_lock = threading.Lock()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+def _lambda_bridge() -> None:
+    from moto.awslambda.models import LambdaFunction
+
+    def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+        if RUNTIME.bridge is None:
+            raise RuntimeError("the local Lambda bridge is not configured (billmig_local.moto_patches.install)")
+        return RUNTIME.bridge.invoke(self, event)
+
+    LambdaFunction._invoke_lambda = _invoke_lambda
+
+
+def _state_machines_in_executing_backend() -> None:
+    from moto.stepfunctions import models as sfn_models
+    from moto.stepfunctions.responses import get_backend
+
+    def create(
+        cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> Any:
+        properties = cloudformation_json["Properties"]
+        backend = get_backend(account_id, region_name)
+        return backend.create_state_machine(
+            properties.get("StateMachineName", resource_name),
+            properties.get("DefinitionString", ""),
+            properties.get("RoleArn", ""),
+            tags=[{"key": t["Key"], "value": t["Value"]} for t in properties.get("Tags", [])],
+        )
+
+    def delete(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str) -> None:
+        get_backend(account_id, region_name).delete_state_machine(resource_name)
+
+    sfn_models.StateMachine.create_from_cloudformation_json = classmethod(create)  # type: ignore[method-assign,assignment]
+    sfn_models.StateMachine.delete_from_cloudformation_json = classmethod(delete)  # type: ignore[method-assign,assignment]
+
+
+def _definition_substitutions() -> None:
+    from moto.stepfunctions import models as sfn_models
+
+    original = sfn_models.StateMachine.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def create(
+        cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> Any:
+        properties = cloudformation_json["Properties"]
+        definition = properties.get("DefinitionString", "")
+        for key, value in (properties.get("DefinitionSubstitutions") or {}).items():
+            definition = definition.replace("${" + key + "}", str(value))
+        properties["DefinitionString"] = definition
+        return original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+    sfn_models.StateMachine.create_from_cloudformation_json = classmethod(create)  # type: ignore[method-assign,assignment]
+
+
+def _layer_versions() -> None:
+    from moto.awslambda import models as lambda_models
+
+    lambda_models.LayerVersion.physical_resource_id = property(lambda self: self.arn)  # type: ignore[attr-defined]
+    original = lambda_models.LayerVersion.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def create(
+        cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> Any:
+        name = cloudformation_json["Properties"].get("LayerName", resource_name)
+        return original(cls, name, cloudformation_json, account_id, region_name, **kwargs)
+
+    lambda_models.LayerVersion.create_from_cloudformation_json = classmethod(create)  # type: ignore[method-assign,assignment]
+
+
+def _function_layers() -> None:
+    from moto.awslambda import models as lambda_models
+
+    original = lambda_models.LambdaFunction.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def create(
+        cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> Any:
+        function = original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        layers = cloudformation_json["Properties"].get("Layers") or []
+        if layers:
+            function.layers = function._get_layers_data(layers)
+        return function
+
+    lambda_models.LambdaFunction.create_from_cloudformation_json = classmethod(create)  # type: ignore[method-assign,assignment]
+
+
+def _scheduler_schedules() -> None:
+    from moto.cloudformation import parsing
+    from moto.core.common_models import CloudFormationModel
+    from moto.scheduler.models import scheduler_backends
+
+    class SchedulerSchedule(CloudFormationModel):
+        """`AWS::Scheduler::Schedule` (SAM `ScheduleV2`) created through the Scheduler backend."""
+
+        def __init__(self, schedule: Any) -> None:
+            self.schedule = schedule
+
+        @property
+        def physical_resource_id(self) -> str:
+            return str(self.schedule.name)
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return "Name"
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::Scheduler::Schedule"
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr == "Arn"
+
+        def get_cfn_attribute(self, attribute_name: str) -> Any:
+            return self.schedule.arn
+
+        @classmethod
+        def create_from_cloudformation_json(  # type: ignore[override]
+            cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+        ) -> SchedulerSchedule:
+            p = cloudformation_json["Properties"]
+            backend = scheduler_backends[account_id][region_name]
+            return cls(
+                backend.create_schedule(
+                    description=p.get("Description", ""),
+                    end_date=p.get("EndDate"),
+                    flexible_time_window=p.get("FlexibleTimeWindow", {"Mode": "OFF"}),
+                    group_name=p.get("GroupName", "default"),
+                    kms_key_arn=p.get("KmsKeyArn"),
+                    name=p.get("Name", resource_name),
+                    schedule_expression=p["ScheduleExpression"],
+                    schedule_expression_timezone=p.get("ScheduleExpressionTimezone", "UTC"),
+                    start_date=p.get("StartDate"),
+                    state=p.get("State", "ENABLED"),
+                    target=p["Target"],
+                    action_after_completion=p.get("ActionAfterCompletion"),
+                )
+            )
+
+        @classmethod
+        def delete_from_cloudformation_json(  # type: ignore[override]
+            cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+        ) -> None:
+            p = cloudformation_json["Properties"]
+            scheduler_backends[account_id][region_name].delete_schedule(p.get("GroupName", "default"), resource_name)
+
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+
+
+def _execution_names() -> None:
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original = StepFunctionsParserBackend.start_execution
+
+    def start_execution(self: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any) -> Any:
+        return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+
+    StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
+
+
+def _waits_on_world_clock() -> None:
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function import timestamp, wait_function
+
+    def _get_wait_seconds(self: Any, env: Any) -> int:
+        self.string.eval(env=env)
+        text: str = env.stack.pop()
+        instant = self._from_timestamp_string(timestamp=text)
+        if instant is None:
+            from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+                FailureEventException,
+            )
+
+            raise FailureEventException(self._create_failure_event(env, text))
+        return int(instant.replace(tzinfo=dt.UTC).timestamp() - _clock().now())
+
+    def _wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+        clock = _clock()
+        target = clock.now() + wait_seconds
+        while clock.now() < target and env.is_running():
+            clock.wait_until(min(target, clock.now() + 0.2))
+
+    timestamp.Timestamp._get_wait_seconds = _get_wait_seconds  # type: ignore[method-assign]
+    wait_function.WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]
+
+
+def _retries_on_world_clock() -> None:
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    class _WorldClockTime:
+        """Stands in for the `time` module inside the retrier: back-off is measured on the world clock."""
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            scaled = seconds * RUNTIME.retry_scale
+            if scaled > 0:
+                clock = _clock()
+                clock.wait_until(clock.now() + scaled)
+
+    retrier_decl.time = _WorldClockTime  # type: ignore[assignment]
+
+
+def _clock() -> WorldClock:
+    if RUNTIME.clock is None:
+        raise RuntimeError("the world clock is not configured (billmig_local.moto_patches.install)")
+    return RUNTIME.clock
+
+
+PATCHES: tuple[Patch, ...] = (
+    Patch("lambda_bridge", "moto runs function code only in Docker; none here", _lambda_bridge),
+    Patch(
+        "state_machines_in_executing_backend",
+        "CloudFormation writes state machines to the non-executing backend the API does not read",
+        _state_machines_in_executing_backend,
+    ),
+    Patch("definition_substitutions", "CloudFormation ignores DefinitionSubstitutions", _definition_substitutions),
+    Patch("layer_versions", "Ref on a LayerVersion gives None and LayerName is ignored", _layer_versions),
+    Patch("function_layers", "a function's Layers are dropped by CloudFormation", _function_layers),
+    Patch("scheduler_schedules", "AWS::Scheduler::Schedule is silently not created", _scheduler_schedules),
+    Patch("execution_names", "an execution started without a name gets ':None' as its name", _execution_names),
+    Patch("waits_on_world_clock", "Wait really sleeps on the host clock", _waits_on_world_clock),
+    Patch("retries_on_world_clock", "Retry intervals really sleep on the host clock", _retries_on_world_clock),
+)
+
+
+def install(
+    *, clock: WorldClock, bridge: LambdaBridge | None, retry_scale: float = 0.0, skip: frozenset[str] = frozenset()
+) -> None:
+    """Apply every patch once per process and point them at this clock and bridge."""
+    from moto.core.config import default_user_config
+
+    RUNTIME.clock = clock
+    RUNTIME.bridge = bridge
+    RUNTIME.retry_scale = retry_scale
+    # Keep lambda.use_docker at its default (True): False swaps in a canned-response backend that never runs
+    # code. The bridge replaces the Docker call itself.
+    default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
+    with _install_lock:
+        for patch in PATCHES:
+            if patch.name not in _installed and patch.name not in skip:
+                patch.apply()
+                _installed.add(patch.name)
+
+
+def installed() -> frozenset[str]:
+    return frozenset(_installed)

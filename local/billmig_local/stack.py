@@ -1,0 +1,233 @@
+"""The local AWS: moto's server on 127.0.0.1 with the project's own template deployed, plus the vendor emulators.
+
+`billmig local up` runs one of these in the foreground. Tests run one per session in-process. Anything that speaks
+boto3 reaches it through the standard `AWS_ENDPOINT_URL`; `/_billmig/*` on the same port is the local control plane
+(the world clock, Lambda fault injection, endpoints).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from threading import Thread
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wrappers import Request, Response
+
+from billmig_local import moto_patches
+from billmig_local.clock import ClockMovedBackwards, WorldClock, parse_duration, parse_instant, to_rfc3339
+from billmig_local.emulators import EMULATOR_NAMES, available_emulators
+from billmig_local.emulators.base import RunningEmulator
+from billmig_local.execution_feed import ExecutionFeed
+from billmig_local.lambda_bridge import LambdaBridge, LambdaFault
+from billmig_local.packaging import load_template, package, translate
+from billmig_local.schedule_runner import Firing, ScheduleRunner
+
+log = logging.getLogger(__name__)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONTROL_PREFIX = "/_billmig/"
+ARTIFACT_BUCKET = "billmig-local-artifacts"
+LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+
+
+@dataclass
+class StackSettings:
+    host: str = "127.0.0.1"
+    port: int = 0
+    state_dir: Path = REPO_ROOT / ".local"
+    template: Path = REPO_ROOT / "template.yaml"
+    stack_name: str = "billmig"
+    region: str = "us-east-1"
+    parameters: dict[str, str] = field(default_factory=lambda: {"Stage": "local"})
+    retry_scale: float = 0.0
+    emulators: Iterable[str] = EMULATOR_NAMES
+    feed: Callable[[str], None] | None = None
+
+
+class LocalStack:
+    def __init__(self, settings: StackSettings | None = None, *, clock: WorldClock | None = None) -> None:
+        self.settings = settings or StackSettings()
+        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.clock = clock or WorldClock(self.settings.state_dir / "clock.json")
+        self.emulators: dict[str, RunningEmulator] = {}
+        self.outputs: dict[str, str] = {}
+        self.bridge: LambdaBridge | None = None
+        self.scheduler: ScheduleRunner | None = None
+        self._feed: ExecutionFeed | None = None
+        self._server: BaseWSGIServer | None = None
+        self._thread: Thread | None = None
+
+    # ----------------------------------------------------------------------------------------------------------------
+    @property
+    def endpoint(self) -> str:
+        assert self._server is not None, "start() first"
+        return f"http://{self.settings.host}:{self._server.server_port}"
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.endpoint,
+            region_name=self.settings.region,
+            config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+            **LOCAL_CREDENTIALS,
+        )
+
+    def endpoints(self) -> dict[str, str | None]:
+        found: dict[str, str | None] = {"aws": self.endpoint}
+        for name in EMULATOR_NAMES:
+            found[name] = self.emulators[name].url if name in self.emulators else None
+        return found
+
+    # ----------------------------------------------------------------------------------------------------------------
+    def start(self) -> LocalStack:
+        from moto.server import DomainDispatcherApplication, create_backend_app
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        app = DomainDispatcherApplication(create_backend_app)
+        self._server = make_server(self.settings.host, self.settings.port, self._wsgi(app), threaded=True)
+        # moto's Step Functions executor reaches Lambda at localhost:$MOTO_PORT.
+        os.environ["MOTO_PORT"] = str(self._server.server_port)
+        self.bridge = LambdaBridge(
+            cache_dir=self.settings.state_dir / "lambda", endpoint_url=self.endpoint, region=self.settings.region
+        )
+        moto_patches.install(clock=self.clock, bridge=self.bridge, retry_scale=self.settings.retry_scale)
+        self._thread = Thread(target=self._server.serve_forever, name="local-aws", daemon=True)
+        self._thread.start()
+
+        self.deploy()
+        self._start_emulators()
+        self._write_endpoints()
+        self.scheduler = ScheduleRunner(clock=self.clock, clients=self.client, on_fire=self._announce_firing)
+        self.scheduler.start()
+        if self.settings.feed is not None:
+            self._feed = ExecutionFeed(self.client("stepfunctions"), self.settings.feed)
+            self._feed.start()
+        return self
+
+    def stop(self) -> None:
+        if self._feed is not None:
+            self._feed.stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        for emulator in self.emulators.values():
+            emulator.server.stop()
+        if self._server is not None:
+            self._server.shutdown()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ----------------------------------------------------------------------------------------------------------------
+    def deploy(self) -> dict[str, str]:
+        """Package, translate and create the stack, exactly from `template.yaml`."""
+        s3 = self.client("s3")
+        s3.create_bucket(Bucket=ARTIFACT_BUCKET)
+
+        def upload(key: str, data: bytes) -> str:
+            s3.put_object(Bucket=ARTIFACT_BUCKET, Key=key, Body=data)
+            return f"s3://{ARTIFACT_BUCKET}/{key}"
+
+        template = package(load_template(self.settings.template), self.settings.template.parent, upload)
+        translated = translate(template, self.settings.parameters)
+        cfn = self.client("cloudformation")
+        cfn.create_stack(
+            StackName=self.settings.stack_name,
+            TemplateBody=json.dumps(translated),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in self.settings.parameters.items()],
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
+        stack = cfn.describe_stacks(StackName=self.settings.stack_name)["Stacks"][0]
+        if stack["StackStatus"] != "CREATE_COMPLETE":
+            raise RuntimeError(f"local stack {self.settings.stack_name}: {stack['StackStatus']}")
+        self.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        return self.outputs
+
+    def _start_emulators(self) -> None:
+        for name, start in available_emulators().items():
+            if name in self.settings.emulators:
+                self.emulators[name] = start(clock=self.clock, state_dir=self.settings.state_dir)
+
+    def _write_endpoints(self) -> None:
+        path = self.settings.state_dir / "endpoints.json"
+        path.write_text(json.dumps(self.endpoints(), indent=2) + "\n")
+
+    def _announce_firing(self, firing: Firing) -> None:
+        if self.settings.feed is not None:
+            self.settings.feed(f"schedule {firing.schedule} fired for {to_rfc3339(firing.at.timestamp())}")
+
+    # ----------------------------------------------------------------------------------------------------------------
+    def move_clock(self, *, advance: float | None = None, to: float | None = None) -> dict[str, Any]:
+        """Move the whole local world: AWS and emulator clocks, every Stripe test clock, then due schedules."""
+        before = self.clock.now()
+        after = self.clock.advance(advance) if advance is not None else self.clock.set(to if to is not None else before)
+        moved = after - before
+        test_clocks = 0
+        if "stripe" in self.emulators and moved > 0:
+            stripe_emulator = importlib.import_module("billmig_local.emulators.stripe")
+            follow = getattr(stripe_emulator, "advance_test_clocks", None)
+            if follow is not None:
+                test_clocks = int(follow(self.emulators["stripe"].url, moved))
+        fired = self.scheduler.tick() if self.scheduler is not None else []
+        return {
+            "now": after,
+            "iso": to_rfc3339(after),
+            "moved_seconds": moved,
+            "stripe_test_clocks_advanced": test_clocks,
+            "fired": [
+                {"schedule": f.schedule, "at": f.at.isoformat(), "execution_arn": f.execution_arn} for f in fired
+            ],
+        }
+
+    def _wsgi(self, moto_app: Any) -> Callable[..., Any]:
+        def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            if not environ.get("PATH_INFO", "").startswith(CONTROL_PREFIX):
+                return moto_app(environ, start_response)
+            return self._control(Request(environ))(environ, start_response)
+
+        return application
+
+    def _control(self, request: Request) -> Response:
+        what = request.path[len(CONTROL_PREFIX) :].strip("/")
+        body = request.get_json(silent=True) or {}
+        try:
+            if what == "clock" and request.method == "GET":
+                return _json({"now": self.clock.now(), "iso": to_rfc3339(self.clock.now())})
+            if what == "clock" and request.method == "POST":
+                if "advance" in body:
+                    value = body["advance"]
+                    seconds = parse_duration(value) if isinstance(value, str) else float(value)
+                    return _json(self.move_clock(advance=seconds))
+                if "set" in body:
+                    value = body["set"]
+                    return _json(self.move_clock(to=parse_instant(value) if isinstance(value, str) else float(value)))
+                return _json({"error": 'POST /_billmig/clock takes {"advance": D} or {"set": T}'}, 400)
+            if what == "endpoints":
+                return _json(self.endpoints())
+            if what == "outputs":
+                return _json(self.outputs)
+            if what == "lambda-faults" and self.bridge is not None:
+                if request.method == "POST":
+                    self.bridge.faults.append(LambdaFault(**body))
+                elif request.method == "DELETE":
+                    self.bridge.faults.clear()
+                return _json({"faults": [asdict(f) for f in self.bridge.faults]})
+        except (ClockMovedBackwards, ValueError, TypeError) as exc:
+            return _json({"error": str(exc)}, 400)
+        return _json({"error": f"no control endpoint {request.method} {request.path}"}, 404)
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(json.dumps(payload), status=status, mimetype="application/json")
