@@ -124,11 +124,9 @@ class LambdaBridge:
         if not target.exists():
             staging = target.with_name(target.name + f".{uuid.uuid4().hex}.tmp")
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                archive.extractall(staging)  # noqa: S202 - our own packaged zips
-            try:
+                archive.extractall(staging)
+            with contextlib.suppress(OSError):  # another process extracted the same digest first
                 staging.rename(target)
-            except OSError:
-                pass  # another process extracted the same digest first
         return target
 
     def _handler(self, function: Any, code_dir: Path) -> Any:
@@ -173,7 +171,7 @@ def _layers_of(function: Any) -> list[Any]:
 
 
 def _decode_event(event: str | bytes | dict[str, Any] | None) -> Any:
-    if event is None or event == b"" or event == "":
+    if event is None or event in (b"", ""):
         return {}
     if isinstance(event, bytes):
         event = event.decode("utf-8")

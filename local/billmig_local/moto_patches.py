@@ -39,22 +39,26 @@ _install_lock = threading.Lock()
 
 # --------------------------------------------------------------------------------------------------------------------
 def _lambda_bridge() -> None:
-    from moto.awslambda.models import LambdaFunction
+    from moto.awslambda import models as lambda_models
+
+    function_model: Any = lambda_models.LambdaFunction
 
     def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
         if RUNTIME.bridge is None:
             raise RuntimeError("the local Lambda bridge is not configured (billmig_local.moto_patches.install)")
         return RUNTIME.bridge.invoke(self, event)
 
-    LambdaFunction._invoke_lambda = _invoke_lambda
+    function_model._invoke_lambda = _invoke_lambda
 
 
 def _state_machines_in_executing_backend() -> None:
     from moto.stepfunctions import models as sfn_models
+
+    state_machine: Any = sfn_models.StateMachine
     from moto.stepfunctions.responses import get_backend
 
     def create(
-        cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+        cls: Any, /, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> Any:
         properties = cloudformation_json["Properties"]
         backend = get_backend(account_id, region_name)
@@ -65,20 +69,22 @@ def _state_machines_in_executing_backend() -> None:
             tags=[{"key": t["Key"], "value": t["Value"]} for t in properties.get("Tags", [])],
         )
 
-    def delete(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str) -> None:
+    def delete(cls: Any, /, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str) -> None:
         get_backend(account_id, region_name).delete_state_machine(resource_name)
 
-    sfn_models.StateMachine.create_from_cloudformation_json = classmethod(create)  # type: ignore[method-assign,assignment]
-    sfn_models.StateMachine.delete_from_cloudformation_json = classmethod(delete)  # type: ignore[method-assign,assignment]
+    state_machine.create_from_cloudformation_json = classmethod(create)
+    state_machine.delete_from_cloudformation_json = classmethod(delete)
 
 
 def _definition_substitutions() -> None:
     from moto.stepfunctions import models as sfn_models
 
-    original = sfn_models.StateMachine.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+    state_machine: Any = sfn_models.StateMachine
+
+    original = state_machine.create_from_cloudformation_json.__func__
 
     def create(
-        cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+        cls: Any, /, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> Any:
         properties = cloudformation_json["Properties"]
         definition = properties.get("DefinitionString", "")
@@ -87,31 +93,35 @@ def _definition_substitutions() -> None:
         properties["DefinitionString"] = definition
         return original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
 
-    sfn_models.StateMachine.create_from_cloudformation_json = classmethod(create)  # type: ignore[method-assign,assignment]
+    state_machine.create_from_cloudformation_json = classmethod(create)
 
 
 def _layer_versions() -> None:
     from moto.awslambda import models as lambda_models
 
-    lambda_models.LayerVersion.physical_resource_id = property(lambda self: self.arn)  # type: ignore[attr-defined]
-    original = lambda_models.LayerVersion.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+    layer_version: Any = lambda_models.LayerVersion
+
+    layer_version.physical_resource_id = property(lambda self: self.arn)
+    original = layer_version.create_from_cloudformation_json.__func__
 
     def create(
-        cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+        cls: Any, /, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> Any:
         name = cloudformation_json["Properties"].get("LayerName", resource_name)
         return original(cls, name, cloudformation_json, account_id, region_name, **kwargs)
 
-    lambda_models.LayerVersion.create_from_cloudformation_json = classmethod(create)  # type: ignore[method-assign,assignment]
+    layer_version.create_from_cloudformation_json = classmethod(create)
 
 
 def _function_layers() -> None:
     from moto.awslambda import models as lambda_models
 
-    original = lambda_models.LambdaFunction.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+    function_model: Any = lambda_models.LambdaFunction
+
+    original = function_model.create_from_cloudformation_json.__func__
 
     def create(
-        cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+        cls: Any, /, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> Any:
         function = original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
         layers = cloudformation_json["Properties"].get("Layers") or []
@@ -119,7 +129,7 @@ def _function_layers() -> None:
             function.layers = function._get_layers_data(layers)
         return function
 
-    lambda_models.LambdaFunction.create_from_cloudformation_json = classmethod(create)  # type: ignore[method-assign,assignment]
+    function_model.create_from_cloudformation_json = classmethod(create)
 
 
 def _scheduler_schedules() -> None:
@@ -153,7 +163,7 @@ def _scheduler_schedules() -> None:
             return self.schedule.arn
 
         @classmethod
-        def create_from_cloudformation_json(  # type: ignore[override]
+        def create_from_cloudformation_json(
             cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
         ) -> SchedulerSchedule:
             p = cloudformation_json["Properties"]
@@ -176,7 +186,7 @@ def _scheduler_schedules() -> None:
             )
 
         @classmethod
-        def delete_from_cloudformation_json(  # type: ignore[override]
+        def delete_from_cloudformation_json(
             cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
         ) -> None:
             p = cloudformation_json["Properties"]
@@ -189,12 +199,13 @@ def _scheduler_schedules() -> None:
 def _execution_names() -> None:
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
-    original = StepFunctionsParserBackend.start_execution
+    backend: Any = StepFunctionsParserBackend
+    original = backend.start_execution
 
     def start_execution(self: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any) -> Any:
         return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
 
-    StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
+    backend.start_execution = start_execution
 
 
 def _waits_on_world_clock() -> None:
@@ -218,8 +229,10 @@ def _waits_on_world_clock() -> None:
         while clock.now() < target and env.is_running():
             clock.wait_until(min(target, clock.now() + 0.2))
 
-    timestamp.Timestamp._get_wait_seconds = _get_wait_seconds  # type: ignore[method-assign]
-    wait_function.WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]
+    timestamp_model: Any = timestamp.Timestamp
+    wait_model: Any = wait_function.WaitFunction
+    timestamp_model._get_wait_seconds = _get_wait_seconds
+    wait_model._wait_interval = _wait_interval
 
 
 def _retries_on_world_clock() -> None:
@@ -235,7 +248,8 @@ def _retries_on_world_clock() -> None:
                 clock = _clock()
                 clock.wait_until(clock.now() + scaled)
 
-    retrier_decl.time = _WorldClockTime  # type: ignore[assignment]
+    retrier_module: Any = retrier_decl
+    retrier_module.time = _WorldClockTime
 
 
 def _clock() -> WorldClock:

@@ -13,8 +13,10 @@ from zoneinfo import ZoneInfo
 
 _RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
 _UNIT = {"minute": 60, "hour": 3600, "day": 86400}
-_MONTHS = {m: i + 1 for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split())}
-_DAYS = {d: i + 1 for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split())}
+_MONTHS = {
+    m: i + 1 for i, m in enumerate(["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"])
+}
+_DAYS = {d: i + 1 for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}
 
 
 class UnsupportedExpression(ValueError):
@@ -26,10 +28,10 @@ def _field(text: str, low: int, high: int, names: dict[str, int] | None = None) 
     if text in ("*", "?"):
         return None
     values: set[int] = set()
-    for part in text.split(","):
-        step = 1
-        if "/" in part:
-            part, step_text = part.split("/", 1)
+    for item in text.split(","):
+        part, step = item, 1
+        if "/" in item:
+            part, step_text = item.split("/", 1)
             step = int(step_text)
         if part in ("*", ""):
             start, end = low, high

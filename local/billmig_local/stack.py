@@ -88,7 +88,7 @@ class LocalStack:
 
     # ----------------------------------------------------------------------------------------------------------------
     def start(self) -> LocalStack:
-        from moto.server import DomainDispatcherApplication, create_backend_app
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         app = DomainDispatcherApplication(create_backend_app)

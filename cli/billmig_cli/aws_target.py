@@ -1,0 +1,60 @@
+"""Which AWS the CLI talks to: real AWS by default, or the local stack when an endpoint URL says so.
+
+Only the standard mechanisms are used (`AWS_ENDPOINT_URL`, the default credential chain), so every command works the
+same against AWS and against `billmig local up`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+
+DEFAULT_STATE_DIR = Path(".local")
+DEFAULT_STACK = "billmig"
+
+
+def use_endpoint(endpoint_url: str | None) -> None:
+    """Point boto3 at `endpoint_url`; a loopback endpoint also gets placeholder credentials and a region."""
+    if endpoint_url:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint_url
+    current = os.environ.get("AWS_ENDPOINT_URL")
+    if current and urlparse(current).hostname in {"127.0.0.1", "localhost", "::1"}:
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def local_endpoints(state_dir: Path = DEFAULT_STATE_DIR) -> dict[str, str | None]:
+    path = state_dir / "endpoints.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: is `billmig local up` running (with --state-dir {state_dir})?")
+    endpoints: dict[str, str | None] = json.loads(path.read_text())
+    return endpoints
+
+
+def local_control_url(state_dir: Path = DEFAULT_STATE_DIR) -> str:
+    """The local stack's control plane: the configured endpoint if it is local, else the one `local up` wrote."""
+    current = os.environ.get("AWS_ENDPOINT_URL")
+    if current:
+        return current.rstrip("/")
+    aws = local_endpoints(state_dir).get("aws")
+    if not aws:
+        raise FileNotFoundError("no local AWS endpoint recorded")
+    use_endpoint(aws)
+    return aws
+
+
+def client(service: str) -> Any:
+    return boto3.client(service)  # type: ignore[call-overload]
+
+
+@cache
+def stack_outputs(stack_name: str = DEFAULT_STACK) -> dict[str, str]:
+    stack = client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}

@@ -1,0 +1,41 @@
+"""Starting and following Step Functions executions, the way operators run batches."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def execution_name(*parts: str) -> str:
+    """A readable, valid execution name (<= 80 chars of [A-Za-z0-9_-])."""
+    return _NAME_UNSAFE.sub("-", "-".join(p for p in parts if p))[:80]
+
+
+def start(sfn: Any, state_machine_arn: str, payload: dict[str, Any], name: str) -> str:
+    response = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload))
+    return str(response["executionArn"])
+
+
+def wait(sfn: Any, execution_arn: str, *, timeout: float = 300.0) -> dict[str, Any]:
+    """Poll until the execution leaves RUNNING (back-off from 50 ms to 1 s); raises TimeoutError past `timeout`."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        description: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+        if description["status"] != "RUNNING":
+            return description
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{execution_arn} still RUNNING after {timeout:.0f} s")
+        time.sleep(delay)
+        delay = min(1.0, delay * 1.5)
+
+
+def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
+        events.extend(page["events"])
+    return events
