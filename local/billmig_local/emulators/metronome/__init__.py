@@ -1,0 +1,31 @@
+"""Metronome emulator: a real HTTP server that `metronome-sdk` drives, with Metronome's contract billing.
+
+`start(...)` is what `billmig local up` calls. State lives in `state_dir/metronome/state.sqlite` (or in memory).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from billmig_local.clock import WorldClock
+from billmig_local.emulators.base import EmulatorControl, EmulatorServer, ObjectStore, RunningEmulator
+
+from .app import build_app
+from .billing_engine import BillingEngine
+from .errors import error_response
+from .idempotency import IdempotencyKeys
+
+RATE_LIMIT_PRESETS = {"metronome": (100.0, 200.0), "tight": (5.0, 5.0)}
+
+
+def start(*, clock: WorldClock, state_dir: Path | None, port: int = 0) -> RunningEmulator:
+    store = ObjectStore(state_dir / "metronome" / "state.sqlite" if state_dir is not None else None)
+    engine = BillingEngine(store, clock.now)
+    app = IdempotencyKeys(build_app(store, engine, clock.now), store)
+    control = EmulatorControl(
+        app, name="metronome", error_response=error_response, now=clock.now, rate_limit_presets=RATE_LIMIT_PRESETS
+    )
+    clock.subscribe(lambda _old, _new: engine.catch_up())
+    server = EmulatorServer(control, port=port)
+    server.start()
+    return RunningEmulator("metronome", server, control, extra={"store": store, "engine": engine})

@@ -1,0 +1,588 @@
+"""The billing engine: events -> metrics -> usage products -> rate card -> invoices, with commit/credit draw-down.
+
+Invoices are computed from the stored facts whenever asked ("everything due up to clock.now()"). An open or
+grace-period statement period is a DRAFT recomputed on every read; once its grace period is over it is FINALIZED
+and frozen in the store together with the draw-downs it made, so later events never change it. Scheduled invoices
+come from PREPAID commits' invoice schedules. Prepaid balance thresholds are evaluated on every catch-up.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from billmig_local.emulators.base import ObjectStore
+
+from .drawdown import Segment, applies_to, priority_key, segments_of
+from .rating import charge, rate_for
+from .statement_periods import Period, statement_periods
+from .usage_aggregation import aggregate_by_group, metric_matches
+from .wire_format import (
+    FAR_FUTURE,
+    USD_CENTS,
+    cents,
+    derived_id,
+    format_time,
+    json_number,
+    new_id,
+    parse_time,
+    to_decimal,
+)
+
+GRACE_SECONDS = 24 * 3600
+"""Metronome's default invoice finalization grace period."""
+
+
+@dataclass
+class CustomerBilling:
+    """Everything billed to one customer as of `now`."""
+
+    invoices: list[dict[str, Any]] = field(default_factory=list)
+    drawn: dict[str, int] = field(default_factory=dict)  # segment id -> cents drawn
+    deductions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # segment id -> ledger entries
+    sources: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Line:
+    product: dict[str, Any]
+    values: dict[str, str | None]
+    rate: dict[str, Any]
+    quantity: Decimal
+    window_charges: list[int]
+    left: list[int]
+
+
+class BillingEngine:
+    def __init__(self, store: ObjectStore, now: Callable[[], float]) -> None:
+        self.store = store
+        self.now = now
+        self._events_by_ref: dict[str, list[dict[str, Any]]] = {}
+        self._next_due = 0.0
+        self._dirty: set[str] = set()
+        self._catching_up = threading.Lock()
+        self.aliases: dict[str, str] = {}  # ingest alias -> customer id
+        for customer in store.all("customer"):
+            for alias in customer.get("ingest_aliases", []):
+                self.aliases[alias] = customer["id"]
+        for event in store.all("event"):
+            self._events_by_ref.setdefault(event["customer_id"], []).append(event)
+
+    # ------------------------------------------------------------------------------------------------- events
+    def add_event(self, event: dict[str, Any]) -> None:
+        with self.store.lock:
+            self.store.put("event", event["transaction_id"], event)
+            self._events_by_ref.setdefault(event["customer_id"], []).append(event)
+            self._dirty.add(event["customer_id"])
+
+    def customer_events(self, customer: dict[str, Any]) -> list[dict[str, Any]]:
+        refs = [customer["id"], *customer.get("ingest_aliases", [])]
+        found: list[dict[str, Any]] = []
+        for ref in refs:
+            found.extend(self._events_by_ref.get(ref, []))
+        found.sort(key=lambda e: (e["_ts"], e["transaction_id"]))
+        return found
+
+    def mark_changed(self, customer_id: str | None = None) -> None:
+        """Contracts, commits or statuses changed: re-evaluate on the next request."""
+        with self.store.lock:
+            self._next_due = 0.0
+            if customer_id:
+                self._dirty.add(customer_id)
+
+    # ------------------------------------------------------------------------------------------------- sources
+    def sources_for(self, customer_id: str) -> list[dict[str, Any]]:
+        """Commits and credits (contract-level and customer-level) that can pay this customer's invoices."""
+        sources: list[dict[str, Any]] = []
+        for contract in self.contracts_of(customer_id):
+            for item in [*contract.get("commits", []), *contract.get("credits", [])]:
+                sources.append({**item, "_contract_id": contract["id"]})
+        for item in self.store.all("customer_commit"):
+            if item["_customer_id"] == customer_id:
+                sources.append({**item, "_contract_id": None})
+        return sources
+
+    def contracts_of(self, customer_id: str) -> list[dict[str, Any]]:
+        return [c for c in self.store.all("contract") if c["customer_id"] == customer_id and not c.get("archived_at")]
+
+    # ------------------------------------------------------------------------------------------------- billing
+    def bill_customer(self, customer_id: str) -> CustomerBilling:
+        """All invoices and draw-downs for a customer at the clock's now (persists newly finalized invoices)."""
+        with self.store.lock:
+            now = self.now()
+            customer = self.store.get("customer", customer_id)
+            billing = CustomerBilling(sources=self.sources_for(customer_id))
+            if customer is None:
+                return billing
+            segments = [seg for source in billing.sources for seg in segments_of(source)]
+            events = self.customer_events(customer)
+            work: list[tuple[float, int, dict[str, Any], Period]] = []
+            for contract in self.contracts_of(customer_id):
+                schedule = contract.get("usage_statement_schedule") or {}
+                generation = schedule.get("invoice_generation_starting_at")
+                periods = statement_periods(
+                    schedule,
+                    contract["_starting_ts"],
+                    contract.get("_ending_ts"),
+                    parse_time(generation) if generation else None,
+                    now,
+                )
+                work.extend((p.start, contract["_seq"], contract, p) for p in periods)
+            work.sort(key=lambda w: (w[0], w[1]))
+            for _, _, contract, period in work:
+                invoice_id = derived_id("usage", contract["id"], repr(period.start))
+                stored = self.store.get("invoice", invoice_id)
+                if stored is not None:
+                    for draw in stored.get("_draws", []):
+                        self._record_draw(billing, draw, stored)
+                    billing.invoices.append(stored)
+                    continue
+                invoice = self._usage_invoice(invoice_id, customer, contract, period, events, segments, billing, now)
+                billing.invoices.append(invoice)
+                if invoice["status"] == "FINALIZED":
+                    self._finalize(invoice, customer, contract)
+            for source in billing.sources:
+                billing.invoices.extend(self._scheduled_invoices(customer, source, now))
+            billing.invoices.sort(key=lambda inv: (inv.get("start_timestamp") or inv.get("issued_at") or "", inv["id"]))
+            return billing
+
+    def _record_draw(self, billing: CustomerBilling, draw: dict[str, Any], invoice: dict[str, Any]) -> None:
+        seg_id = draw["segment_id"]
+        billing.drawn[seg_id] = billing.drawn.get(seg_id, 0) + draw["amount"]
+        billing.deductions.setdefault(seg_id, []).append(
+            {
+                "invoice_id": invoice["id"],
+                "amount": -draw["amount"],
+                "timestamp": invoice["start_timestamp"],
+                "contract_id": invoice.get("contract_id"),
+            }
+        )
+
+    def _rates_of(self, rate_card_id: str | None) -> list[dict[str, Any]]:
+        if not rate_card_id:
+            return []
+        return [r for r in self.store.all("rate") if r["_rate_card_id"] == rate_card_id]
+
+    def _usage_invoice(
+        self,
+        invoice_id: str,
+        customer: dict[str, Any],
+        contract: dict[str, Any],
+        period: Period,
+        events: list[dict[str, Any]],
+        segments: list[Segment],
+        billing: CustomerBilling,
+        now: float,
+    ) -> dict[str, Any]:
+        in_period = [e for e in events if period.start <= e["_ts"] < period.end]
+        usable = [
+            s
+            for s in segments
+            if s.source["_contract_id"] in (None, contract["id"])
+            and (
+                s.source["_contract_id"] is not None
+                or not s.source.get("applicable_contract_ids")
+                or contract["id"] in s.source["applicable_contract_ids"]
+            )
+            and s.kind != "POSTPAID"
+            and s.start < period.end
+            and s.end > period.start
+        ]
+        cuts = sorted(
+            {period.start, period.end} | {t for s in usable for t in (s.start, s.end) if period.start < t < period.end}
+        )
+        windows = list(itertools.pairwise(cuts))
+        rates = self._rates_of(contract.get("rate_card_id"))
+        lines: list[_Line] = []
+        product_ids = list(dict.fromkeys(r["product_id"] for r in rates))
+        for product_id in product_ids:
+            product = self.store.get("product", product_id)
+            if product is None or product["type"] != "USAGE":
+                continue
+            current = product["current"]
+            metric = self.store.get("billable_metric", current.get("billable_metric_id") or "")
+            if metric is None:
+                continue
+            keys = list(current.get("pricing_group_key") or [])
+            matching = [e for e in in_period if metric_matches(metric, e)]
+            totals = aggregate_by_group(metric, matching, keys)
+            for values_tuple, quantity in totals.items():
+                values = dict(zip(keys, values_tuple, strict=True))
+                rate = rate_for(rates, product_id, values or None, period.start)
+                if rate is None:
+                    continue  # no rate at these pricing-group values: usage without a charge
+                cumulative = []
+                for _, w_end in windows:
+                    upto = [e for e in matching if e["_ts"] < w_end]
+                    q = aggregate_by_group(metric, upto, keys).get(values_tuple, Decimal(0))
+                    cumulative.append(cents(charge(rate["rate"], q)))
+                charges = [c - p for c, p in zip(cumulative, [0, *cumulative[:-1]], strict=True)]
+                lines.append(_Line(product, values, rate, quantity, charges, list(charges)))
+        draws: dict[str, int] = {}
+        for index, (w_start, w_end) in enumerate(windows):
+            active = sorted((s for s in usable if s.start <= w_start and s.end >= w_end), key=priority_key)
+            for seg in active:
+                for line in lines:
+                    available = seg.amount - billing.drawn.get(seg.segment_id, 0)
+                    if available <= 0:
+                        break
+                    if line.left[index] <= 0 or not applies_to(seg.source, line.product, line.values):
+                        continue
+                    take = min(available, line.left[index])
+                    line.left[index] -= take
+                    billing.drawn[seg.segment_id] = billing.drawn.get(seg.segment_id, 0) + take
+                    draws[seg.segment_id] = draws.get(seg.segment_id, 0) + take
+        status = "FINALIZED" if period.end + GRACE_SECONDS <= now else "DRAFT"
+        line_items = [self._usage_line(line, period) for line in lines]
+        by_segment = {s.segment_id: s for s in usable}
+        for seg_id, amount in draws.items():
+            seg = by_segment[seg_id]
+            line_items.append(self._applied_line(seg, amount, period))
+        invoice = {
+            "id": invoice_id,
+            "customer_id": customer["id"],
+            "contract_id": contract["id"],
+            "credit_type": dict(USD_CENTS),
+            "type": "USAGE",
+            "status": status,
+            "start_timestamp": format_time(period.start),
+            "end_timestamp": format_time(period.end),
+            "issued_at": format_time(period.end),
+            "created_at": format_time(period.start),
+            "line_items": line_items,
+            "total": sum(item["total"] for item in line_items),
+            "billable_status": self.billable_status_at(customer, period.start),
+            "_draws": [{"segment_id": k, "amount": v} for k, v in draws.items()],
+        }
+        for draw in invoice["_draws"]:
+            billing.deductions.setdefault(draw["segment_id"], []).append(
+                {
+                    "invoice_id": invoice_id,
+                    "amount": -draw["amount"],
+                    "timestamp": invoice["start_timestamp"],
+                    "contract_id": contract["id"],
+                }
+            )
+        return invoice
+
+    @staticmethod
+    def _usage_line(line: _Line, period: Period) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "name": line.product["current"]["name"],
+            "type": "usage",
+            "credit_type": dict(USD_CENTS),
+            "quantity": json_number(line.quantity),
+            "total": sum(line.window_charges),
+            "product_id": line.product["id"],
+            "product_type": "USAGE",
+            "starting_at": format_time(period.start),
+            "ending_before": format_time(period.end),
+            "list_price": {k: v for k, v in line.rate["rate"].items() if not k.startswith("_")},
+        }
+        if line.rate["rate"].get("rate_type") == "FLAT":
+            item["unit_price"] = line.rate["rate"].get("price", 0)
+        if line.values:
+            item["pricing_group_values"] = {k: v for k, v in line.values.items() if v is not None}
+        return item
+
+    @staticmethod
+    def _applied_line(seg: Segment, amount: int, period: Period) -> dict[str, Any]:
+        source = seg.source
+        kind = "CREDIT" if source["type"] == "CREDIT" else source["type"]
+        return {
+            "name": source.get("name") or source["product"]["name"],
+            "type": "credit" if kind == "CREDIT" else "commit",
+            "credit_type": dict(USD_CENTS),
+            "quantity": 1,
+            "total": -amount,
+            "product_id": source["product"]["id"],
+            "commit_id": source["id"],
+            "commit_segment_id": seg.segment_id,
+            "commit_type": kind,
+            "applied_commit_or_credit": {"id": source["id"], "type": kind},
+            "starting_at": format_time(period.start),
+            "ending_before": format_time(period.end),
+        }
+
+    def _scheduled_invoices(self, customer: dict[str, Any], source: dict[str, Any], now: float) -> list[dict[str, Any]]:
+        schedule = source.get("invoice_schedule") or {}
+        if source["type"] != "PREPAID" or schedule.get("do_not_invoice") or not schedule.get("schedule_items"):
+            return []
+        invoices = []
+        for item in schedule["schedule_items"]:
+            issued = parse_time(item["timestamp"])
+            amount = cents(to_decimal(item.get("amount", 0)))
+            invoice_id = derived_id("scheduled", item["id"])
+            status = "FINALIZED" if issued <= now else "DRAFT"
+            invoice = {
+                "id": invoice_id,
+                "customer_id": customer["id"],
+                "credit_type": dict(USD_CENTS),
+                "type": "SCHEDULED",
+                "status": status,
+                "issued_at": format_time(issued),
+                "created_at": source.get("created_at") or format_time(issued),
+                "line_items": [
+                    {
+                        "name": source.get("name") or source["product"]["name"],
+                        "type": "scheduled",
+                        "credit_type": dict(USD_CENTS),
+                        "quantity": json_number(to_decimal(item.get("quantity", 1))),
+                        "unit_price": item.get("unit_price", item.get("amount", 0)),
+                        "total": amount,
+                        "product_id": source["product"]["id"],
+                        "commit_id": source["id"],
+                        "commit_type": "PREPAID",
+                    }
+                ],
+                "total": amount,
+                "billable_status": self.billable_status_at(customer, issued),
+            }
+            if source.get("_contract_id"):
+                invoice["contract_id"] = source["_contract_id"]
+            if status == "FINALIZED":
+                invoice["external_invoice"] = self._delivery(invoice, customer, source.get("_contract_id"))
+            invoices.append(invoice)
+        return invoices
+
+    # ------------------------------------------------------------------------------------------------- status
+    @staticmethod
+    def billable_status_at(customer: dict[str, Any], instant: float) -> str:
+        status = customer.get("_initial_billable_status", "billable")
+        for change in customer.get("_billable_history", []):
+            if change["_ts"] <= instant:
+                status = change["value"]
+        return str(status)
+
+    def last_finalized_end(self, customer_id: str) -> float | None:
+        ends = [
+            parse_time(inv["end_timestamp"])
+            for inv in self.store.all("invoice")
+            if inv["customer_id"] == customer_id and inv["status"] == "FINALIZED"
+        ]
+        return max(ends) if ends else None
+
+    # ------------------------------------------------------------------------------------------------- delivery
+    def _stripe_configuration(self, customer: dict[str, Any], contract_id: str | None) -> dict[str, Any] | None:
+        contract = self.store.get("contract", contract_id) if contract_id else None
+        wanted = (contract or {}).get("_billing_provider_configuration_id")
+        configs = [c for c in self.store.all("billing_provider_configuration") if c["customer_id"] == customer["id"]]
+        for config in configs:
+            if wanted and config["id"] == wanted:
+                return config
+        return next((c for c in configs if c["billing_provider"] == "stripe"), None)
+
+    def _delivery(self, invoice: dict[str, Any], customer: dict[str, Any], contract_id: str | None) -> Any:
+        """Billable finalized invoices go to the customer's billing provider; unbillable ones never do."""
+        if invoice["billable_status"] != "billable":
+            return None
+        config = self._stripe_configuration(customer, contract_id)
+        if config is None:
+            return None
+        delivery = self.store.get("stripe_delivery", invoice["id"])
+        if delivery is None:
+            delivery = {
+                "invoice_id": invoice["id"],
+                "customer_id": customer["id"],
+                "stripe_customer_id": (config.get("configuration") or {}).get("stripe_customer_id"),
+                "total": invoice["total"],
+                "delivered_at": format_time(self.now()),
+            }
+            self.store.put("stripe_delivery", invoice["id"], delivery)
+        return {
+            "billing_provider_type": "stripe",
+            "invoice_id": "in_emu_" + invoice["id"].replace("-", "")[:24],
+            "issued_at_timestamp": invoice["issued_at"],
+            "external_status": "FINALIZED",
+        }
+
+    def _finalize(self, invoice: dict[str, Any], customer: dict[str, Any], contract: dict[str, Any]) -> None:
+        invoice["external_invoice"] = self._delivery(invoice, customer, contract["id"])
+        self.store.put("invoice", invoice["id"], invoice)
+
+    # ------------------------------------------------------------------------------------------------- balances
+    def balance_of(self, source: dict[str, Any], billing: CustomerBilling, at: float) -> int:
+        total = 0
+        for seg in segments_of(source):
+            if seg.start <= at < seg.end:
+                total += seg.amount - billing.drawn.get(seg.segment_id, 0)
+        return total
+
+    def ledger_of(self, source: dict[str, Any], billing: CustomerBilling, at: float) -> list[dict[str, Any]]:
+        prefix = "CREDIT" if source["type"] == "CREDIT" else f"{source['type']}_COMMIT"
+        entries: list[dict[str, Any]] = []
+        for seg in segments_of(source):
+            if seg.start > at:
+                continue
+            entries.append(
+                {
+                    "type": f"{prefix}_SEGMENT_START",
+                    "timestamp": format_time(seg.start),
+                    "amount": seg.amount,
+                    "segment_id": seg.segment_id,
+                }
+            )
+            for deduction in billing.deductions.get(seg.segment_id, []):
+                entry = {
+                    "type": f"{prefix}_AUTOMATED_INVOICE_DEDUCTION",
+                    "timestamp": deduction["timestamp"],
+                    "amount": deduction["amount"],
+                    "segment_id": seg.segment_id,
+                    "invoice_id": deduction["invoice_id"],
+                }
+                if deduction.get("contract_id"):
+                    entry["contract_id"] = deduction["contract_id"]
+                entries.append(entry)
+            remaining = seg.amount - billing.drawn.get(seg.segment_id, 0)
+            if seg.end <= at and remaining > 0:
+                entries.append(
+                    {
+                        "type": f"{prefix}_EXPIRATION",
+                        "timestamp": format_time(seg.end),
+                        "amount": -remaining,
+                        "segment_id": seg.segment_id,
+                    }
+                )
+        return entries
+
+    # ------------------------------------------------------------------------------------------------- catch-up
+    def resolve_customer_id(self, ref: str) -> str | None:
+        if self.store.get("customer", ref) is not None:
+            return ref
+        return self.aliases.get(ref)
+
+    def catch_up_if_due(self) -> None:
+        """Cheap on most requests: a full pass only when something falls due or a threshold may have tripped."""
+        if self.now() >= self._next_due:
+            self.catch_up()
+            return
+        if not self._dirty:
+            return
+        with self.store.lock:
+            dirty, self._dirty = self._dirty, set()
+            for ref in dirty:
+                customer_id = self.resolve_customer_id(ref)
+                if customer_id is not None:
+                    self.recharge_if_needed(customer_id)
+
+    def catch_up(self) -> None:
+        """Finalize what is due, record deliveries and run threshold recharges, for every customer with a contract."""
+        if not self._catching_up.acquire(blocking=False):
+            return  # another thread is already doing it
+        try:
+            with self.store.lock:
+                self._dirty.clear()
+                customer_ids = list(dict.fromkeys(c["customer_id"] for c in self.store.all("contract")))
+                customer_ids += [
+                    c["_customer_id"]
+                    for c in self.store.all("customer_commit")
+                    if c["_customer_id"] not in customer_ids
+                ]
+                next_due = float("inf")
+                for customer_id in customer_ids:
+                    self.recharge_if_needed(customer_id)
+                    billing = self.bill_customer(customer_id)
+                    for invoice in billing.invoices:
+                        if invoice["status"] == "DRAFT":
+                            end = invoice.get("end_timestamp")
+                            due = parse_time(end) + GRACE_SECONDS if end else parse_time(invoice["issued_at"])
+                            next_due = min(next_due, due)
+                    for source in billing.sources:
+                        for seg in segments_of(source):
+                            if seg.end > self.now():
+                                next_due = min(next_due, seg.end)
+                # contract periods that have not begun yet start a new draft; look again at the next day boundary
+                self._next_due = min(next_due, self.now() + 3600)
+        finally:
+            self._catching_up.release()
+
+    def recharge_if_needed(self, customer_id: str) -> None:
+        """Prepaid balance thresholds: top the balance up to `recharge_to_amount` when it falls below threshold.
+
+        Runs whatever the customer's billable status, as Metronome's does.
+        """
+        for _ in range(3):
+            contracts = [
+                c
+                for c in self.contracts_of(customer_id)
+                if (c.get("prepaid_balance_threshold_configuration") or {}).get("is_enabled")
+            ]
+            if not contracts:
+                return
+            billing = self.bill_customer(customer_id)
+            now = self.now()
+            recharged = False
+            for contract in contracts:
+                config = contract["prepaid_balance_threshold_configuration"]
+                balance = sum(
+                    self.balance_of(s, billing, now)
+                    for s in billing.sources
+                    if s["type"] in ("PREPAID", "CREDIT") and s["_contract_id"] in (None, contract["id"])
+                )
+                if balance >= to_decimal(config["threshold_amount"]):
+                    continue
+                amount = cents(to_decimal(config["recharge_to_amount"])) - balance
+                if amount <= 0:
+                    continue
+                self._add_recharge_commit(contract, config, amount, now)
+                recharged = True
+            if not recharged:
+                return
+
+    def _add_recharge_commit(self, contract: dict[str, Any], config: dict[str, Any], amount: int, now: float) -> None:
+        gate = (config.get("payment_gate_config") or {}).get("payment_gate_type", "NONE").upper()
+        customer = self.store.get("customer", contract["customer_id"]) or {"id": contract["customer_id"]}
+        if gate == "STRIPE" and self._stripe_configuration(customer, contract["id"]) is None:
+            # the gated payment cannot be collected: Metronome turns the threshold off
+            config["is_enabled"] = False
+            self.store.put("contract", contract["id"], contract)
+            return
+        commit_spec = config.get("commit") or {}
+        product = self.store.get("product", commit_spec.get("product_id", "")) or {
+            "id": commit_spec.get("product_id"),
+            "current": {"name": "Prepaid balance recharge"},
+        }
+        start = format_time(now)
+        commit = {
+            "id": new_id(self.store, "commit"),
+            "type": "PREPAID",
+            "name": commit_spec.get("name") or "Prepaid balance recharge",
+            "product": {"id": product["id"], "name": product["current"]["name"]},
+            "contract": {"id": contract["id"]},
+            "access_schedule": {
+                "credit_type": dict(USD_CENTS),
+                "schedule_items": [
+                    {
+                        "id": new_id(self.store, "schedule_item"),
+                        "amount": amount,
+                        "starting_at": start,
+                        "ending_before": format_time(contract.get("_ending_ts") or FAR_FUTURE),
+                    }
+                ],
+            },
+            "invoice_schedule": {
+                "credit_type": dict(USD_CENTS),
+                "schedule_items": [
+                    {
+                        "id": new_id(self.store, "schedule_item"),
+                        "amount": amount,
+                        "unit_price": amount,
+                        "quantity": 1,
+                        "timestamp": start,
+                    }
+                ],
+                "do_not_invoice": False,
+            },
+            "created_at": start,
+            "_seq": now,
+            "_threshold_recharge": True,
+        }
+        for key in ("priority", "applicable_product_ids", "applicable_product_tags", "specifiers", "description"):
+            if commit_spec.get(key) is not None:
+                commit[key] = commit_spec[key]
+        contract.setdefault("commits", []).append(commit)
+        self.store.put("contract", contract["id"], contract)
