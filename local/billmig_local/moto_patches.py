@@ -7,11 +7,12 @@ its internals; a moto upgrade means re-checking every one.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from billmig_local.clock import WorldClock
@@ -30,6 +31,20 @@ class _Runtime:
     clock: WorldClock | None = None
     bridge: LambdaBridge | None = None
     retry_scale: float = 0.0
+    # How many `Wait` states and retry back-offs are parked on the world clock right now: what a test or an
+    # operator checks to see that an execution waits for the clock rather than for the host.
+    parked: dict[str, int] = field(default_factory=lambda: {"wait": 0, "retry": 0})
+    parked_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @contextlib.contextmanager
+    def park(self, kind: str) -> Iterator[None]:
+        with self.parked_lock:
+            self.parked[kind] += 1
+        try:
+            yield
+        finally:
+            with self.parked_lock:
+                self.parked[kind] -= 1
 
 
 RUNTIME = _Runtime()
@@ -196,6 +211,25 @@ def _scheduler_schedules() -> None:
         cached.cache_clear()
 
 
+def _table_point_in_time_recovery() -> None:
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.dynamodb.models.table import Table
+
+    table_model: Any = Table
+    original = table_model.create_from_cloudformation_json.__func__
+
+    def create(
+        cls: Any, /, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> Any:
+        table = original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        recovery = cloudformation_json["Properties"].get("PointInTimeRecoverySpecification") or {}
+        if recovery.get("PointInTimeRecoveryEnabled"):
+            dynamodb_backends[account_id][region_name].update_continuous_backups(table.name, recovery)
+        return table
+
+    table_model.create_from_cloudformation_json = classmethod(create)
+
+
 def _execution_names() -> None:
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
@@ -226,8 +260,11 @@ def _waits_on_world_clock() -> None:
     def _wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
         clock = _clock()
         target = clock.now() + wait_seconds
-        while clock.now() < target and env.is_running():
-            clock.wait_until(min(target, clock.now() + 0.2))
+        if clock.now() >= target:
+            return
+        with RUNTIME.park("wait"):
+            while clock.now() < target and env.is_running():
+                clock.wait_until(min(target, clock.now() + 0.2))
 
     timestamp_model: Any = timestamp.Timestamp
     wait_model: Any = wait_function.WaitFunction
@@ -246,7 +283,8 @@ def _retries_on_world_clock() -> None:
             scaled = seconds * RUNTIME.retry_scale
             if scaled > 0:
                 clock = _clock()
-                clock.wait_until(clock.now() + scaled)
+                with RUNTIME.park("retry"):
+                    clock.wait_until(clock.now() + scaled)
 
     retrier_module: Any = retrier_decl
     retrier_module.time = _WorldClockTime
@@ -269,6 +307,11 @@ PATCHES: tuple[Patch, ...] = (
     Patch("layer_versions", "Ref on a LayerVersion gives None and LayerName is ignored", _layer_versions),
     Patch("function_layers", "a function's Layers are dropped by CloudFormation", _function_layers),
     Patch("scheduler_schedules", "AWS::Scheduler::Schedule is silently not created", _scheduler_schedules),
+    Patch(
+        "table_point_in_time_recovery",
+        "a table's PointInTimeRecoverySpecification is ignored",
+        _table_point_in_time_recovery,
+    ),
     Patch("execution_names", "an execution started without a name gets ':None' as its name", _execution_names),
     Patch("waits_on_world_clock", "Wait really sleeps on the host clock", _waits_on_world_clock),
     Patch("retries_on_world_clock", "Retry intervals really sleep on the host clock", _retries_on_world_clock),
