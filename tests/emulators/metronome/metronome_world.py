@@ -92,14 +92,14 @@ def make_catalogue(client: Metronome) -> Catalogue:
         rate_type="FLAT",
         price=0.5,
     )
-    # graduated: first 1,000 calls at 2c, next 4,000 at 1.5c, the rest at 1c
+    # graduated: first 10 calls at 20c, next 40 at 15c, the rest at 10c
     client.v1.contracts.rate_cards.rates.add(
         rate_card_id=rate_card,
         product_id=calls_product,
         starting_at=since,
         entitled=True,
         rate_type="TIERED",
-        tiers=[{"size": 1000, "price": 2}, {"size": 4000, "price": 1.5}, {"price": 1}],
+        tiers=[{"size": 10, "price": 20}, {"size": 40, "price": 15}, {"price": 10}],
     )
     return Catalogue(tokens, tokens_product, calls, calls_product, commit_product, credit_product, rate_card)
 
