@@ -25,8 +25,7 @@ def contract(world: World, cat: Catalogue, customer_id: str, **extra: Any) -> st
         customer_id=customer_id,
         starting_at=at(1),
         rate_card_id=cat.rate_card_id,
-        usage_statement_schedule={"frequency": "MONTHLY", "day": "FIRST_OF_MONTH"},
-        **extra,
+        **{"usage_statement_schedule": {"frequency": "MONTHLY", "day": "FIRST_OF_MONTH"}, **extra},
     ).data.id
 
 
@@ -244,11 +243,6 @@ def test_no_usage_invoices_before_invoice_generation_starting_at(world: World, c
         world,
         catalogue,
         customer,
-        usage_statement_schedule={"frequency": "MONTHLY", "invoice_generation_starting_at": at(1, 2)},
-    ) if False else world.client.v1.contracts.create(
-        customer_id=customer,
-        starting_at=at(1),
-        rate_card_id=catalogue.rate_card_id,
         usage_statement_schedule={
             "frequency": "MONTHLY",
             "day": "FIRST_OF_MONTH",

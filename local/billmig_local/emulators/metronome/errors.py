@@ -22,8 +22,9 @@ class ApiError(Exception):
 
 
 def error_response(status: int, message: str, code: str = "") -> Response:
-    """The `EmulatorControl` hook: injected faults and rate limits answer in Metronome's shape."""
-    return JSONResponse(ApiError(status, message, code or None).body(), status_code=status)
+    """The `EmulatorControl` hook: injected faults and rate limits answer in Metronome's `{"message"}` shape."""
+    del code  # Metronome's generic errors carry no code
+    return JSONResponse({"message": message}, status_code=status)
 
 
 def not_found(what: str, oid: object) -> ApiError:

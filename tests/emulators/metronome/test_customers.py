@@ -1,0 +1,119 @@
+"""Customers, aliases, billing provider configurations and the catalogue, through the SDK (no clock moves)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+import metronome
+import pytest
+from metronome_world import World, make_catalogue, new_customer
+
+
+def test_create_list_by_alias_and_retrieve(shared_world: World) -> None:
+    client = shared_world.client
+    customer_id = new_customer(client, "cust-a1", stripe_customer="cus_a1")
+    (found,) = client.v1.customers.list(ingest_alias="cust-a1").data
+    assert (found.id, found.ingest_aliases, found.name) == (customer_id, ["cust-a1"], "Customer cust-a1")
+    got = client.v1.customers.retrieve(customer_id=customer_id).data
+    assert got.current_billable_status is not None
+    assert (got.current_billable_status.value, got.current_billable_status.effective_at) == ("billable", None)
+    assert client.v1.customers.list(ingest_alias="no-such-alias").data == []
+
+
+def test_alias_in_use_is_a_conflict(shared_world: World) -> None:
+    client = shared_world.client
+    first = new_customer(client, "cust-dup")
+    with pytest.raises(metronome.ConflictError):
+        new_customer(client, "cust-dup")
+    other = new_customer(client, "cust-other")
+    with pytest.raises(metronome.ConflictError):
+        client.v1.customers.set_ingest_aliases(customer_id=other, ingest_aliases=["cust-dup"])
+    # setIngestAliases replaces the whole set, and frees the old alias
+    client.v1.customers.set_ingest_aliases(customer_id=first, ingest_aliases=["cust-dup-new"])
+    assert [c.id for c in client.v1.customers.list(ingest_alias="cust-dup-new")] == [first]
+    assert client.v1.customers.list(ingest_alias="cust-dup").data == []
+    client.v1.customers.set_ingest_aliases(customer_id=other, ingest_aliases=["cust-dup"])
+    assert [c.id for c in client.v1.customers.list(ingest_alias="cust-dup")] == [other]
+
+
+def test_billing_provider_configuration_ids_feed_a_contract(shared_world: World) -> None:
+    client = shared_world.client
+    customer_id = new_customer(client, "cust-bpc", stripe_customer=None)
+    reply = client.v1.customers.set_billing_configurations(
+        data=[
+            {
+                "customer_id": customer_id,
+                "billing_provider": "stripe",
+                "delivery_method": "direct_to_billing_provider",
+                "configuration": {"stripe_customer_id": "cus_bpc", "stripe_collection_method": "send_invoice"},
+            }
+        ]
+    )
+    (config,) = reply.data
+    assert config.id and config.customer_id == customer_id
+    contract_id = client.v1.contracts.create(
+        customer_id=customer_id,
+        starting_at=datetime(2030, 1, 1, tzinfo=UTC),
+        billing_provider_configuration={"billing_provider_configuration_id": config.id},
+    ).data.id
+    got = client.v2.contracts.retrieve(customer_id=customer_id, contract_id=contract_id).data
+    assert got.customer_billing_provider_configuration is not None
+    assert got.customer_billing_provider_configuration.id == config.id
+
+
+def test_unknown_customer_is_404_and_missing_token_is_401(shared_world: World) -> None:
+    with pytest.raises(metronome.NotFoundError) as error:
+        shared_world.client.v1.customers.retrieve(customer_id="00000000-0000-4000-8000-000000000000")
+    assert "customer" in error.value.body["message"]
+    reply = httpx.get(shared_world.emulator.url + "/v1/customers")
+    assert reply.status_code == 401 and "message" in reply.json()
+
+
+def test_catalogue_reads_back(shared_world: World) -> None:
+    client = shared_world.client
+    cat = make_catalogue(client)
+    metric = client.v1.billable_metrics.retrieve(billable_metric_id=cat.metric_id).data
+    assert (metric.aggregation_type, metric.aggregation_key, metric.group_keys) == ("SUM", "tokens", [["model"]])
+    product = client.v1.contracts.products.retrieve(id=cat.tokens_product_id).data
+    assert (product.type, product.current.pricing_group_key) == ("USAGE", ["model"])
+    assert product.current.billable_metric_id == cat.metric_id
+    rates = client.v1.contracts.rate_cards.rates.list(
+        rate_card_id=cat.rate_card_id,
+        at=datetime(2030, 1, 1, tzinfo=UTC),
+        selectors=[{"product_id": cat.tokens_product_id}],
+    ).data
+    assert sorted((r.pricing_group_values or {}).get("model", "") for r in rates) == ["gpt-4", "small"]
+    (tiered,) = client.v1.contracts.rate_cards.rates.list(
+        rate_card_id=cat.rate_card_id,
+        at=datetime(2030, 1, 1, tzinfo=UTC),
+        selectors=[{"product_id": cat.calls_product_id}],
+    ).data
+    assert tiered.rate.rate_type == "TIERED" and [t.price for t in tiered.rate.tiers or []] == [20, 15, 10]
+    # rates are priced as of `at`: nothing existed before the rates' starting_at
+    assert (
+        client.v1.contracts.rate_cards.rates.list(
+            rate_card_id=cat.rate_card_id, at=datetime(2019, 1, 1, tzinfo=UTC)
+        ).data
+        == []
+    )
+
+
+def test_usage_product_needs_its_metric_group_key(shared_world: World) -> None:
+    client = shared_world.client
+    cat = make_catalogue(client)
+    with pytest.raises(metronome.BadRequestError) as error:
+        client.v1.contracts.products.create(
+            name="bad", type="USAGE", billable_metric_id=cat.calls_metric_id, pricing_group_key=["model"]
+        )
+    assert "pricing_group_key" in error.value.body["message"]
+
+
+def test_customer_list_pages_with_next_page(shared_world: World) -> None:
+    client = shared_world.client
+    for i in range(3):
+        new_customer(client, f"pager-{i}")
+    first = client.v1.customers.list(limit=2)
+    assert len(first.data) == 2 and first.next_page
+    everyone = [c.id for c in client.v1.customers.list(limit=2)]  # the SDK follows next_page
+    assert len(everyone) == len(set(everyone)) >= 3
