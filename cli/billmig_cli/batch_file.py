@@ -31,6 +31,8 @@ def load_batch_file(path: Path, *, batch_id: str | None = None) -> BatchFile:
         raise BatchFileError([f"{path}: no such file"]) from exc
     except json.JSONDecodeError as exc:
         raise BatchFileError([f"{path}: not JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"]) from exc
+    records: Any
+    file_batch_id: Any
     if isinstance(raw, list):
         records, file_batch_id = raw, None
     elif isinstance(raw, dict):

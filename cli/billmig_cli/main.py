@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import threading
@@ -53,6 +54,10 @@ def main(
 # ----------------------------------------------------------------------------------------------------------------------
 # local
 # ----------------------------------------------------------------------------------------------------------------------
+def _print_event(line: str) -> None:
+    console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+
 @local_app.command("up")
 def local_up(
     port: Annotated[int, typer.Option("--port", help="Port of the local AWS endpoint.")] = 4566,
@@ -65,9 +70,7 @@ def local_up(
     from billmig_local.stack import LocalStack, StackSettings
 
     stop = threading.Event()
-    settings = StackSettings(
-        port=port, state_dir=state_dir.resolve(), retry_scale=retry_scale, feed=lambda line: console.print(line)
-    )
+    settings = StackSettings(port=port, state_dir=state_dir.resolve(), retry_scale=retry_scale, feed=_print_event)
     stack = LocalStack(settings).start()
     console.print(f"[bold green]local AWS[/] {stack.endpoint}  (stack {settings.stack_name}, template deployed)")
     for name, url in stack.endpoints().items():
@@ -164,10 +167,9 @@ def _register_seeders() -> None:
         seed_app.command(name)(seed)
 
 
-try:
+# Without the local extras installed, `local` commands explain themselves when used.
+with contextlib.suppress(ImportError):
     _register_seeders()
-except ImportError:  # the local extras are not installed: `local` commands explain themselves when used
-    pass
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -189,9 +191,9 @@ def batch_start(
     try:
         batch = load_batch_file(batch_file, batch_id=batch_id)
     except BatchFileError as exc:
-        console.print(f"[red]{batch_file}: {len(exc.problems)} problem(s); nothing was started[/]")
+        console.print(f"[red]{batch_file}: {len(exc.problems)} problem(s); nothing was started[/]", soft_wrap=True)
         for problem in exc.problems:
-            console.print(f"  - {problem}")
+            console.print(f"  - {problem}", soft_wrap=True, markup=False, highlight=False)
         raise typer.Exit(1) from exc
     sfn = aws_target.client("stepfunctions")
     arn = aws_target.stack_outputs(stack_name)[STATE_MACHINES[machine]]

@@ -60,6 +60,22 @@ class InvocationContext:
         return 60_000
 
 
+class _InvocationOutput(io.TextIOBase):
+    """The stdout/stderr functions see. Loggers bind the stream they find at import, so it must be one lasting
+    object; each invocation points it at a fresh buffer, and that buffer becomes the invocation's log."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.current: io.StringIO | None = None
+
+    def write(self, text: str) -> int:
+        (self.current or sys.__stdout__ or io.StringIO()).write(text)
+        return len(text)
+
+    def writable(self) -> bool:
+        return True
+
+
 class LambdaBridge:
     def __init__(self, *, cache_dir: Path, endpoint_url: str, region: str) -> None:
         self.cache_dir = cache_dir
@@ -68,6 +84,7 @@ class LambdaBridge:
         self.faults: list[LambdaFault] = []
         self.invocations = 0
         self._modules: dict[tuple[str, str], ModuleType] = {}
+        self._output = _InvocationOutput()
 
     # ------------------------------------------------------------------------------------------------------------
     def invoke(self, function: Any, event: str | bytes | dict[str, Any] | None) -> tuple[str, bool, str]:
@@ -84,10 +101,11 @@ class LambdaBridge:
                 for layer in _layers_of(function)
             ]
             output = io.StringIO()
+            self._output.current = output
             errored = False
             with _environment(self._environment_for(function)), _import_path([code_dir, *layer_dirs]):
                 try:
-                    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+                    with contextlib.redirect_stdout(self._output), contextlib.redirect_stderr(self._output):
                         handler = self._handler(function, code_dir)
                         context = InvocationContext(
                             function_name=function.function_name,
@@ -101,6 +119,7 @@ class LambdaBridge:
                 except Exception as exc:
                     errored = True
                     response = _error_payload(type(exc).__name__, str(exc), traceback.format_exc())
+            self._output.current = None
             if not errored:
                 fault = self._take_fault(function.function_name, "after")
                 if fault is not None:

@@ -247,8 +247,9 @@ class EmulatorControl:
 
         injected: Response | None = None
         if self.bucket is not None and not self.bucket.take():
-            injected = self.error_response(self.rate_limit_status, "Too many requests (emulated rate limit)",
-                                           "rate_limit")
+            injected = self.error_response(
+                self.rate_limit_status, "Too many requests (emulated rate limit)", "rate_limit"
+            )
         else:
             rule = self._pick_fault(method, path)
             if rule is not None:
