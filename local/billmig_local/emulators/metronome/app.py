@@ -18,7 +18,7 @@ from billmig_local.emulators.base import ObjectStore
 from . import contracts, customers, invoices, pricing, usage
 from .api_call import ApiCall, Handler
 from .billing_engine import BillingEngine
-from .errors import ApiError
+from .errors import ApiError, for_version
 from .openapi_validation import validate_request
 
 ROUTES: list[tuple[str, str, Handler]] = [
@@ -60,6 +60,7 @@ def _endpoint(handler: Handler, store: ObjectStore, engine: BillingEngine, now: 
         if not auth.lower().startswith("bearer ") or not auth[7:].strip():
             return JSONResponse({"message": "Unauthorized: a bearer token is required"}, status_code=401)
         raw = await request.body()
+        has_body = request.method == "POST"
         query_pairs = parse_qsl(request.url.query, keep_blank_values=True)
         try:
             body = json.loads(raw) if raw else None
@@ -67,7 +68,9 @@ def _endpoint(handler: Handler, store: ObjectStore, engine: BillingEngine, now: 
             return JSONResponse({"message": "Invalid request: body is not valid JSON"}, status_code=400)
 
         def run() -> Any:
-            validate_request(request.method, request.url.path, query_pairs, raw)
+            # the document marks no request body as required; an absent one is checked as `{}` so the
+            # missing required fields are named, as Metronome does
+            validate_request(request.method, request.url.path, query_pairs, raw or (b"{}" if has_body else b""))
             engine.catch_up_if_due()
             call = ApiCall(
                 body=body if body is not None else {},
@@ -81,7 +84,8 @@ def _endpoint(handler: Handler, store: ObjectStore, engine: BillingEngine, now: 
 
         try:
             result = await run_in_threadpool(run)
-        except ApiError as error:
+        except ApiError as raised:
+            error = for_version(raised, request.url.path)
             return JSONResponse(error.body(), status_code=error.status)
         except (KeyError, TypeError, ValueError) as error:  # a shape the schema allowed but the emulator cannot use
             return JSONResponse({"message": f"Invalid request: {error}"}, status_code=400)

@@ -27,8 +27,20 @@ def error_response(status: int, message: str, code: str = "") -> Response:
     return JSONResponse({"message": message}, status_code=status)
 
 
+_NOT_FOUND_CODES = {"customer": "CustomerNotFound", "contract": "ContractNotFound"}
+
+
 def not_found(what: str, oid: object) -> ApiError:
-    return ApiError(404, f"{what} not found: {oid}")
+    """404 on v1; the v2 contract operations answer 400 with a `code` instead (see `for_version`)."""
+    return ApiError(404, f"{what} not found: {oid}", _NOT_FOUND_CODES.get(what))
+
+
+def for_version(error: ApiError, path: str) -> ApiError:
+    """v2 contract operations report a missing customer/contract as 400 `{code, message}`; v1 bodies carry no code."""
+    if path.startswith("/v2/"):
+        status = 400 if error.status == 404 else error.status
+        return ApiError(status, error.message, error.code or "ValidationError")
+    return ApiError(error.status, error.message)
 
 
 UNIQUENESS_KEY_USED = "This uniqueness key has already been used."
