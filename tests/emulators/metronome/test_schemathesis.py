@@ -15,7 +15,8 @@ import schemathesis
 from billmig_local.emulators.metronome.app import ROUTES
 from billmig_local.emulators.metronome.openapi_validation import raw_document
 from hypothesis import HealthCheck, given, settings
-from metronome_world import World
+from hypothesis import strategies as st
+from metronome_world import World, at, ingest, llm, make_catalogue, new_customer
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
@@ -41,12 +42,83 @@ def metronome_schema() -> Any:
     return schemathesis.openapi.from_dict(raw_document())
 
 
+@pytest.fixture(scope="module")
+def known_ids(shared_world: World) -> dict[str, str]:
+    """Real objects, so generated requests also reach the success paths (a finalized invoice included)."""
+    client = shared_world.client
+    cat = make_catalogue(client)
+    customer = new_customer(client, "schemathesis")
+    contract = client.v1.contracts.create(
+        customer_id=customer,
+        starting_at=at(1),
+        rate_card_id=cat.rate_card_id,
+        commits=[
+            {
+                "type": "PREPAID",
+                "product_id": cat.commit_product_id,
+                "priority": 1,
+                "access_schedule": {
+                    "schedule_items": [{"amount": 500, "starting_at": at(1), "ending_before": at(1, 6)}]
+                },
+                "invoice_schedule": {"schedule_items": [{"timestamp": at(1), "amount": 500}]},
+            }
+        ],
+        credits=[
+            {
+                "product_id": cat.credit_product_id,
+                "priority": 2,
+                "access_schedule": {
+                    "schedule_items": [{"amount": 300, "starting_at": at(1), "ending_before": at(1, 6)}]
+                },
+            }
+        ],
+    ).data.id
+    shared_world.set_time(at(20))
+    ingest(client, [llm("schemathesis", "st-1", at(10), "gpt-4", 1000), llm("schemathesis", "st-2", at(11), "x", 1)])
+    shared_world.set_time(at(3, 2))
+    invoice = client.v1.customers.invoices.list(customer_id=customer, type="USAGE").data[0]
+    commit = client.v2.contracts.retrieve(customer_id=customer, contract_id=contract).data.commits[0]
+    return {
+        "customer_id": customer,
+        "contract_id": contract,
+        "rate_card_id": cat.rate_card_id,
+        "product_id": cat.tokens_product_id,
+        "billable_metric_id": cat.metric_id,
+        "invoice_id": invoice.id,
+        "commit_id": commit.id,
+        "id": cat.tokens_product_id,
+    }
+
+
+def _with_known_ids(case: Any, known: dict[str, str], now: str, use: bool) -> Any:
+    """Swap generated ids for real ones (half of the cases), keeping everything else schemathesis generated."""
+    if not use:
+        return case
+    if case.path_parameters:
+        for key in case.path_parameters:
+            if key in known:
+                case.path_parameters[key] = known[key]
+    bodies = case.body if isinstance(case.body, list) else [case.body]
+    for body in bodies:
+        if isinstance(body, dict):
+            for key in list(body):
+                if key in known and isinstance(body[key], str):
+                    body[key] = known["rate_card_id"] if key == "id" and "rate-cards" in case.path else known[key]
+            if "timestamp" in body and case.path == "/v1/ingest":
+                body["timestamp"] = now
+    return case
+
+
 @pytest.mark.parametrize(("method", "path"), IMPLEMENTED, ids=[f"{m} {p}" for m, p in IMPLEMENTED])
-def test_operation_conforms(method: str, path: str, shared_world: World) -> None:
+def test_operation_conforms(method: str, path: str, shared_world: World, known_ids: dict[str, str]) -> None:
     operation = metronome_schema()[path][method]
     headers = {"Authorization": "Bearer schemathesis"}
+    now = shared_world.clock.now_datetime().isoformat()
+    cases = st.tuples(operation.as_strategy(), st.booleans()).map(
+        lambda pair: _with_known_ids(pair[0], known_ids, now, pair[1])
+    )
 
-    @given(case=operation.as_strategy())
+    @given(case=cases)
     @settings(
         max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
     )

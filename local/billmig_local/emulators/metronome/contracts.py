@@ -10,7 +10,7 @@ from .customers import get_customer
 from .errors import ApiError, not_found
 from .pagination import page
 from .pricing import get_product, get_rate_card, rate_card_by_alias
-from .wire_format import USD_CENTS, format_time, new_id, parse_time, public, to_decimal, upper
+from .wire_format import EARLIEST_CONTRACT_START, USD_CENTS, format_time, new_id, parse_time, public, to_decimal, upper
 
 _HOUR = 3600
 
@@ -150,6 +150,8 @@ def create_contract(call: ApiCall) -> Any:
         end = parse_time(body["ending_before"], "ending_before") if body.get("ending_before") else None
         if end is not None and end <= start:
             raise ApiError(400, "ending_before: must be after starting_at")
+        if start < EARLIEST_CONTRACT_START:
+            raise ApiError(400, "starting_at: the local emulator only supports contracts starting from 2000-01-01")
         if body.get("rate_card_id"):
             rate_card_id = get_rate_card(call, body["rate_card_id"])["id"]
         elif body.get("rate_card_alias"):

@@ -18,6 +18,8 @@ USD_CENTS = {"id": "2714e483-4ff1-48e4-9e25-ac732e8f24f2", "name": "USD (cents)"
 """Metronome's fixed id for the default fiat credit type."""
 
 FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC).timestamp()
+EARLIEST_CONTRACT_START = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
+"""Emulator limit: statement periods are computed from the contract start, so ancient starts are refused."""
 
 
 def new_id(store: ObjectStore, kind: str) -> str:
@@ -50,7 +52,7 @@ def parse_time(text: Any, field: str = "timestamp") -> float:
 def format_time(instant: float) -> str:
     """Unix seconds -> `2026-01-01T00:00:00.000Z` (Metronome's own rendering)."""
     moment = datetime.fromtimestamp(instant, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def normalize_time(text: Any, field: str) -> str:
