@@ -43,7 +43,7 @@ asl-validate: $(NPM_STAMP)
 	@for f in statemachine/*.asl.json; do npx --no-install asl-validator --no-arn-check --json-path $$f || exit 1; done
 
 pytest: $(STAMP)
-	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 test: lint typecheck cfn-lint asl-validate pytest
 

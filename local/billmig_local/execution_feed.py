@@ -65,6 +65,11 @@ class ExecutionFeed:
                 log.debug("execution feed poll failed", exc_info=True)
 
     def stop(self) -> None:
+        """Stop polling after one last poll, so an execution that ended just before Ctrl-C is still printed."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        try:
+            self.poll()
+        except Exception:
+            log.debug("final execution feed poll failed", exc_info=True)

@@ -21,11 +21,11 @@ import threading
 import traceback
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TextIO
 
 _LOCK = threading.RLock()
 
@@ -62,18 +62,35 @@ class InvocationContext:
 
 class _InvocationOutput(io.TextIOBase):
     """The stdout/stderr functions see. Loggers bind the stream they find at import, so it must be one lasting
-    object; each invocation points it at a fresh buffer, and that buffer becomes the invocation's log."""
+    object; each invocation points it at a fresh buffer, and that buffer becomes the invocation's log.
 
-    def __init__(self) -> None:
+    Only the invoking thread writes into that buffer: `redirect_stdout` swaps the process-wide `sys.stdout`, and
+    other threads (the execution feed of `billmig local up`, for one) must keep printing to the terminal."""
+
+    def __init__(self, fallback: Callable[[], TextIO | None]) -> None:
         super().__init__()
         self.current: io.StringIO | None = None
+        self.owner: int | None = None
+        self._fallback = fallback
 
     def write(self, text: str) -> int:
-        (self.current or sys.__stdout__ or io.StringIO()).write(text)
+        if self.current is not None and threading.get_ident() == self.owner:
+            self.current.write(text)
+        else:
+            (self._fallback() or io.StringIO()).write(text)
         return len(text)
+
+    def flush(self) -> None:
+        stream = self._fallback()
+        if stream is not None and (self.current is None or threading.get_ident() != self.owner):
+            stream.flush()
 
     def writable(self) -> bool:
         return True
+
+    def capture(self, buffer: io.StringIO | None) -> None:
+        self.current = buffer
+        self.owner = threading.get_ident() if buffer is not None else None
 
 
 class LambdaBridge:
@@ -84,7 +101,8 @@ class LambdaBridge:
         self.faults: list[LambdaFault] = []
         self.invocations = 0
         self._modules: dict[tuple[str, str], ModuleType] = {}
-        self._output = _InvocationOutput()
+        self._stdout = _InvocationOutput(lambda: sys.__stdout__)
+        self._stderr = _InvocationOutput(lambda: sys.__stderr__)
 
     # ------------------------------------------------------------------------------------------------------------
     def invoke(self, function: Any, event: str | bytes | dict[str, Any] | None) -> tuple[str, bool, str]:
@@ -101,11 +119,12 @@ class LambdaBridge:
                 for layer in _layers_of(function)
             ]
             output = io.StringIO()
-            self._output.current = output
+            self._stdout.capture(output)
+            self._stderr.capture(output)
             errored = False
             with _environment(self._environment_for(function)), _import_path([code_dir, *layer_dirs]):
                 try:
-                    with contextlib.redirect_stdout(self._output), contextlib.redirect_stderr(self._output):
+                    with contextlib.redirect_stdout(self._stdout), contextlib.redirect_stderr(self._stderr):
                         handler = self._handler(function, code_dir)
                         context = InvocationContext(
                             function_name=function.function_name,
@@ -119,7 +138,8 @@ class LambdaBridge:
                 except Exception as exc:
                     errored = True
                     response = _error_payload(type(exc).__name__, str(exc), traceback.format_exc())
-            self._output.current = None
+            self._stdout.capture(None)
+            self._stderr.capture(None)
             if not errored:
                 fault = self._take_fault(function.function_name, "after")
                 if fault is not None:

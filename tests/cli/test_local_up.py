@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 from conftest import REPO, until
 
@@ -152,10 +154,35 @@ def test_a_bad_batch_file_starts_nothing(running: tuple, tmp_path: Path) -> None
 
 
 def test_ctrl_c_stops_it_cleanly_and_it_printed_execution_events(running: tuple) -> None:
-    process, _, _ = running
+    process, _, endpoints = running
+    sfn = boto3.client(
+        "stepfunctions",
+        endpoint_url=endpoints["aws"],
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    arn = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
+    run = sfn.start_execution(
+        stateMachineArn=arn,
+        name="before-ctrl-c",
+        input=json.dumps(
+            {
+                "batch_id": "ctrl-c",
+                "not_before": "2000-01-01T00:00:00Z",
+                "customers": [{"stripe_customer_id": "cus_CtrlC01", "internal_customer_id": "k-1"}],
+            }
+        ),
+    )
+    until(
+        lambda: sfn.describe_execution(executionArn=run["executionArn"])["status"] != "RUNNING",
+        timeout=60,
+        what="the execution to end",
+    )
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 0
     assert "local AWS http://127.0.0.1:" in output
-    assert "billmig-preflight-local/from-another-process #1 ExecutionStarted" in output
+    assert "billmig-preflight-local/before-ctrl-c #1 ExecutionStarted" in output
+    assert re.search(r"billmig-preflight-local/before-ctrl-c #\d+ ExecutionSucceeded", output)
     assert "stopping" in output

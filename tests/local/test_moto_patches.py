@@ -88,3 +88,24 @@ def test_point_in_time_recovery_follows_the_template(local_stack: LocalStack, dy
 def test_each_patch_names_the_gap_it_closes(patch: str) -> None:
     found = [p for p in moto_patches.PATCHES if p.name == patch]
     assert len(found) == 1 and len(found[0].gap) > 20
+
+
+def test_only_the_invoking_thread_writes_into_a_lambda_log() -> None:
+    """`billmig local up` prints execution events from another thread while a handler runs; they reach the terminal."""
+    import io
+    import threading
+
+    from billmig_local.lambda_bridge import _InvocationOutput
+
+    terminal = io.StringIO()
+    output = _InvocationOutput(lambda: terminal)
+    log = io.StringIO()
+    output.capture(log)
+    output.write("from the handler\n")
+    other = threading.Thread(target=output.write, args=("from the execution feed\n",))
+    other.start()
+    other.join()
+    output.capture(None)
+    output.write("after the invocation\n")
+    assert log.getvalue() == "from the handler\n"
+    assert terminal.getvalue() == "from the execution feed\nafter the invocation\n"
