@@ -59,6 +59,7 @@ def make_catalogue(client: Metronome) -> Catalogue:
         event_type_filter={"in_values": ["llm_call"]},
         aggregation_type="SUM",
         aggregation_key="tokens",
+        property_filters=[{"name": "tokens", "exists": True}],
         group_keys=[["model"]],
     ).data.id
     calls = client.v1.billable_metrics.create(

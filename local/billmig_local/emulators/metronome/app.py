@@ -30,6 +30,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/v1/contract-pricing/products/list", pricing.list_products),
     ("POST", "/v1/contract-pricing/rate-cards/create", pricing.create_rate_card),
     ("POST", "/v1/contract-pricing/rate-cards/get", pricing.retrieve_rate_card),
+    ("POST", "/v1/contract-pricing/rate-cards/list", pricing.list_rate_cards),
     ("POST", "/v1/contract-pricing/rate-cards/addRate", pricing.add_rate),
     ("POST", "/v1/contract-pricing/rate-cards/addRates", pricing.add_rates),
     ("POST", "/v1/contract-pricing/rate-cards/getRates", pricing.get_rates),

@@ -20,6 +20,9 @@ def create_billable_metric(call: ApiCall) -> Any:
     aggregation = upper(body.get("aggregation_type") or "COUNT")
     if aggregation != "COUNT" and not body.get("aggregation_key"):
         raise ApiError(400, f"aggregation_key: required for aggregation_type {aggregation}")
+    filter_names = [f.get("name") for f in body.get("property_filters") or []]
+    if body.get("aggregation_key") and body["aggregation_key"] not in filter_names:
+        raise ApiError(400, "aggregation_key: must be one of the property_filters names")
     metric: dict[str, Any] = {
         "id": new_id(call.store, "billable_metric"),
         "name": body["name"],
@@ -173,6 +176,11 @@ def rate_card_by_alias(call: ApiCall, alias: str) -> dict[str, Any]:
 
 def retrieve_rate_card(call: ApiCall) -> Any:
     return {"data": public(get_rate_card(call, call.body["id"]))}
+
+
+def list_rate_cards(call: ApiCall) -> Any:
+    chunk, next_page = page(call.store.all("rate_card"), call.query.get("limit"), call.query.get("next_page"))
+    return {"data": public(chunk), "next_page": next_page}
 
 
 def _store_rate(call: ApiCall, rate_card_id: str, spec: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,163 @@
+"""The shared catalogue (`billmig_local.catalogue`) as Metronome objects, created through `metronome-sdk`.
+
+Per metered offering: a billable metric (event type = the metric, aggregation from the Stripe meter's, grouped by the
+pricing-group key), a USAGE product on that metric, and one rate per pricing-group value on the standard rate card
+(per unit -> FLAT, graduated tiers -> TIERED). `UNRATED_REGION` gets no rate on purpose. Plus the two FIXED products
+that migrated credit grants become commits and credits of.
+
+Licensed plans are left out: a monthly fee is billed in Metronome by a contract subscription or recurring scheduled
+charge, which this emulator does not bill; a FLAT rate on a FIXED product would only be a list price, so "one month
+prices the same" could not hold for it.
+
+Idempotent: every object is looked up by name (rates by product and pricing-group values) before it is created, so
+a rerun returns the same ids and creates nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from metronome import Metronome, omit
+
+from billmig_local.catalogue import STANDARD, Catalogue, MeteredOffering, Rate, Tier
+
+RATES_START = datetime(2020, 1, 1, tzinfo=UTC)
+"""Every seeded rate is in effect from here (UTC midnight, before any contract the migration writes)."""
+
+_AGGREGATIONS: dict[str, Literal["COUNT", "SUM", "LATEST"]] = {"count": "COUNT", "sum": "SUM", "last": "LATEST"}
+
+
+@dataclass
+class SeededCatalogue:
+    """The Metronome ids the migration needs, keyed like the shared catalogue; `created` lists what this run made."""
+
+    rate_card_id: str = ""
+    rate_card_name: str = ""
+    billable_metric_ids: dict[str, str] = field(default_factory=dict)  # offering key -> id
+    usage_product_ids: dict[str, str] = field(default_factory=dict)  # offering key -> id
+    prepaid_commit_product_id: str = ""
+    promotional_credit_product_id: str = ""
+    rates: list[dict[str, Any]] = field(default_factory=list)  # {offering, pricing_group_values, rate_type}
+    created: list[str] = field(default_factory=list)
+
+    def ids(self) -> dict[str, Any]:
+        """What `metronome-catalogue.json` holds: the ids only, not this run's bookkeeping."""
+        data = asdict(self)
+        del data["created"]
+        return data
+
+
+def metronome_tiers(tiers: Iterable[Tier]) -> list[dict[str, int]]:
+    """Stripe graduated tiers (cumulative `up_to`) -> Metronome tiers (`size` of each tier, the last open-ended)."""
+    result: list[dict[str, int]] = []
+    below = 0
+    for tier in tiers:
+        if tier.flat_amount:
+            raise ValueError("Metronome tiers have no flat fee per tier; the catalogue tier cannot be translated")
+        if tier.up_to is None:
+            result.append({"price": tier.unit_amount})
+            break
+        result.append({"size": tier.up_to - below, "price": tier.unit_amount})
+        below = tier.up_to
+    return result
+
+
+def rate_spec(rate: Rate) -> dict[str, Any]:
+    """The `rate_type` and price fields of one catalogue rate."""
+    if rate.tiers:
+        return {"rate_type": "TIERED", "tiers": metronome_tiers(rate.tiers)}
+    return {"rate_type": "FLAT", "price": rate.unit_amount}
+
+
+def seed_catalogue(client: Metronome, catalogue: Catalogue = STANDARD) -> SeededCatalogue:
+    """Create (or find) every Metronome object of `catalogue`; returns their ids."""
+    seeded = SeededCatalogue(rate_card_name=catalogue.rate_card_name)
+    metrics = {m.name: m.id for m in client.v1.billable_metrics.list()}
+    products = {(p.current.name, p.type): p.id for p in client.v1.contracts.products.list()}
+    cards = {c.name: c.id for c in client.v1.contracts.rate_cards.list()}
+
+    def product(name: str, kind: Literal["USAGE", "FIXED"], **extra: Any) -> str:
+        if (name, kind) not in products:
+            products[(name, kind)] = client.v1.contracts.products.create(name=name, type=kind, **extra).data.id
+            seeded.created.append(f"product {name}")
+        return products[(name, kind)]
+
+    if catalogue.rate_card_name not in cards:
+        cards[catalogue.rate_card_name] = client.v1.contracts.rate_cards.create(
+            name=catalogue.rate_card_name, description="Standard list prices (billmig local seed)"
+        ).data.id
+        seeded.created.append(f"rate card {catalogue.rate_card_name}")
+    seeded.rate_card_id = cards[catalogue.rate_card_name]
+
+    for offering in catalogue.metered:
+        if offering.metric not in metrics:
+            metrics[offering.metric] = client.v1.billable_metrics.create(**_metric_spec(offering)).data.id
+            seeded.created.append(f"billable metric {offering.metric}")
+        metric_id = metrics[offering.metric]
+        seeded.billable_metric_ids[offering.key] = metric_id
+        grouping = {"pricing_group_key": [offering.pricing_group_key]} if offering.pricing_group_key else {}
+        product_id = product(offering.name, "USAGE", billable_metric_id=metric_id, **grouping)
+        seeded.usage_product_ids[offering.key] = product_id
+        _seed_rates(client, seeded, offering, product_id)
+
+    seeded.prepaid_commit_product_id = product(catalogue.credit_products.prepaid_commit, "FIXED")
+    seeded.promotional_credit_product_id = product(catalogue.credit_products.promotional_credit, "FIXED")
+    return seeded
+
+
+def _metric_spec(offering: MeteredOffering) -> dict[str, Any]:
+    aggregation = _AGGREGATIONS[offering.aggregation]
+    spec: dict[str, Any] = {
+        "name": offering.metric,
+        "event_type_filter": {"in_values": [offering.metric]},
+        "aggregation_type": aggregation,
+    }
+    if aggregation != "COUNT":
+        # Metronome: the aggregation key must be one of the property filters
+        spec["aggregation_key"] = offering.value_property
+        spec["property_filters"] = [{"name": offering.value_property, "exists": True}]
+    if offering.pricing_group_key:
+        spec["group_keys"] = [[offering.pricing_group_key]]
+    return spec
+
+
+def _seed_rates(client: Metronome, seeded: SeededCatalogue, offering: MeteredOffering, product_id: str) -> None:
+    existing = client.v1.contracts.rate_cards.rates.list(
+        rate_card_id=seeded.rate_card_id, at=RATES_START, selectors=[{"product_id": product_id}]
+    )
+    have = [dict(r.pricing_group_values or {}) for r in existing]
+    for rate in offering.rates:
+        values = (
+            {offering.pricing_group_key: rate.pricing_group_value}
+            if offering.pricing_group_key and rate.pricing_group_value is not None
+            else {}
+        )
+        spec = rate_spec(rate)
+        seeded.rates.append({"offering": offering.key, "pricing_group_values": values, "rate_type": spec["rate_type"]})
+        if values in have:
+            continue
+        if rate.tiers:
+            client.v1.contracts.rate_cards.rates.add(
+                rate_card_id=seeded.rate_card_id,
+                product_id=product_id,
+                starting_at=RATES_START,
+                entitled=True,
+                rate_type="TIERED",
+                tiers=spec["tiers"],
+                pricing_group_values=values or omit,
+            )
+        else:
+            client.v1.contracts.rate_cards.rates.add(
+                rate_card_id=seeded.rate_card_id,
+                product_id=product_id,
+                starting_at=RATES_START,
+                entitled=True,
+                rate_type="FLAT",
+                price=spec["price"],
+                pricing_group_values=values or omit,
+            )
+        have.append(values)
+        seeded.created.append(f"rate {offering.key} {values or ''}".rstrip())
