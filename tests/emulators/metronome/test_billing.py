@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import metronome
 import pytest
+from billmig_local.emulators.metronome.app import STRIPE_DELIVERIES_PATH
 from metronome_world import (
     Catalogue,
     World,
@@ -379,3 +381,54 @@ def test_prepaid_balance_threshold_recharges_even_when_unbillable(world: World, 
     assert total == 5000
     scheduled = world.client.v1.customers.invoices.list(customer_id=customer, type="SCHEDULED").data
     assert sorted((i.total, i.billable_status) for i in scheduled) == [(4200, "unbillable"), (4600, "unbillable")]
+
+
+def stripe_deliveries(world: World, customer_id: str) -> list[dict[str, Any]]:
+    reply = httpx.get(world.emulator.url + STRIPE_DELIVERIES_PATH, params={"customer_id": customer_id})
+    return list(reply.json())
+
+
+def test_past_effective_at_and_only_billable_invoices_reach_stripe(world: World, catalogue: Catalogue) -> None:
+    customer = new_customer(world.client, "deliver", stripe_customer="cus_deliver")
+    contract(world, catalogue, customer)
+    world.set_time(at(20))
+    ingest(world.client, [llm("deliver", "d1", at(10), "gpt-4", 100)])  # 200
+    # effective_at in the past: the open January statement takes the new status at once
+    set_billable_status(world.client, customer, "unbillable", at(1))
+    (jan,) = usage_invoices(world, customer)
+    assert (jan.status, jan.billable_status) == ("DRAFT", "unbillable")
+    world.set_time(at(2, 2, hour=1))
+    # cutover at Feb 1, decided a day later: in the past, but not before the last finalized invoice (Jan)
+    set_billable_status(world.client, customer, "billable", at(1, 2))
+    world.set_time(at(20, 2))
+    ingest(world.client, [llm("deliver", "d2", at(10, 2), "gpt-4", 300)])  # 600
+    assert stripe_deliveries(world, customer) == []  # nothing finalized is billable yet
+    world.set_time(at(2, 3, hour=1))
+    jan, feb, _march = usage_invoices(world, customer)
+    assert (jan.status, jan.billable_status, jan.total, jan.external_invoice) == ("FINALIZED", "unbillable", 200, None)
+    assert (feb.status, feb.billable_status, feb.total) == ("FINALIZED", "billable", 600)
+    got = world.client.v1.customers.invoices.retrieve(customer_id=customer, invoice_id=feb.id).data
+    assert got.external_invoice is not None and got.external_invoice.billing_provider_type == "stripe"
+    # the unbillable January invoice was never sent; February was, once
+    assert [(d["invoice_id"], d["stripe_customer_id"], d["total"]) for d in stripe_deliveries(world, customer)] == [
+        (feb.id, "cus_deliver", 600)
+    ]
+
+
+def test_contract_start_statement_periods(world: World, catalogue: Catalogue) -> None:
+    customer = new_customer(world.client, "anchor")
+    world.client.v1.contracts.create(
+        customer_id=customer,
+        starting_at=at(15),
+        rate_card_id=catalogue.rate_card_id,
+        usage_statement_schedule={"frequency": "MONTHLY", "day": "CONTRACT_START"},
+    )
+    world.set_time(at(14, 2, hour=12))
+    ingest(world.client, [llm("anchor", "a1", at(14, 2), "gpt-4", 10), llm("anchor", "a2", at(15, 2), "gpt-4", 20)])
+    world.set_time(at(20, 2))
+    invoices = usage_invoices(world, customer)
+    assert [(i.start_timestamp, i.end_timestamp, i.total) for i in invoices] == [
+        (at(15), at(15, 2), 20),  # 10 x 2c, finalized on Feb 16
+        (at(15, 2), at(15, 3), 40),  # 20 x 2c, open
+    ]
+    assert [i.status for i in invoices] == ["FINALIZED", "DRAFT"]

@@ -133,6 +133,55 @@ def test_injected_faults_answer_in_metronome_shape(shared_world: World) -> None:
     httpx.delete(url + "/_emulator/faults")
 
 
+def test_injected_server_errors_by_rate_and_sdk_retries(world: World) -> None:
+    url = world.emulator.url
+    httpx.post(url + "/_emulator/faults", json={"path": "^/v1/customers$", "status": 503, "method": "GET", "rate": 0.5})
+    outcomes = []
+    for _ in range(40):
+        try:
+            world.client.v1.customers.list()
+            outcomes.append("ok")
+        except metronome.InternalServerError as error:
+            assert error.status_code == 503 and error.body == {"message": "injected fault"}
+            outcomes.append("503")
+    assert 0 < outcomes.count("503") < 40
+    httpx.delete(url + "/_emulator/faults")
+    # two 500s then success: the SDK's own retries get through (retry-after-ms keeps its back-off short)
+    httpx.post(
+        url + "/_emulator/faults",
+        json={
+            "path": "^/v1/customers$",
+            "status": 500,
+            "method": "POST",
+            "times": 2,
+            "headers": {"retry-after-ms": "1"},
+        },
+    )
+    httpx.delete(url + "/_emulator/requests")
+    customer = world.client.with_options(max_retries=2).v1.customers.create(name="retried").data.id
+    log = httpx.get(url + "/_emulator/requests").json()
+    assert [(r["status"], r["injected"]) for r in log] == [(500, True), (500, True), (200, False)]
+    assert world.client.v1.customers.retrieve(customer_id=customer).data.name == "retried"
+
+
+def test_rate_limit_answers_429_until_turned_off(world: World) -> None:
+    url = world.emulator.url
+    httpx.post(url + "/_emulator/rate_limit", json={"per_second": 0.001, "burst": 2})
+    world.client.v1.customers.list()
+    world.client.v1.customers.list()
+    with pytest.raises(metronome.RateLimitError) as error:
+        world.client.v1.customers.list()
+    assert "message" in error.value.body
+    httpx.post(url + "/_emulator/rate_limit", json={})
+    world.client.v1.customers.list()
+
+
+def test_emulator_follows_the_world_clock(world: World) -> None:
+    world.set_time(at(3, 2, hour=7))
+    seen = httpx.get(world.emulator.url + "/_emulator/clock").json()["now"]
+    assert at(3, 2, hour=7).timestamp() <= seen < at(3, 2, hour=8).timestamp()  # the clock runs on from there
+
+
 def test_state_survives_a_restart(world: World) -> None:
     from billmig_local.emulators.metronome import start
 

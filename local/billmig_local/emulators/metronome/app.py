@@ -97,8 +97,26 @@ def _endpoint(handler: Handler, store: ObjectStore, engine: BillingEngine, now: 
     return endpoint
 
 
+STRIPE_DELIVERIES_PATH = "/_metronome/stripe-deliveries"
+"""Not Metronome's: what the emulator has sent to Stripe, so tests and parity checks can see it (no auth)."""
+
+
+def _stripe_deliveries(store: ObjectStore, engine: BillingEngine) -> Any:
+    async def endpoint(request: Request) -> Response:
+        def run() -> list[dict[str, Any]]:
+            engine.catch_up_if_due()
+            return store.all("stripe_delivery")
+
+        deliveries = await run_in_threadpool(run)
+        customer_id = request.query_params.get("customer_id")
+        return JSONResponse([d for d in deliveries if customer_id in (None, d["customer_id"])])
+
+    return endpoint
+
+
 def build_app(store: ObjectStore, engine: BillingEngine, now: Callable[[], float]) -> Starlette:
     routes = [Route(path, _endpoint(handler, store, engine, now), methods=[method]) for method, path, handler in ROUTES]
+    routes.append(Route(STRIPE_DELIVERIES_PATH, _stripe_deliveries(store, engine), methods=["GET"]))
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
