@@ -1,0 +1,55 @@
+"""Stripe emulator: a real HTTP server that the official `stripe` SDK drives, with Stripe's subscription billing.
+
+`start(...)` is what `billmig local up` calls. State lives in `state_dir/stripe/state.sqlite` (or in memory). The
+local stack calls `advance_test_clocks` after moving the world clock, so every test clock moves in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from billmig_local.clock import WorldClock
+from billmig_local.emulators.base import EmulatorControl, EmulatorServer, ObjectStore, RunningEmulator
+
+from .app import build_app
+from .billing_engine import BillingEngine
+from .errors import error_response
+from .idempotency import IdempotencyKeys
+from .state import StripeState
+
+# Stripe's published limits (https://docs.stripe.com/rate-limits): 25 ops/s in a sandbox, 100 ops/s live.
+RATE_LIMIT_PRESETS = {"stripe_sandbox": (25.0, 25.0), "stripe_live": (100.0, 100.0), "tight": (5.0, 5.0)}
+
+
+def start(*, clock: WorldClock, state_dir: Path | None, port: int = 0) -> RunningEmulator:
+    store = ObjectStore(state_dir / "stripe" / "state.sqlite" if state_dir is not None else None)
+    state = StripeState(store, clock.now)
+    engine = BillingEngine(state)
+    app = IdempotencyKeys(build_app(state, engine), store)
+    control = EmulatorControl(
+        app, name="stripe", error_response=error_response, now=clock.now, rate_limit_presets=RATE_LIMIT_PRESETS
+    )
+
+    def follow_world(_old: float, _new: float) -> None:
+        engine.catch_up(world=True)
+
+    clock.subscribe(follow_world)
+    engine.catch_up(world=True)
+    server = EmulatorServer(control, port=port)
+    server.start()
+    return RunningEmulator("stripe", server, control, extra={"store": store, "state": state, "engine": engine})
+
+
+def advance_test_clocks(api_url: str, seconds: float) -> int:
+    """Advance every test clock by `seconds` through Stripe's own advance endpoint; how many moved."""
+    import stripe
+
+    client = stripe.StripeClient("sk_test_local", base_addresses={"api": api_url, "meter_events": api_url})
+    moved = 0
+    step = int(seconds)
+    if step <= 0:
+        return 0
+    for clock in client.v1.test_helpers.test_clocks.list(params={"limit": 100}).auto_paging_iter():
+        client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": clock.frozen_time + step})
+        moved += 1
+    return moved

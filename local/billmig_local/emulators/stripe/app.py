@@ -1,0 +1,184 @@
+"""The HTTP surface: bearer auth, v1 form decoding, `stripe.params` validation, the handler, then `expand[]`."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from . import catalog, credit_grants, customers, invoices, meters, subscriptions, test_clocks
+from .api_call import ApiCall, Handler
+from .billing_engine import BillingEngine
+from .errors import StripeError
+from .form_encoding import decode_form, decode_query
+from .params_validation import validate
+from .rendering import expand
+from .state import StripeState
+
+# (method, path, handler, the `stripe.params` TypedDict the SDK sends for it)
+ROUTES: list[tuple[str, str, Handler, str | None]] = [
+    ("POST", "/v1/customers", customers.create_customer, "CustomerCreateParams"),
+    ("GET", "/v1/customers", customers.list_customers, "CustomerListParams"),
+    ("GET", "/v1/customers/{customer}", customers.retrieve_customer, "CustomerRetrieveParams"),
+    ("POST", "/v1/customers/{customer}", customers.update_customer, "CustomerUpdateParams"),
+    ("DELETE", "/v1/customers/{customer}", customers.delete_customer, "CustomerDeleteParams"),
+    (
+        "GET",
+        "/v1/customers/{customer}/payment_methods",
+        customers.list_customer_payment_methods,
+        "CustomerPaymentMethodListParams",
+    ),
+    ("POST", "/v1/payment_methods", customers.create_payment_method, "PaymentMethodCreateParams"),
+    ("GET", "/v1/payment_methods/{payment_method}", customers.retrieve_payment_method, "PaymentMethodRetrieveParams"),
+    (
+        "POST",
+        "/v1/payment_methods/{payment_method}/attach",
+        customers.attach_payment_method,
+        "PaymentMethodAttachParams",
+    ),
+    ("POST", "/v1/products", catalog.create_product, "ProductCreateParams"),
+    ("GET", "/v1/products", catalog.list_products, "ProductListParams"),
+    ("GET", "/v1/products/{id}", catalog.retrieve_product, "ProductRetrieveParams"),
+    ("POST", "/v1/products/{id}", catalog.update_product, "ProductUpdateParams"),
+    ("POST", "/v1/prices", catalog.create_price, "PriceCreateParams"),
+    ("GET", "/v1/prices", catalog.list_prices, "PriceListParams"),
+    ("GET", "/v1/prices/{price}", catalog.retrieve_price, "PriceRetrieveParams"),
+    ("POST", "/v1/prices/{price}", catalog.update_price, "PriceUpdateParams"),
+    ("POST", "/v1/billing/meters", meters.create_meter, "billing.MeterCreateParams"),
+    ("GET", "/v1/billing/meters", meters.list_meters, "billing.MeterListParams"),
+    ("GET", "/v1/billing/meters/{id}", meters.retrieve_meter, "billing.MeterRetrieveParams"),
+    ("POST", "/v1/billing/meters/{id}", meters.update_meter, "billing.MeterUpdateParams"),
+    ("POST", "/v1/billing/meters/{id}/deactivate", meters.deactivate_meter, "billing.MeterDeactivateParams"),
+    ("POST", "/v1/billing/meters/{id}/reactivate", meters.reactivate_meter, "billing.MeterReactivateParams"),
+    (
+        "GET",
+        "/v1/billing/meters/{id}/event_summaries",
+        meters.list_event_summaries,
+        "billing.MeterEventSummaryListParams",
+    ),
+    ("POST", "/v1/billing/meter_events", meters.create_meter_event, "billing.MeterEventCreateParams"),
+    ("POST", "/v1/subscriptions", subscriptions.create_subscription, "SubscriptionCreateParams"),
+    ("GET", "/v1/subscriptions", subscriptions.list_subscriptions, "SubscriptionListParams"),
+    ("GET", "/v1/subscriptions/{sub}", subscriptions.retrieve_subscription, "SubscriptionRetrieveParams"),
+    ("POST", "/v1/subscriptions/{sub}", subscriptions.update_subscription, "SubscriptionUpdateParams"),
+    ("DELETE", "/v1/subscriptions/{sub}", subscriptions.cancel_subscription, "SubscriptionCancelParams"),
+    ("POST", "/v1/subscription_items", subscriptions.create_item, "SubscriptionItemCreateParams"),
+    ("GET", "/v1/subscription_items", subscriptions.list_items, "SubscriptionItemListParams"),
+    ("GET", "/v1/subscription_items/{item}", subscriptions.retrieve_item, "SubscriptionItemRetrieveParams"),
+    ("POST", "/v1/subscription_items/{item}", subscriptions.update_item, "SubscriptionItemUpdateParams"),
+    ("DELETE", "/v1/subscription_items/{item}", subscriptions.delete_item, "SubscriptionItemDeleteParams"),
+    ("GET", "/v1/invoices/upcoming", invoices.upcoming_removed, None),
+    ("GET", "/v1/invoices/upcoming/lines", invoices.upcoming_removed, None),
+    ("POST", "/v1/invoices/create_preview", invoices.create_preview, "InvoiceCreatePreviewParams"),
+    ("GET", "/v1/invoices", invoices.list_invoices, "InvoiceListParams"),
+    ("GET", "/v1/invoices/{invoice}", invoices.retrieve_invoice, "InvoiceRetrieveParams"),
+    ("GET", "/v1/invoices/{invoice}/lines", invoices.list_lines, "InvoiceLineItemListParams"),
+    ("POST", "/v1/billing/credit_grants", credit_grants.create_grant, "billing.CreditGrantCreateParams"),
+    ("GET", "/v1/billing/credit_grants", credit_grants.list_grants, "billing.CreditGrantListParams"),
+    ("GET", "/v1/billing/credit_grants/{id}", credit_grants.retrieve_grant, "billing.CreditGrantRetrieveParams"),
+    ("POST", "/v1/billing/credit_grants/{id}", credit_grants.update_grant, "billing.CreditGrantUpdateParams"),
+    ("POST", "/v1/billing/credit_grants/{id}/void", credit_grants.void_grant, "billing.CreditGrantVoidGrantParams"),
+    ("POST", "/v1/billing/credit_grants/{id}/expire", credit_grants.expire_grant, "billing.CreditGrantExpireParams"),
+    (
+        "GET",
+        "/v1/billing/credit_balance_summary",
+        credit_grants.balance_summary,
+        "billing.CreditBalanceSummaryRetrieveParams",
+    ),
+    (
+        "GET",
+        "/v1/billing/credit_balance_transactions",
+        credit_grants.list_transactions,
+        "billing.CreditBalanceTransactionListParams",
+    ),
+    (
+        "GET",
+        "/v1/billing/credit_balance_transactions/{id}",
+        credit_grants.retrieve_transaction,
+        "billing.CreditBalanceTransactionRetrieveParams",
+    ),
+    ("POST", "/v1/test_helpers/test_clocks", test_clocks.create_clock, "test_helpers.TestClockCreateParams"),
+    ("GET", "/v1/test_helpers/test_clocks", test_clocks.list_clocks, "test_helpers.TestClockListParams"),
+    (
+        "GET",
+        "/v1/test_helpers/test_clocks/{test_clock}",
+        test_clocks.retrieve_clock,
+        "test_helpers.TestClockRetrieveParams",
+    ),
+    (
+        "DELETE",
+        "/v1/test_helpers/test_clocks/{test_clock}",
+        test_clocks.delete_clock,
+        "test_helpers.TestClockDeleteParams",
+    ),
+    (
+        "POST",
+        "/v1/test_helpers/test_clocks/{test_clock}/advance",
+        test_clocks.advance_clock,
+        "test_helpers.TestClockAdvanceParams",
+    ),
+]
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(body, separators=(",", ":")), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def _endpoint(handler: Handler, params_class: str | None, state: StripeState, engine: BillingEngine) -> Any:
+    async def endpoint(request: Request) -> Response:
+        request_id = "req_" + secrets.token_hex(7)
+        headers = {"request-id": request_id}
+        if version := request.headers.get("stripe-version"):
+            headers["stripe-version"] = version
+        auth = request.headers.get("authorization", "")
+        if not auth.lower().startswith("bearer ") or not auth[7:].strip():
+            error = StripeError(
+                401,
+                "You did not provide an API key. Provide it in the Authorization header as a Bearer token.",
+            )
+            return _json(error.body(), 401, headers)
+        raw = await request.body()
+
+        def run() -> dict[str, Any]:
+            decoded = decode_form(raw) if request.method == "POST" else decode_query(request.url.query)
+            params = validate(params_class, decoded) if params_class else decoded
+            call = ApiCall(
+                method=request.method,
+                params=params,
+                path=dict(request.path_params),
+                state=state,
+                engine=engine,
+                url=request.url.path,
+            )
+            with state.lock:
+                result = handler(call)
+                return expand(state, result, params.get("expand"))
+
+        try:
+            result = await run_in_threadpool(run)
+        except StripeError as raised:
+            return _json(raised.body(), raised.status, {**headers, **raised.headers})
+        return _json(result, 200, headers)
+
+    return endpoint
+
+
+def build_app(state: StripeState, engine: BillingEngine) -> Starlette:
+    routes = [
+        Route(path, _endpoint(handler, params_class, state, engine), methods=[method])
+        for method, path, handler, params_class in ROUTES
+    ]
+
+    async def unrecognized(request: Request, exc: Exception) -> Response:
+        error = StripeError(404, f"Unrecognized request URL ({request.method}: {request.url.path}).")
+        return _json(error.body(), 404)
+
+    return Starlette(routes=routes, exception_handlers={404: unrecognized, 405: unrecognized})

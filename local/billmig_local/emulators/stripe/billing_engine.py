@@ -1,0 +1,422 @@
+"""Stripe's subscription billing, run whenever a clock moves and whenever usage arrives.
+
+- Licensed items are billed in advance: quantity x unit amount for the period that starts (no proration).
+- Metered items are billed in arrears: at each period end the cycle invoice (`billing_reason=subscription_cycle`)
+  has one line per metered item, the customer's usage of the price's meter over `[current_period_start,
+  current_period_end)` priced by the metered price, less what a threshold invoice already billed this period.
+- `billing_thresholds.amount_gte` reached mid-period issues a `subscription_threshold` invoice at once.
+- Invoices finalize immediately; credits apply at finalization (`credit_application`). With a default payment method
+  (or nothing to pay) the invoice is paid, else it stays open and the subscription goes `past_due`.
+- `cancel_at` (also set by `cancel_at_period_end`) ends the subscription; at a period end after its last cycle
+  invoice, mid-period after a final invoice for the open usage.
+Each subscription lives at its customer's clock: a test clock's `frozen_time`, else the world clock.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from . import pricing
+from .billing_periods import period_containing
+from .credit_application import apply_credits
+from .meters import aggregate
+from .object_shapes import shaped
+from .state import StripeState
+
+LIVE = ("active", "trialing", "past_due", "unpaid", "incomplete")
+
+
+class BillingEngine:
+    def __init__(self, state: StripeState) -> None:
+        self.state = state
+
+    # ---------------------------------------------------------------------------------------------------------------
+    # Time passing
+    # ---------------------------------------------------------------------------------------------------------------
+    def catch_up(self, *, clock_id: str | None = None, world: bool = False) -> int:
+        """Bill every subscription on `clock_id` (or, with `world`, every one not on a test clock) up to its now."""
+        issued = 0
+        with self.state.lock:
+            for sub in list(self.state.all("subscription")):
+                if sub["status"] not in LIVE:
+                    continue
+                on_clock = sub.get("test_clock")
+                if (clock_id is not None and on_clock == clock_id) or (world and on_clock is None):
+                    issued += self.advance(sub["id"])
+        return issued
+
+    def advance(self, sub_id: str) -> int:
+        issued = 0
+        while True:
+            sub = self.state.get("subscription", sub_id)
+            if sub["status"] not in LIVE:
+                return issued
+            now = self.state.now_for(sub["customer"])
+            issued += self._threshold(sub, now)
+            sub = self.state.get("subscription", sub_id)
+            end = sub["_period_end"]
+            cancel_at = sub.get("cancel_at")
+            if cancel_at is not None and cancel_at < end and cancel_at <= now:
+                self.end_subscription(sub_id, cancel_at, invoice_now=True, reason="subscription_update")
+                return issued + 1
+            if end > now:
+                return issued
+            self._cycle(sub)
+            issued += 1
+
+    def check_thresholds(self, customer_id: str) -> None:
+        for sub in self.state.all("subscription"):
+            if sub["customer"] == customer_id and sub["status"] in LIVE and sub.get("billing_thresholds"):
+                self._threshold(sub, self.state.now_for(customer_id))
+
+    # ---------------------------------------------------------------------------------------------------------------
+    # Lines
+    # ---------------------------------------------------------------------------------------------------------------
+    def _items(self, sub: dict[str, Any]) -> list[dict[str, Any]]:
+        return [self.state.get("subscription_item", i) for i in sub["_items"]]
+
+    def usage(self, customer_id: str, price: dict[str, Any], start: int, end: int) -> Decimal:
+        meter = self.state.get("billing.meter", price["recurring"]["meter"])
+        values = self.state.values(meter["event_name"], customer_id, start, end)
+        return aggregate(meter["default_aggregation"]["formula"], values)
+
+    def _line(
+        self,
+        sub: dict[str, Any],
+        item: dict[str, Any],
+        price: dict[str, Any],
+        quantity: Decimal,
+        amount: int,
+        period: tuple[int, int],
+        *,
+        proration: bool = False,
+    ) -> dict[str, Any]:
+        product = self.state.get("product", price["product"])
+        shown = int(quantity) if quantity == quantity.to_integral_value() else int(pricing.cents(quantity))
+        line = shaped(
+            "line_item",
+            id=self.state.new_id("il"),
+            amount=amount,
+            subtotal=amount,
+            currency=price["currency"],
+            description=f"{shown} x {product['name']}",
+            discount_amounts=[],
+            discountable=True,
+            discounts=[],
+            invoice=None,
+            metadata={},
+            period={"start": period[0], "end": period[1]},
+            quantity=shown,
+            quantity_decimal=format(quantity.normalize(), "f"),
+            subscription=sub["id"],
+            pretax_credit_amounts=[],
+            taxes=[],
+            parent={
+                "type": "subscription_item_details",
+                "invoice_item_details": None,
+                "subscription_item_details": {
+                    "invoice_item": None,
+                    "proration": proration,
+                    "proration_details": {"credited_items": None},
+                    "subscription": sub["id"],
+                    "subscription_item": item["id"],
+                },
+            },
+            pricing={
+                "type": "price_details",
+                "price_details": {"price": price["id"], "product": price["product"]},
+                "unit_amount_decimal": pricing.unit_amount_decimal(price),
+            },
+        )
+        line["_price"] = price["id"]
+        line["_item"] = item["id"]
+        return line
+
+    def metered_lines(
+        self, sub: dict[str, Any], start: int, end: int, *, until: int | None = None
+    ) -> list[tuple[dict[str, Any], Decimal, int]]:
+        """(line, period total, cumulative amount) per metered item, net of what this period already billed."""
+        lines = []
+        for item in self._items(sub):
+            price = self.state.get("price", item["price"])
+            if (price.get("recurring") or {}).get("usage_type") != "metered":
+                continue
+            total = self.usage(sub["customer"], price, start, until if until is not None else end)
+            cumulative = pricing.amount(price, total)
+            billed_quantity = Decimal(item.get("_billed_quantity") or "0")
+            billed_amount = int(item.get("_billed_amount") or 0)
+            line = self._line(sub, item, price, total - billed_quantity, cumulative - billed_amount, (start, end))
+            lines.append((line, total, cumulative))
+        return lines
+
+    def licensed_lines(self, sub: dict[str, Any], period: tuple[int, int], *, free: bool) -> list[dict[str, Any]]:
+        lines = []
+        for item in self._items(sub):
+            price = self.state.get("price", item["price"])
+            if (price.get("recurring") or {}).get("usage_type") == "metered":
+                continue
+            quantity = Decimal(int(item.get("quantity") or 1))
+            amount = 0 if free else pricing.amount(price, quantity)
+            lines.append(self._line(sub, item, price, quantity, amount, period))
+        return lines
+
+    # ---------------------------------------------------------------------------------------------------------------
+    # Invoices
+    # ---------------------------------------------------------------------------------------------------------------
+    def build_invoice(
+        self,
+        sub: dict[str, Any],
+        *,
+        reason: str,
+        lines: list[dict[str, Any]],
+        period: tuple[int, int],
+        at: int,
+        invoice_id: str | None = None,
+    ) -> dict[str, Any]:
+        customer = self.state.get("customer", sub["customer"])
+        invoice_id = invoice_id or self.state.new_id("in")
+        for line in lines:
+            line["invoice"] = invoice_id
+        invoice = shaped(
+            "invoice",
+            id=invoice_id,
+            account_country="US",
+            account_name="billmig local",
+            amount_shipping=0,
+            attempt_count=0,
+            attempted=False,
+            auto_advance=False,
+            billing_reason=reason,
+            collection_method=sub["collection_method"],
+            created=at,
+            currency=sub["currency"],
+            customer=customer["id"],
+            customer_email=customer.get("email"),
+            customer_name=customer.get("name"),
+            customer_phone=customer.get("phone"),
+            customer_tax_exempt="none",
+            customer_tax_ids=[],
+            default_payment_method=sub.get("default_payment_method"),
+            discounts=[],
+            due_date=at + 30 * 86400 if sub["collection_method"] == "send_invoice" else None,
+            effective_at=None,
+            ending_balance=None,
+            issuer={"type": "self"},
+            metadata={},
+            parent={
+                "type": "subscription_details",
+                "quote_details": None,
+                "subscription_details": {"metadata": dict(sub.get("metadata") or {}), "subscription": sub["id"]},
+            },
+            period_start=period[0],
+            period_end=period[1],
+            post_payment_credit_notes_amount=0,
+            pre_payment_credit_notes_amount=0,
+            starting_balance=0,
+            status="draft",
+            status_transitions={
+                "finalized_at": None,
+                "marked_uncollectible_at": None,
+                "paid_at": None,
+                "voided_at": None,
+            },
+            subscription=None,
+            test_clock=customer.get("test_clock"),
+            total_discount_amounts=[],
+            total_taxes=[],
+            total_pretax_credit_amounts=[],
+            amount_overpaid=0,
+        )
+        invoice["_lines"] = lines
+        self._totals(invoice)
+        return invoice
+
+    @staticmethod
+    def _totals(invoice: dict[str, Any]) -> None:
+        subtotal = sum(line["amount"] for line in invoice["_lines"])
+        credits = sum(c["amount"] for c in invoice.get("total_pretax_credit_amounts") or [])
+        total = subtotal - credits
+        invoice.update(
+            subtotal=subtotal,
+            subtotal_excluding_tax=subtotal,
+            total=total,
+            total_excluding_tax=total,
+            amount_due=max(total, 0),
+            amount_remaining=max(total, 0),
+            amount_paid=0,
+        )
+
+    def finalize(self, sub: dict[str, Any], invoice: dict[str, Any], at: int) -> dict[str, Any]:
+        """Apply credits, then pay with the default payment method (or leave open), and store."""
+        apply_credits(self.state, invoice, at, record=True)
+        self._totals(invoice)
+        customer = self.state.get("customer", sub["customer"])
+        invoice["number"] = f"{customer['invoice_prefix']}-{customer['next_invoice_sequence']:04d}"
+        self.state.put({**customer, "next_invoice_sequence": customer["next_invoice_sequence"] + 1})
+        invoice["status_transitions"]["finalized_at"] = at
+        invoice["effective_at"] = at
+        invoice["ending_balance"] = 0
+        has_payment_method = bool(sub.get("default_payment_method")) or bool(
+            (customer.get("invoice_settings") or {}).get("default_payment_method")
+        )
+        sub = dict(sub)
+        if invoice["amount_due"] == 0 or (sub["collection_method"] == "charge_automatically" and has_payment_method):
+            invoice.update(status="paid", amount_paid=invoice["amount_due"], amount_remaining=0, attempted=True)
+            invoice["status_transitions"]["paid_at"] = at
+            invoice["attempt_count"] = 1 if invoice["amount_due"] else 0
+            if sub["status"] == "past_due":
+                sub["status"] = "active"
+        else:
+            invoice["status"] = "open"
+            if sub["collection_method"] == "charge_automatically":
+                invoice.update(attempted=True, attempt_count=1)
+                if sub["status"] in ("active", "trialing"):
+                    sub["status"] = "past_due"
+        self.state.put(invoice)
+        sub["latest_invoice"] = invoice["id"]
+        self.state.put(sub)
+        return invoice
+
+    # ---------------------------------------------------------------------------------------------------------------
+    # Lifecycle events
+    # ---------------------------------------------------------------------------------------------------------------
+    def first_invoice(self, sub: dict[str, Any], at: int) -> dict[str, Any]:
+        """`subscription_create`: licensed items for the first period, in advance (free during a trial)."""
+        period = (sub["_period_start"], sub["_period_end"])
+        lines = self.licensed_lines(sub, period, free=sub["status"] == "trialing")
+        invoice = self.build_invoice(sub, reason="subscription_create", lines=lines, period=(at, at), at=at)
+        return self.finalize(sub, invoice, at)
+
+    def _threshold(self, sub: dict[str, Any], now: int) -> int:
+        thresholds = sub.get("billing_thresholds") or {}
+        amount_gte = thresholds.get("amount_gte")
+        if not amount_gte:
+            return 0
+        start, end = sub["_period_start"], sub["_period_end"]
+        measured = self.metered_lines(sub, start, end, until=min(end, now + 1))
+        unbilled = sum(line["amount"] for line, _total, _cumulative in measured)
+        if unbilled < amount_gte:
+            return 0
+        lines = [line for line, _total, _cumulative in measured if line["amount"] or line["quantity"]]
+        for line in lines:
+            line["period"] = {"start": start, "end": now}
+        invoice = self.build_invoice(sub, reason="subscription_threshold", lines=lines, period=(start, now), at=now)
+        invoice["threshold_reason"] = {"amount_gte": amount_gte, "item_reasons": []}
+        self._mark_billed(measured)
+        self.finalize(sub, invoice, now)
+        return 1
+
+    def _mark_billed(self, measured: list[tuple[dict[str, Any], Decimal, int]]) -> None:
+        for line, total, cumulative in measured:
+            item = dict(self.state.get("subscription_item", line["_item"]))
+            item["_billed_quantity"] = str(total)
+            item["_billed_amount"] = cumulative
+            self.state.put(item)
+
+    def _cycle(self, sub: dict[str, Any]) -> None:
+        start, end = sub["_period_start"], sub["_period_end"]
+        cancel_at = sub.get("cancel_at")
+        ending = cancel_at is not None and cancel_at <= end
+        if sub["status"] == "trialing" and sub.get("trial_end") is not None and sub["trial_end"] <= end:
+            sub = {**sub, "status": "active"}
+            self.state.put(sub)
+        next_period = self._next_period(sub, end)
+        measured = self.metered_lines(sub, start, end)
+        lines = [line for line, _total, _cumulative in measured]
+        if not ending:
+            lines += self.licensed_lines(sub, next_period, free=False)
+        invoice = self.build_invoice(sub, reason="subscription_cycle", lines=lines, period=(start, end), at=end)
+        self.finalize(sub, invoice, end)
+        sub = self.state.get("subscription", sub["id"])
+        if ending:
+            self._close(sub, end)
+        else:
+            self._set_period(sub, next_period)
+
+    def _next_period(self, sub: dict[str, Any], end: int) -> tuple[int, int]:
+        recurring = self._interval(sub)
+        return period_containing(sub["billing_cycle_anchor"], recurring[0], recurring[1], end)
+
+    def _interval(self, sub: dict[str, Any]) -> tuple[str, int]:
+        price = self.state.get("price", self._items(sub)[0]["price"])
+        return price["recurring"]["interval"], int(price["recurring"]["interval_count"])
+
+    def _set_period(self, sub: dict[str, Any], period: tuple[int, int]) -> None:
+        sub = dict(sub)
+        sub["_period_start"], sub["_period_end"] = period
+        self.state.put(sub)
+        for item in self._items(sub):
+            self.state.put(
+                {
+                    **item,
+                    "current_period_start": period[0],
+                    "current_period_end": period[1],
+                    "_billed_quantity": "0",
+                    "_billed_amount": 0,
+                }
+            )
+
+    def _close(self, sub: dict[str, Any], at: int) -> None:
+        sub = dict(sub)
+        sub.update(status="canceled", ended_at=at, canceled_at=sub.get("canceled_at") or at)
+        self.state.put(sub)
+
+    def end_subscription(
+        self,
+        sub_id: str,
+        at: int,
+        *,
+        invoice_now: bool,
+        prorate: bool = False,
+        reason: str = "subscription_cycle",
+    ) -> None:
+        """End now: with `invoice_now`, a final invoice bills the period's open usage (and, with `prorate`, credits
+        the unused part of licensed items); without, un-invoiced usage is dropped as Stripe drops pending prorations.
+        """
+        sub = self.state.get("subscription", sub_id)
+        start, end = sub["_period_start"], sub["_period_end"]
+        if invoice_now:
+            measured = self.metered_lines(sub, start, end, until=at)
+            lines = [line for line, _total, _cumulative in measured]
+            for line in lines:
+                line["period"] = {"start": start, "end": at}
+            if prorate and sub["status"] != "trialing":
+                lines += self._unused_time(sub, at)
+            invoice = self.build_invoice(sub, reason=reason, lines=lines, period=(start, at), at=at)
+            self._mark_billed(measured)
+            self.finalize(sub, invoice, at)
+            sub = self.state.get("subscription", sub_id)
+        self._close(sub, at)
+
+    def _unused_time(self, sub: dict[str, Any], at: int) -> list[dict[str, Any]]:
+        start, end = sub["_period_start"], sub["_period_end"]
+        lines = []
+        for line in self.licensed_lines(sub, (at, end), free=False):
+            unused = Decimal(end - at) / Decimal(end - start)
+            line["amount"] = line["subtotal"] = -pricing.cents(Decimal(line["amount"]) * unused)
+            line["description"] = "Unused time on " + line["description"]
+            line["parent"]["subscription_item_details"]["proration"] = True
+            lines.append(line)
+        return lines
+
+    def preview(self, sub: dict[str, Any]) -> dict[str, Any]:
+        """The next cycle invoice if the period ended now: usage so far, next period's licensed fees, credits."""
+        start, end = sub["_period_start"], sub["_period_end"]
+        measured = self.metered_lines(sub, start, end)
+        lines = [line for line, _total, _cumulative in measured]
+        ending = sub.get("cancel_at") is not None and sub["cancel_at"] <= end
+        if not ending:
+            lines += self.licensed_lines(sub, self._next_period(sub, end), free=False)
+        invoice = self.build_invoice(
+            sub,
+            reason="upcoming",
+            lines=lines,
+            period=(start, end),
+            at=end,
+            invoice_id="upcoming_in_" + sub["id"].removeprefix("sub_"),
+        )
+        apply_credits(self.state, invoice, end, record=False)
+        self._totals(invoice)
+        invoice["id"] = None
+        return invoice
