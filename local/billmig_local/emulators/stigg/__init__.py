@@ -1,0 +1,43 @@
+"""Stigg emulator: a real GraphQL server on Stigg's own schema that `stigg-api-client` drives.
+
+    client = Stigg.create_client(api_key, api_url=f"{emulator.url}/graphql", enable_edge=False)
+
+`start(...)` is what `billmig local up` calls. State lives in `state_dir/stigg/state.sqlite` (or in memory). Any
+non-empty `X-API-KEY` is accepted unless `api_key=` (or `BILLMIG_STIGG_API_KEY`) configures the one key. The request
+log, faults, latency and the generic rate limit are at `/_emulator/*`; Stigg's limits at `/_emulator/stigg/limits`.
+`RunningEmulator.extra["environment"]` gives in-process tests read access to the records.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from billmig_local.clock import WorldClock
+from billmig_local.emulators.base import EmulatorServer, ObjectStore, RunningEmulator
+
+from .app import GRAPHQL_PATH, build_app
+from .control import StiggControl
+from .environment import Environment
+from .errors import error_response
+from .limits import Limits
+
+RATE_LIMIT_PRESETS = {"stigg": (250 / 60, 250.0), "tight": (5.0, 5.0)}
+
+
+def start(*, clock: WorldClock, state_dir: Path | None, port: int = 0, api_key: str | None = None) -> RunningEmulator:
+    store = ObjectStore(state_dir / "stigg" / "state.sqlite" if state_dir is not None else None)
+    env = Environment(store, clock.now, Limits(), api_key=api_key or os.environ.get("BILLMIG_STIGG_API_KEY") or None)
+    control = StiggControl(
+        build_app(env),
+        name="stigg",
+        error_response=error_response,
+        now=clock.now,
+        rate_limit_presets=RATE_LIMIT_PRESETS,
+    )
+    control.env = env
+    server = EmulatorServer(control, port=port)
+    server.start()
+    return RunningEmulator(
+        "stigg", server, control, extra={"environment": env, "store": store, "graphql_url": server.url + GRAPHQL_PATH}
+    )

@@ -1,0 +1,123 @@
+"""The HTTP surface: `POST /graphql` with `X-API-KEY`; each document is parsed, validated against Stigg's schema
+and only then executed, so a document the real API would reject never reaches a resolver."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from graphql import (
+    ExecutionResult,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    execute,
+    parse,
+    validate,
+)
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .environment import Environment
+from .errors import (
+    BAD_VARIABLES,
+    PARSE_FAILED,
+    RATE_LIMIT_EXCEEDED,
+    UNAUTHENTICATED,
+    VALIDATION_FAILED,
+    RequestRefused,
+    error_body,
+)
+from .resolvers import RootFields, mutation_fields, query_fields
+from .schema import stigg_schema
+
+GRAPHQL_PATH = "/graphql"  # the SDK posts to its `api_url` as given; the production URL ends in /graphql
+
+
+def _formatted(error: GraphQLError) -> dict[str, Any]:
+    body = error.formatted
+    body.setdefault("extensions", {})
+    return dict(body)
+
+
+class GraphQLExecutor:
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+        self.schema = stigg_schema()
+        self.queries = RootFields(query_fields(env))
+        self.mutations = RootFields(mutation_fields(env))
+
+    def resolve(self, next_: Any, root: Any, info: Any, **args: Any) -> Any:
+        """graphql-core middleware: counts every field resolution (tests prove invalid documents run none)."""
+        self.env.resolver_calls += 1
+        return next_(root, info, **args)
+
+    def run(self, payload: Any) -> tuple[int, dict[str, Any]]:
+        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+            raise RequestRefused(400, BAD_VARIABLES, "POST body must be JSON with a `query` string")
+        try:
+            document = parse(payload["query"])
+        except GraphQLError as exc:
+            return 400, {"errors": [{**_formatted(exc), "extensions": {"code": PARSE_FAILED}}]}
+        problems = validate(self.schema, document)
+        if problems:
+            return 400, {"errors": [{**_formatted(p), "extensions": {"code": VALIDATION_FAILED}} for p in problems]}
+        operation = payload.get("operationName")
+        is_mutation = any(
+            d.operation == OperationType.MUTATION
+            for d in document.definitions
+            if isinstance(d, OperationDefinitionNode) and (operation is None or (d.name and d.name.value == operation))
+        )
+        with self.env.lock:
+            result = execute(
+                self.schema,
+                document,
+                root_value=self.mutations if is_mutation else self.queries,
+                variable_values=payload.get("variables") or {},
+                operation_name=operation,
+                middleware=[self],
+            )
+        assert isinstance(result, ExecutionResult)
+        return self._response(result)
+
+    def _response(self, result: ExecutionResult) -> tuple[int, dict[str, Any]]:
+        body: dict[str, Any] = {"data": result.data}
+        status = 200
+        if result.errors:
+            errors = []
+            for error in result.errors:
+                formatted = _formatted(error)
+                if not error.path and "code" not in formatted["extensions"]:
+                    formatted["extensions"]["code"] = BAD_VARIABLES  # variables did not coerce: never executed
+                    status = 400
+                if formatted["extensions"].get("code") == RATE_LIMIT_EXCEEDED:
+                    status = 429
+                errors.append(formatted)
+            body["errors"] = errors
+        return status, body
+
+
+def build_app(env: Environment) -> Starlette:
+    executor = GraphQLExecutor(env)
+
+    async def graphql_endpoint(request: Request) -> Response:
+        key = request.headers.get("x-api-key", "").strip()
+        if not key or (env.api_key is not None and key != env.api_key):
+            return JSONResponse(error_body(UNAUTHENTICATED, "Invalid or missing API key"), status_code=401)
+        try:
+            payload = json.loads(await request.body())
+        except json.JSONDecodeError:
+            return JSONResponse(error_body(BAD_VARIABLES, "POST body is not JSON"), status_code=400)
+        try:
+            status, body = await run_in_threadpool(executor.run, payload)
+        except RequestRefused as exc:
+            return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
+        return JSONResponse(body, status_code=status)
+
+    # `/graphql` like production; `/` too, so the base URL in endpoints.json works as `api_url` unchanged.
+    return Starlette(
+        routes=[Route(GRAPHQL_PATH, graphql_endpoint, methods=["POST"]), Route("/", graphql_endpoint, methods=["POST"])]
+    )

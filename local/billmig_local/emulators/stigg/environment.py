@@ -1,0 +1,40 @@
+"""One emulated Stigg environment: its persistent records, its clock, its limits and its request counters."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from billmig_local.emulators.base import ObjectStore
+
+from .limits import Limits
+
+ENVIRONMENT_KIND = "environment"
+
+
+@dataclass
+class Environment:
+    """Everything a resolver needs; one lock serialises executions, which keeps every multi-record write atomic."""
+
+    store: ObjectStore
+    now: Callable[[], float]
+    limits: Limits
+    api_key: str | None = None
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    resolver_calls: int = 0  # every field resolution that ran (proves invalid documents run none)
+    environment_id: str = ""
+
+    def __post_init__(self) -> None:
+        existing = self.store.get(ENVIRONMENT_KIND, "current")
+        if existing is None:
+            existing = self.store.put(ENVIRONMENT_KIND, "current", {"id": str(uuid.uuid4())})
+        self.environment_id = existing["id"]
+
+    def new_id(self) -> str:
+        return str(uuid.uuid4())
+
+    def get(self, kind: str, oid: str | None) -> dict[str, Any] | None:
+        return None if oid is None else self.store.get(kind, oid)
