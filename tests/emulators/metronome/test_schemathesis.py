@@ -8,6 +8,7 @@ Checks: no 5xx on generated inputs, replies conform to the documented response s
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -87,7 +88,43 @@ def known_ids(shared_world: World) -> dict[str, str]:
         "invoice_id": invoice.id,
         "commit_id": commit.id,
         "id": cat.tokens_product_id,
+        "fixed_product_id": cat.commit_product_id,
     }
+
+
+_FIXED_PRODUCT_FIELDS = ("commits", "credits", "add_commits", "add_credits", "commit")
+"""Where a `product_id` must name a FIXED product (commits and credits), not the USAGE one."""
+
+
+def _swap_ids(value: Any, known: dict[str, str], path: str, *, fixed: bool, top: bool) -> None:
+    if isinstance(value, list):
+        for item in value:
+            _swap_ids(item, known, path, fixed=fixed, top=top)
+        return
+    if not isinstance(value, dict):
+        return
+    for key, item in value.items():
+        if key in known and isinstance(item, str) and (key != "id" or top):
+            if key == "product_id" and fixed:
+                value[key] = known["fixed_product_id"]
+            elif key == "id" and "rate-cards" in path:
+                value[key] = known["rate_card_id"]
+            else:
+                value[key] = known[key]
+        elif key in ("starting_at", "ending_before") and isinstance(item, str) and not top:
+            value[key] = _on_the_hour(item)  # access schedules are hour-aligned: let some commits through
+        elif isinstance(item, dict | list):
+            _swap_ids(item, known, path, fixed=fixed or key in _FIXED_PRODUCT_FIELDS, top=False)
+
+
+def _on_the_hour(text: str) -> str:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    if moment.tzinfo is None:
+        return text
+    return moment.replace(minute=0, second=0, microsecond=0).isoformat()
 
 
 def _with_known_ids(case: Any, known: dict[str, str], now: str, use: bool) -> Any:
@@ -98,14 +135,12 @@ def _with_known_ids(case: Any, known: dict[str, str], now: str, use: bool) -> An
         for key in case.path_parameters:
             if key in known:
                 case.path_parameters[key] = known[key]
+    fixed = "customerCommits" in case.path or "customerCredits" in case.path
+    _swap_ids(case.body, known, case.path, fixed=fixed, top=True)
     bodies = case.body if isinstance(case.body, list) else [case.body]
     for body in bodies:
-        if isinstance(body, dict):
-            for key in list(body):
-                if key in known and isinstance(body[key], str):
-                    body[key] = known["rate_card_id"] if key == "id" and "rate-cards" in case.path else known[key]
-            if "timestamp" in body and case.path == "/v1/ingest":
-                body["timestamp"] = now
+        if isinstance(body, dict) and "timestamp" in body and case.path == "/v1/ingest":
+            body["timestamp"] = now
     return case
 
 
@@ -124,12 +159,15 @@ def test_operation_conforms(method: str, path: str, shared_world: World, known_i
     )
     def run(case: Any) -> None:
         response = case.call(base_url=shared_world.emulator.url, headers=headers)
+        statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
         if _undocumented_v2_error_code(path, response):
             assert response.status_code == 400 and response.json()["message"]
             return
         case.validate_response(response, checks=CHECKS)
 
+    statuses: dict[int, int] = {}
     run()
+    print(f"{method} {path}: {sum(statuses.values())} examples, statuses {dict(sorted(statuses.items()))}")
 
 
 def test_every_route_is_in_the_document() -> None:
