@@ -36,6 +36,11 @@ from .schema import stigg_schema
 
 GRAPHQL_PATH = "/graphql"  # the SDK posts to its `api_url` as given; the production URL ends in /graphql
 
+# The SDK (requests/urllib3 2) writes a request's headers and body in two segments; on a kept-alive connection the
+# body then waits for the server's delayed ACK (~40 ms a request on Linux). Closing after each reply keeps the
+# connection in quick-ACK mode: ~2 ms a request on 127.0.0.1. Stigg itself keeps connections alive.
+_CLOSE = {"Connection": "close"}
+
 
 def _formatted(error: GraphQLError) -> dict[str, Any]:
     body = error.formatted
@@ -106,16 +111,16 @@ def build_app(env: Environment) -> Starlette:
     async def graphql_endpoint(request: Request) -> Response:
         key = request.headers.get("x-api-key", "").strip()
         if not key or (env.api_key is not None and key != env.api_key):
-            return JSONResponse(error_body(UNAUTHENTICATED, "Invalid or missing API key"), status_code=401)
+            return JSONResponse(error_body(UNAUTHENTICATED, "Invalid or missing API key"), 401, _CLOSE)
         try:
             payload = json.loads(await request.body())
         except json.JSONDecodeError:
-            return JSONResponse(error_body(BAD_VARIABLES, "POST body is not JSON"), status_code=400)
+            return JSONResponse(error_body(BAD_VARIABLES, "POST body is not JSON"), 400, _CLOSE)
         try:
             status, body = await run_in_threadpool(executor.run, payload)
         except RequestRefused as exc:
-            return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
-        return JSONResponse(body, status_code=status)
+            return JSONResponse(error_body(exc.code, exc.message), exc.status, _CLOSE)
+        return JSONResponse(body, status, _CLOSE)
 
     # `/graphql` like production; `/` too, so the base URL in endpoints.json works as `api_url` unchanged.
     return Starlette(
