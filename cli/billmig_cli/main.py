@@ -29,6 +29,8 @@ clock_app = typer.Typer(
 faults_app = typer.Typer(help="Make deployed functions fail on purpose, locally.", no_args_is_help=True)
 seed_app = typer.Typer(help="Seed a vendor emulator through the vendor's own SDK.", no_args_is_help=True)
 batch_app = typer.Typer(help="Start and inspect migration batches.", no_args_is_help=True)
+stigg_app = typer.Typer(help="Import customers, subscriptions and usage into Stigg.", no_args_is_help=True)
+app.add_typer(stigg_app, name="stigg")
 app.add_typer(local_app, name="local")
 app.add_typer(batch_app, name="batch")
 local_app.add_typer(clock_app, name="clock")
@@ -237,6 +239,70 @@ def batch_status(
                 f"{error.type}: {error.message}" if error else "",
             )
     console.print(table)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# stigg
+# ----------------------------------------------------------------------------------------------------------------------
+@stigg_app.command("import")
+def stigg_import(
+    customers_file: Annotated[Path | None, typer.Option("--customers-file", help="Stigg's customers.json.")] = None,
+    subscriptions_file: Annotated[
+        list[Path] | None, typer.Option("--subscriptions-file", help="Stigg's subscriptions.json; repeatable.")
+    ] = None,
+    usage_file: Annotated[Path | None, typer.Option("--usage-file", help="Stigg's usage.json.")] = None,
+    paid_plan: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--paid-plan", help="A paid plan id: provisioned backdated, then its Stripe subscription cancelled."
+        ),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the files and stop: nothing is sent.")] = False,
+    import_id: Annotated[str | None, typer.Option("--import-id", help="Reuse to resume an earlier import.")] = None,
+    report_dir: Annotated[Path, typer.Option("--report-dir", help="Where the JSON and CSV reports go.")] = Path("."),
+    wait: Annotated[bool, typer.Option("--wait/--no-wait")] = True,
+    stack_name: StackName = aws_target.DEFAULT_STACK,
+) -> None:
+    """Import into Stigg in its guide's order: customers, subscriptions (free, custom, paid), usage."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from billmig_cli import stigg_import as runner
+
+    files = runner.ImportFiles(customers=customers_file, subscriptions=list(subscriptions_file or []), usage=usage_file)
+    try:
+        counts = runner.check_files(files)
+    except runner.ImportRefused as exc:
+        console.print(f"[red]{len(exc.problems)} problem(s); nothing was sent[/]", soft_wrap=True)
+        for problem in exc.problems:
+            console.print(f"  - {problem}", soft_wrap=True, markup=False, highlight=False)
+        raise typer.Exit(1) from exc
+    summary = ", ".join(f"{n} {kind}" for kind, n in counts.items())
+    if dry_run:
+        console.print(f"dry run: {summary}: every record is valid; nothing was sent")
+        return
+    started = runner.start_import(
+        files, import_id=import_id or runner.new_import_id(), paid_plan_ids=paid_plan or [], stack_name=stack_name
+    )
+    console.print(f"import {started.import_id}: {summary}\nstarted {started.execution_arn}", soft_wrap=True)
+    if not wait:
+        return
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
+        task = progress.add_task("records", total=started.records)
+        result = runner.follow(started, stack_name=stack_name, on_progress=lambda n: progress.update(task, completed=n))
+    if result["status"] != "SUCCEEDED":
+        console.print(f"[red]{result['status']}[/] {runner.failure_of(result)}", soft_wrap=True, highlight=False)
+        raise typer.Exit(1)
+    report, json_path, csv_path = runner.fetch_report(started.import_id, stack_name=stack_name, report_dir=report_dir)
+    table = Table("entity", "created", "updated", "skipped", "failed", title=f"import {started.import_id}")
+    for entity, totals in report["totals"].items():
+        if any(totals.values()):
+            table.add_row(entity, *(str(totals[k]) for k in ("created", "updated", "skipped", "failed")))
+    console.print(table)
+    console.print(f"report: {json_path}  {csv_path}")
+    if any(t["failed"] for t in report["totals"].values()):
+        raise typer.Exit(1)
 
 
 @app.command("demo")

@@ -102,8 +102,9 @@ class LocalStack:
         self._thread = Thread(target=self._server.serve_forever, name="local-aws", daemon=True)
         self._thread.start()
 
-        self.deploy()
         self._start_emulators()
+        self.deploy()
+        self._store_local_secrets()
         self._write_endpoints()
         self.scheduler = ScheduleRunner(clock=self.clock, clients=self.client, on_fire=self._announce_firing)
         self.scheduler.start()
@@ -141,12 +142,13 @@ class LocalStack:
             return f"s3://{ARTIFACT_BUCKET}/{key}"
 
         template = package(load_template(self.settings.template), self.settings.template.parent, upload)
-        translated = translate(template, self.settings.parameters)
+        parameters = {**self.emulator_parameters(), **self.settings.parameters}
+        translated = translate(template, parameters)
         cfn = self.client("cloudformation")
         cfn.create_stack(
             StackName=self.settings.stack_name,
             TemplateBody=json.dumps(translated),
-            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in self.settings.parameters.items()],
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
         )
         stack = cfn.describe_stacks(StackName=self.settings.stack_name)["Stacks"][0]
@@ -154,6 +156,30 @@ class LocalStack:
             raise RuntimeError(f"local stack {self.settings.stack_name}: {stack['StackStatus']}")
         self.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
         return self.outputs
+
+    def emulator_parameters(self) -> dict[str, str]:
+        """Template parameters that point the functions at the emulators instead of the vendors."""
+        parameters: dict[str, str] = {}
+        if "stigg" in self.emulators:
+            parameters["StiggApiUrl"] = f"{self.emulators['stigg'].url}/graphql"
+        if "stripe" in self.emulators:
+            parameters["StripeApiBase"] = self.emulators["stripe"].url
+        return parameters
+
+    def _store_local_secrets(self) -> None:
+        """The emulators accept any key; the functions still read theirs from Secrets Manager, as on AWS."""
+        secrets = self.client("secretsmanager")
+        for output, value in (
+            ("StiggApiKeySecretName", "local-stigg-server-key"),
+            ("StripeApiKeySecretName", "sk_test_local"),
+        ):
+            name = self.outputs.get(output)
+            if not name:
+                continue
+            try:
+                secrets.describe_secret(SecretId=name)
+            except secrets.exceptions.ResourceNotFoundException:
+                secrets.create_secret(Name=name, SecretString=value, Description="billmig local stack (emulators)")
 
     def _start_emulators(self) -> None:
         for name, start in available_emulators().items():

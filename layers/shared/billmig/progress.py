@@ -50,6 +50,9 @@ class StepRecord(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     last_error: ErrorRecord | None = None
+    # What the step found or did, for reports: e.g. created, updated, skipped (Stigg's updatedAt rule).
+    outcome: str | None = None
+    detail: str | None = None
 
 
 class CustomerProgress(BaseModel):
@@ -176,3 +179,9 @@ class ProgressStore(Protocol):
     def fail_step(self, batch_id: str, customer_id: str, step: str, error: ErrorRecord) -> CustomerProgress: ...
 
     def customers_in_state(self, batch_id: str, state: CustomerState) -> list[CustomerProgress]: ...
+
+    def record_outcomes(self, records: list[CustomerProgress]) -> None:
+        """Write finished records as they are, in bulk: for idempotent bulk calls, where the last writer is right."""
+        ...
+
+    def all_in_batch(self, batch_id: str) -> list[CustomerProgress]: ...

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
+
+if TYPE_CHECKING:  # imported where used, so a Lambda loads only the SDKs it calls
+    from billmig.adapters.s3_import_storage import S3ImportStorage
+    from billmig.adapters.stigg_graphql import StiggGraphQLTarget
+    from billmig.adapters.stripe_subscriptions import StripeSubscriptionSource
+
+SECRET_MAX_AGE_SECONDS = 300  # a rotated key reaches warm containers within five minutes
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -27,3 +34,53 @@ def from_environment(model: type[_M]) -> _M:
 def progress_store() -> DynamoDBProgressStore:
     """One store per warm container (the boto3 client is reused across invocations)."""
     return DynamoDBProgressStore(from_environment(ProgressTableSettings).progress_table_name)
+
+
+class ImportBucketSettings(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    import_bucket_name: str = Field(alias="IMPORT_BUCKET_NAME", min_length=3)
+
+
+class StiggSettings(BaseModel):
+    """The API key is not here: only the name of the Secrets Manager secret that holds it."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    stigg_api_url: str = Field(alias="STIGG_API_URL", min_length=8)
+    stigg_api_key_secret: str = Field(alias="STIGG_API_KEY_SECRET", min_length=1)
+
+
+class StripeSettings(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    stripe_api_key_secret: str = Field(alias="STRIPE_API_KEY_SECRET", min_length=1)
+    stripe_api_base: str = Field(default="", alias="STRIPE_API_BASE")
+
+
+def _secret(name: str) -> str:
+    from aws_lambda_powertools.utilities import parameters
+
+    value = parameters.get_secret(name, max_age=SECRET_MAX_AGE_SECONDS)
+    return value if isinstance(value, str) else value.decode()
+
+
+@cache
+def import_storage() -> S3ImportStorage:
+    from billmig.adapters.s3_import_storage import S3ImportStorage
+
+    return S3ImportStorage(from_environment(ImportBucketSettings).import_bucket_name)
+
+
+def stigg_target() -> StiggGraphQLTarget:
+    from billmig.adapters.stigg_graphql import StiggGraphQLTarget
+
+    settings = from_environment(StiggSettings)
+    return StiggGraphQLTarget.connect(_secret(settings.stigg_api_key_secret), settings.stigg_api_url)
+
+
+def stripe_subscriptions() -> StripeSubscriptionSource:
+    from billmig.adapters.stripe_subscriptions import StripeSubscriptionSource
+
+    settings = from_environment(StripeSettings)
+    return StripeSubscriptionSource.connect(_secret(settings.stripe_api_key_secret), settings.stripe_api_base or None)

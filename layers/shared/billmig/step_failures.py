@@ -44,7 +44,11 @@ class RecordedFailure(BaseModel):
 
 
 def record_failure(report: FailureReport, store: ProgressStore) -> RecordedFailure:
-    customer_id = customer_key(report.customer, report.index)
+    # Import steps track records and chunks under their own progress keys (`paid#...`, `chunk#...`).
+    progress_key = report.customer.get("progress_key")
+    customer_id = (
+        progress_key if isinstance(progress_key, str) and progress_key else customer_key(report.customer, report.index)
+    )
     error = ErrorRecord(
         type=report.caught.error,
         message=report.caught.message(),

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 STATE_INDEX = "by-state"
+BATCH_WRITE_SIZE = 25  # DynamoDB's BatchWriteItem limit
 _T = TypeVar("_T")
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -83,7 +84,32 @@ class DynamoDBProgressStore:
             found.extend(_from_item(item) for item in page.get("Items", []))
         return sorted(found, key=lambda p: p.customer_id)
 
+    def all_in_batch(self, batch_id: str) -> list[CustomerProgress]:
+        found: list[CustomerProgress] = []
+        paginator = self._client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self.table_name,
+            KeyConditionExpression="batch_id = :b",
+            ExpressionAttributeValues={":b": {"S": batch_id}},
+            ConsistentRead=True,
+        )
+        for page in self._call(lambda: list(pages)):
+            found.extend(_from_item(item) for item in page.get("Items", []))
+        return found
+
     # -- writes
+    def record_outcomes(self, records: list[CustomerProgress]) -> None:
+        for start in range(0, len(records), BATCH_WRITE_SIZE):
+            pending: list[Any] = [
+                {"PutRequest": {"Item": _to_item(record)}} for record in records[start : start + BATCH_WRITE_SIZE]
+            ]
+            for _ in range(self._max_races):
+                pending = self._write_batch(pending)
+                if not pending:
+                    break
+            if pending:
+                raise ProgressStoreUnavailable(f"progress table {self.table_name}: {len(pending)} writes unprocessed")
+
     def enrol(self, batch_id: str, customer_id: str) -> CustomerProgress:
         existing = self.get(batch_id, customer_id)
         if existing is not None:
@@ -142,6 +168,16 @@ class DynamoDBProgressStore:
             raise _classify(exc) from exc
         except BotoCoreError as exc:
             raise ProgressStoreUnavailable(f"progress table {self.table_name}: {exc}") from exc
+
+    def _write_batch(self, requests: list[Any]) -> list[Any]:
+        """One BatchWriteItem; returns what DynamoDB left unprocessed."""
+        try:
+            response = self._client.batch_write_item(RequestItems={self.table_name: requests})
+        except ClientError as exc:
+            raise _classify(exc) from exc
+        except BotoCoreError as exc:
+            raise ProgressStoreUnavailable(f"progress table {self.table_name}: {exc}") from exc
+        return list(response.get("UnprocessedItems", {}).get(self.table_name, []))
 
     def _call(self, request: Callable[[], _T]) -> _T:
         try:

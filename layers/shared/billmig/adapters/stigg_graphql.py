@@ -1,0 +1,267 @@
+"""The Stigg target on Stigg's GraphQL API, through the official `stigg-api-client`.
+
+The client turns HTTP errors into GraphQL error lists (sgqlc) and retries only what escapes as `HTTPError`, so each
+reply is read raw here and typed: 429 -> `VendorThrottled`, 5xx or no answer -> `VendorUnavailable`, the rest ->
+`VendorRejected`, so Step Functions retries only what can succeed. Reads select just the fields the import needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import requests
+import stigg.generated.schema as stigg_schema
+from sgqlc.operation import Operation
+from sgqlc.types import Arg, Variable, non_null
+from stigg import Stigg
+from stigg.client import StiggClient
+
+from billmig.errors import PaymentRequired, SubscriptionExists, VendorRejected, VendorThrottled, VendorUnavailable
+from billmig.stigg.records import CustomerRecord, SubscriptionRecord, UsageRecord
+from billmig.stigg.target import PaidProvision, StiggCustomer, StiggSubscription, UsageReading
+
+_EXISTS_CODES = ("DUPLICATE", "ALREADY_EXIST", "ALREADYEXIST", "DUPLICATED")
+_NOT_FOUND_CODES = ("NOT_FOUND", "NOTFOUND")
+
+
+def _find_customer_operation() -> Operation:
+    op = Operation(
+        stigg_schema.Query,
+        name="BillmigFindCustomer",
+        variables={"input": Arg(non_null(stigg_schema.GetCustomerByRefIdInput))},
+    )
+    op.get_customer_by_ref_id(input=Variable("input")).__fields__(
+        "customer_id",
+        "email",
+        "name",
+        "billing_id",
+        "has_payment_method",
+        "created_at",
+        "updated_at",
+        "additional_meta_data",
+    )
+    return op
+
+
+def _subscription_fields(selection: Any) -> None:
+    selection.subscription_id()
+    selection.status()
+    selection.start_date()
+    selection.additional_meta_data()
+    selection.plan().ref_id()
+    selection.resource().resource_id()
+    addons = selection.addons()
+    addons.quantity()
+    addons.addon().ref_id()
+
+
+def _find_subscription_operation() -> Operation:
+    op = Operation(
+        stigg_schema.Query,
+        name="BillmigFindSubscription",
+        variables={"input": Arg(non_null(stigg_schema.GetSubscriptionInput))},
+    )
+    _subscription_fields(op.get_subscription(input=Variable("input")))
+    return op
+
+
+def _active_subscriptions_operation() -> Operation:
+    op = Operation(
+        stigg_schema.Query,
+        name="BillmigActiveSubscriptions",
+        variables={"input": Arg(non_null(stigg_schema.GetActiveSubscriptionsInput))},
+    )
+    _subscription_fields(op.get_active_subscriptions(input=Variable("input")))
+    return op
+
+
+FIND_CUSTOMER = _find_customer_operation()
+FIND_SUBSCRIPTION = _find_subscription_operation()
+ACTIVE_SUBSCRIPTIONS = _active_subscriptions_operation()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def _error_codes(errors: list[dict[str, Any]]) -> list[str]:
+    codes = []
+    for error in errors:
+        extensions = error.get("extensions") or {}
+        code = extensions.get("code") if isinstance(extensions, dict) else None
+        codes.append(str(code or ""))
+    return codes
+
+
+class StiggGraphQLTarget:
+    def __init__(self, client: StiggClient) -> None:
+        self._client = client
+
+    @classmethod
+    def connect(cls, api_key: str, api_url: str) -> StiggGraphQLTarget:
+        return cls(Stigg.create_client(api_key, api_url=api_url, enable_edge=False))
+
+    # -- the one way every call goes -----------------------------------------------------------------------------
+    def _call(self, operation: Operation, variables: dict[str, Any], *, what: str, missing_ok: bool = False) -> Any:
+        try:
+            raw = self._client.request(operation, variables, raw_response=True)
+        except requests.RequestException as exc:
+            raise VendorUnavailable(f"Stigg {what}: {exc}") from exc
+        errors = raw.get("errors") or []
+        if errors:
+            status = raw.get("status") or next((e.get("status") for e in errors if e.get("status")), None)
+            codes = _error_codes(errors)
+            message = "; ".join(
+                f"{c + ': ' if c else ''}{e.get('message')}" for c, e in zip(codes, errors, strict=True)
+            )
+            upper = [c.upper() for c in codes] + [str(e.get("message", "")).upper().replace(" ", "_") for e in errors]
+            if status == 429 or any("RATE_LIMIT" in c or "TOO_MANY" in c for c in upper):
+                raise VendorThrottled(f"Stigg {what}: {message}")
+            if isinstance(status, int) and status >= 500:
+                raise VendorUnavailable(f"Stigg {what}: HTTP {status}: {message}")
+            if missing_ok and any(any(n in c for n in _NOT_FOUND_CODES) for c in upper):
+                return None
+            if any(any(x in c for x in _EXISTS_CODES) for c in upper):
+                raise SubscriptionExists(f"Stigg {what}: {message}")
+            if any("PAYMENT_REQUIRED" in c for c in upper):
+                raise PaymentRequired(f"Stigg {what}: {message}")
+            raise VendorRejected(f"Stigg {what}: {message}")
+        return operation + raw
+
+    # -- writes --------------------------------------------------------------------------------------------------
+    def import_customers(self, customers: Sequence[CustomerRecord]) -> None:
+        rows = [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in customers]
+        self._call(Stigg.mutation.import_customer_bulk, {"input": {"customers": rows}}, what="importCustomersBulk")
+
+    def import_subscriptions(self, subscriptions: Sequence[tuple[str, SubscriptionRecord]]) -> str | None:
+        rows = [
+            {**record.model_dump(mode="json", by_alias=True, exclude_none=True), "subscriptionId": subscription_id}
+            for subscription_id, record in subscriptions
+        ]
+        for row in rows:
+            if not row.get("subscriptionEntitlements"):
+                row.pop("subscriptionEntitlements", None)
+            if not row.get("addons"):
+                row.pop("addons", None)
+        result = self._call(
+            Stigg.mutation.import_subscriptions_bulk, {"input": {"subscriptions": rows}}, what="importSubscriptionsBulk"
+        )
+        task = result.import_subscriptions_bulk
+        return str(task) if task is not None else None
+
+    def report_usage(self, usages: Sequence[tuple[str, UsageRecord]]) -> list[UsageReading]:
+        rows = []
+        for key, record in usages:
+            row: dict[str, Any] = {
+                "customerId": record.customer_id,
+                "featureId": record.feature_id,
+                "value": record.usage,
+                "updateBehavior": "SET",
+                "idempotencyKey": key,
+            }
+            if record.resource_id:
+                row["resourceId"] = record.resource_id
+            rows.append(row)
+        result = self._call(Stigg.mutation.report_usage_bulk, {"input": {"usages": rows}}, what="reportUsageBulk")
+        return [
+            UsageReading(
+                customer_id=u.customer_id,
+                feature_id=u.feature_id,
+                resource_id=u.resource_id,
+                current_usage=float(u.current_usage),
+            )
+            for u in result.report_usage_bulk
+        ]
+
+    def provision_paid(self, provision: PaidProvision) -> StiggSubscription:
+        record = provision.record
+        metadata = {
+            **(record.metadata or {}),
+            "migratedFrom": provision.stripe_subscription_id,
+            "migrationId": provision.migration_id,
+        }
+        request: dict[str, Any] = {
+            "customerId": record.customer_id,
+            "planId": record.plan_id,
+            "subscriptionId": provision.subscription_id,
+            "startDate": _iso(record.start_date),
+            "additionalMetaData": metadata,
+            "billingInformation": {
+                "isBackdated": True,
+                "metadata": {"migratedFrom": provision.stripe_subscription_id},
+            },
+        }
+        optional = {
+            "resourceId": record.resource_id,
+            "billingPeriod": record.billing_period,
+            "unitQuantity": record.unit_quantity,
+            "addons": [{"addonId": a.addon_id, "quantity": a.quantity} for a in record.addons] or None,
+            "subscriptionEntitlements": [
+                e.model_dump(mode="json", by_alias=True, exclude_none=True) for e in record.subscription_entitlements
+            ]
+            or None,
+        }
+        request.update({k: v for k, v in optional.items() if v is not None})
+        result = self._call(Stigg.mutation.provision_subscription, {"input": request}, what="provisionSubscriptionV2")
+        outcome = result.provision_subscription
+        if str(outcome.status) == "PAYMENT_REQUIRED":
+            raise PaymentRequired(f"Stigg provisionSubscriptionV2 for {record.key}: PAYMENT_REQUIRED")
+        subscription = outcome.subscription
+        return StiggSubscription(
+            subscription_id=subscription.subscription_id or provision.subscription_id,
+            plan_id=record.plan_id,
+            status=str(subscription.status),
+            start_date=record.start_date,
+            resource_id=record.resource_id,
+            metadata=dict(subscription.additional_meta_data or {}),
+        )
+
+    # -- reads ---------------------------------------------------------------------------------------------------
+    def find_customer(self, customer_id: str) -> StiggCustomer | None:
+        result = self._call(
+            FIND_CUSTOMER, {"input": {"customerId": customer_id}}, what="getCustomerByRefId", missing_ok=True
+        )
+        if result is None or result.get_customer_by_ref_id is None:
+            return None
+        c = result.get_customer_by_ref_id
+        return StiggCustomer(
+            customer_id=c.customer_id,
+            email=c.email,
+            name=c.name,
+            billing_id=c.billing_id,
+            has_payment_method=bool(c.has_payment_method),
+            created_at=c.created_at,
+            updated_at=c.updated_at,
+            metadata=dict(c.additional_meta_data or {}),
+        )
+
+    def active_subscriptions(self, customer_id: str, resource_id: str | None) -> list[StiggSubscription]:
+        variables: dict[str, Any] = {"customerId": customer_id}
+        if resource_id:
+            variables["resourceId"] = resource_id
+        result = self._call(ACTIVE_SUBSCRIPTIONS, {"input": variables}, what="getActiveSubscriptions", missing_ok=True)
+        if result is None:
+            return []
+        return [_subscription(s) for s in result.get_active_subscriptions]
+
+    def find_subscription(self, subscription_id: str) -> StiggSubscription | None:
+        result = self._call(
+            FIND_SUBSCRIPTION, {"input": {"subscriptionId": subscription_id}}, what="getSubscription", missing_ok=True
+        )
+        if result is None or result.get_subscription is None:
+            return None
+        return _subscription(result.get_subscription)
+
+
+def _subscription(s: Any) -> StiggSubscription:
+    return StiggSubscription(
+        subscription_id=s.subscription_id,
+        plan_id=s.plan.ref_id if s.plan else "",
+        status=str(s.status),
+        start_date=s.start_date,
+        resource_id=s.resource.resource_id if s.resource else None,
+        addons={a.addon.ref_id: int(a.quantity) for a in (s.addons or []) if a.addon is not None},
+        metadata=dict(s.additional_meta_data or {}),
+    )

@@ -1,0 +1,58 @@
+"""How import records are tracked in the progress store: one item per record, keyed `<kind>#<record key>`.
+
+Bulk calls are upserts, so a chunk's outcome is simply written over whatever an earlier attempt wrote.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from billmig.progress import CustomerProgress, CustomerState, StepRecord, StepStatus
+
+IMPORT_STEP = "stigg.import"
+VERIFY_STEP = "stigg.verify"
+PROVISION_STEP = "stigg.provision"
+CANCEL_STEP = "stripe.cancel"
+
+OUTCOMES = ("created", "updated", "skipped", "failed")
+
+
+def entity_key(kind: str, record_key: str) -> str:
+    return f"{kind}#{record_key}"
+
+
+def split_entity_key(key: str) -> tuple[str, str]:
+    kind, _, record_key = key.partition("#")
+    return kind, record_key
+
+
+def finished(
+    import_id: str,
+    kind: str,
+    record_key: str,
+    steps: dict[str, tuple[str, str | None, dict[str, str]]],
+    now: datetime,
+) -> CustomerProgress:
+    """A record's progress item after bulk steps: each step -> (outcome, detail, vendor ids)."""
+    records = {
+        step: StepRecord(
+            status=StepStatus.FAILED if outcome == "failed" else StepStatus.SUCCEEDED,
+            attempts=1,
+            vendor_ids=vendor_ids,
+            started_at=now,
+            finished_at=now,
+            outcome=outcome,
+            detail=detail,
+        )
+        for step, (outcome, detail, vendor_ids) in steps.items()
+    }
+    failed = any(r.status is StepStatus.FAILED for r in records.values())
+    return CustomerProgress(
+        batch_id=import_id,
+        customer_id=entity_key(kind, record_key),
+        state=CustomerState.FAILED if failed else CustomerState.SUCCEEDED,
+        current_step=list(steps)[-1],
+        steps=records,
+        enrolled_at=now,
+        updated_at=now,
+    )

@@ -1,0 +1,84 @@
+"""What the Stigg import needs from Stigg and from Stripe, as interfaces the adapters implement.
+
+The domain never sees GraphQL or HTTP; tests run the real adapters against the emulators.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from billmig.stigg.records import CustomerRecord, SubscriptionRecord, UsageRecord
+
+
+@dataclass(frozen=True)
+class StiggCustomer:
+    customer_id: str
+    email: str | None
+    name: str | None
+    billing_id: str | None
+    has_payment_method: bool
+    created_at: datetime | None
+    updated_at: datetime | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StiggSubscription:
+    subscription_id: str
+    plan_id: str
+    status: str
+    start_date: datetime | None
+    resource_id: str | None = None
+    addons: dict[str, int] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UsageReading:
+    customer_id: str
+    feature_id: str
+    resource_id: str | None
+    current_usage: float
+
+
+@dataclass(frozen=True)
+class PaidProvision:
+    """A paid plan provisioned backdated in Stigg; Stripe goes on billing until its subscription is cancelled."""
+
+    record: SubscriptionRecord
+    subscription_id: str
+    stripe_subscription_id: str
+    migration_id: str
+
+
+class StiggTarget(Protocol):
+    def import_customers(self, customers: Sequence[CustomerRecord]) -> None: ...
+
+    def import_subscriptions(self, subscriptions: Sequence[tuple[str, SubscriptionRecord]]) -> str | None:
+        """Each row with its deterministic subscription id; returns Stigg's task id (the import is asynchronous)."""
+        ...
+
+    def report_usage(self, usages: Sequence[tuple[str, UsageRecord]]) -> list[UsageReading]:
+        """SET each usage, each with its idempotency key; returns the current usage Stigg answered."""
+        ...
+
+    def find_customer(self, customer_id: str) -> StiggCustomer | None: ...
+
+    def active_subscriptions(self, customer_id: str, resource_id: str | None) -> list[StiggSubscription]: ...
+
+    def find_subscription(self, subscription_id: str) -> StiggSubscription | None: ...
+
+    def provision_paid(self, provision: PaidProvision) -> StiggSubscription:
+        """Raises `PaymentRequired`, or `SubscriptionExists` when Stigg already has one for the product."""
+        ...
+
+
+class StripeSubscriptions(Protocol):
+    def subscription_status(self, subscription_id: str) -> str: ...
+
+    def cancel_now_without_proration(self, subscription_id: str) -> str:
+        """Cancel at once, no proration and no final invoice; returns the new status."""
+        ...
