@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from billmig_local.clock import WorldClock
+from billmig_local.emulators.stigg import start
 from billmig_local.emulators.stigg.sgqlc_fragments import _original
 from sgqlc.operation import GraphQLErrors, SelectionList
 from stigg import Stigg
@@ -65,3 +67,17 @@ def test_sdk_documents_without_the_fragment_fix_spread_undefined_fragments(world
     )
     assert response.status_code == 400
     assert "Unknown fragment 'PackageFeatureEntitlementFragment'" in response.json()["errors"][0]["message"]
+
+
+def test_a_configured_api_key_is_the_only_one_accepted() -> None:
+    emulator = start(clock=WorldClock(), state_dir=None, api_key="the-key")
+    try:
+        url = f"{emulator.url}/graphql"
+        wrong = Stigg.create_client("other-key", api_url=url, enable_edge=False)
+        with pytest.raises(GraphQLErrors) as excinfo:
+            wrong.request(Stigg.mutation.import_customer_bulk, {"input": {"customers": [{"customerId": "c"}]}})
+        assert error_codes(excinfo) == ["UNAUTHENTICATED"]
+        right = Stigg.create_client("the-key", api_url=url, enable_edge=False)
+        assert right.request(Stigg.mutation.import_customer_bulk, {"input": {"customers": [{"customerId": "c"}]}})
+    finally:
+        emulator.server.stop()

@@ -167,3 +167,25 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         assert seed_catalogue(restarted.client) == {"products": [], "features": [], "plans": [], "addons": []}
     finally:
         restarted.stop()
+
+
+def test_delayed_subscription_import_applies_once_the_clock_moves(own_world: World) -> None:
+    world = own_world
+    set_limits(world, subscription_import_delay_seconds=30)
+    cid, sid = unique("cus"), unique("sub")
+    import_customers(world.client, {"customerId": cid})
+    task_id = import_subscriptions(world.client, {"customerId": cid, "planId": "plan-free", "subscriptionId": sid})
+    read = {"input": {"customerId": cid}}
+    assert world.client.request(Stigg.query.get_active_subscriptions, read).get_active_subscriptions == []
+    task_url = f"{world.emulator.url}/_emulator/stigg/tasks/{task_id}"
+    assert httpx.get(task_url).json()["status"] == "PENDING"
+    world.clock.advance(31)
+    [active] = world.client.request(Stigg.query.get_active_subscriptions, read).get_active_subscriptions
+    assert active.subscription_id == sid
+    assert httpx.get(task_url).json() | {"taskId": None} == {
+        "taskId": None,
+        "kind": "subscriptions",
+        "status": "COMPLETED",
+        "imported": [sid],
+        "skipped": [],
+    }

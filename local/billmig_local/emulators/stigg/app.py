@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import subscriptions
 from .environment import Environment
 from .errors import (
     BAD_VARIABLES,
@@ -77,6 +78,7 @@ class GraphQLExecutor:
             if isinstance(d, OperationDefinitionNode) and (operation is None or (d.name and d.name.value == operation))
         )
         with self.env.lock:
+            subscriptions.run_due_imports(self.env)
             result = execute(
                 self.schema,
                 document,

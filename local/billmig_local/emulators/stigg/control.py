@@ -36,7 +36,8 @@ class StiggControl(EmulatorControl):
             self.env.limits.reset()
             return JSONResponse(self.env.limits.as_dict())
         if what.startswith("tasks/") and request.method == "GET":
-            task = self.env.get("import_task", what.removeprefix("tasks/"))
+            task_id = what.removeprefix("tasks/")
+            task = self.env.get("import_task", task_id) or self.env.get("pending_import_task", task_id)
             if task is None:
                 return JSONResponse({"error": "no such task"}, status_code=404)
             return JSONResponse(task)

@@ -26,12 +26,17 @@ class Environment:
     lock: threading.RLock = field(default_factory=threading.RLock)
     resolver_calls: int = 0  # every field resolution that ran (proves invalid documents run none)
     environment_id: str = ""
+    subscriptions_by_customer: dict[str, list[str]] = field(default_factory=dict)  # ids, oldest first
 
     def __post_init__(self) -> None:
         existing = self.store.get(ENVIRONMENT_KIND, "current")
         if existing is None:
             existing = self.store.put(ENVIRONMENT_KIND, "current", {"id": str(uuid.uuid4())})
         self.environment_id = existing["id"]
+        for subscription in self.store.all("subscription"):
+            self.subscriptions_by_customer.setdefault(subscription["customerId"], []).append(
+                subscription["subscriptionId"]
+            )
 
     def new_id(self) -> str:
         return str(uuid.uuid4())

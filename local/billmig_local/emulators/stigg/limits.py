@@ -27,6 +27,7 @@ class LimitValues:
     report_usage_per_minute: int = 600
     provision_per_minute: int = 250
     provision_per_minute_per_customer: int = 30
+    subscription_import_delay_seconds: int = 0  # not a limit: how long (world clock) an import task stays pending
 
 
 class Limits:

@@ -22,6 +22,7 @@ from .product_catalogue import ADDON, PLAN, PRODUCT
 
 SUBSCRIPTION = "subscription"
 IMPORT_TASK = "import_task"
+PENDING_IMPORT_TASK = "pending_import_task"
 LIVE_STATUSES = ("ACTIVE", "IN_TRIAL", "NOT_STARTED")
 
 
@@ -36,7 +37,16 @@ def status(record: dict[str, Any], now: float) -> str:
 
 
 def for_customer(env: Environment, customer_id: str) -> list[dict[str, Any]]:
-    return [s for s in env.store.all(SUBSCRIPTION) if s["customerId"] == customer_id]
+    found = (env.get(SUBSCRIPTION, sid) for sid in env.subscriptions_by_customer.get(customer_id, ()))
+    return [s for s in found if s is not None]
+
+
+def save(env: Environment, record: dict[str, Any]) -> dict[str, Any]:
+    """Store a subscription and index it by customer (reads by customer must not scan every subscription)."""
+    ids = env.subscriptions_by_customer.setdefault(record["customerId"], [])
+    if record["subscriptionId"] not in ids:
+        ids.append(record["subscriptionId"])
+    return env.store.put(SUBSCRIPTION, record["subscriptionId"], record)
 
 
 def active(env: Environment, customer_id: str, resource_ids: list[str] | None = None) -> list[dict[str, Any]]:
@@ -152,14 +162,50 @@ def build(env: Environment, row: dict[str, Any], source: str, field: str) -> dic
 def import_bulk(env: Environment, data: dict[str, Any]) -> str:
     """Rows are upserted by `subscriptionId`; invalid rows are skipped without failing the batch, as Stigg does.
 
-    Stigg runs the import as a background task and answers its id; here the task completes before the reply, and
-    each skipped row's reason is kept in the task record (`GET /_emulator/stigg/tasks/<taskId>`).
+    Stigg runs the import as a background task and answers only its id. Here the task runs before the reply, or, with
+    `subscription_import_delay_seconds` set (`POST /_emulator/stigg/limits`), once the world clock has moved that far,
+    so a caller's polling can be exercised. Each skipped row's reason is kept in the task record
+    (`GET /_emulator/stigg/tasks/<taskId>`).
     """
     rows = data["subscriptions"]
     env.limits.check_size("subscriptions", len(rows), env.limits.values.import_subscriptions_per_call)
     env.limits.take(
         "importSubscriptionsBulk", env.limits.values.import_subscriptions_per_minute, env.now(), "subscription import"
     )
+    task_id = env.new_id()
+    task = {
+        "taskId": task_id,
+        "kind": "subscriptions",
+        "status": "PENDING",
+        "dueAt": env.now() + env.limits.values.subscription_import_delay_seconds,
+        "rows": rows,
+    }
+    env.store.put(PENDING_IMPORT_TASK, task_id, task)
+    run_due_imports(env)
+    return task_id
+
+
+def run_due_imports(env: Environment) -> None:
+    """Apply the pending import tasks whose time has come, oldest first (called before every execution)."""
+    if not env.store.count(PENDING_IMPORT_TASK):
+        return
+    now = env.now()
+    for task in env.store.all(PENDING_IMPORT_TASK):
+        if task["dueAt"] > now:
+            continue
+        imported, skipped = _apply_import(env, task["rows"])
+        result = {
+            "taskId": task["taskId"],
+            "kind": "subscriptions",
+            "status": "COMPLETED",
+            "imported": imported,
+            "skipped": skipped,
+        }
+        env.store.put(IMPORT_TASK, task["taskId"], result)
+        env.store.delete(PENDING_IMPORT_TASK, task["taskId"])
+
+
+def _apply_import(env: Environment, rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
     imported: list[str] = []
     skipped: list[dict[str, Any]] = []
     for index, row in enumerate(rows):
@@ -185,7 +231,7 @@ def import_bulk(env: Environment, data: dict[str, Any]) -> str:
                 raise StiggError(DUPLICATED_ENTITY, _conflict_message(conflict))
             if existing is not None:
                 record["id"], record["createdAt"] = existing["id"], existing["createdAt"]
-            env.store.put(SUBSCRIPTION, record["subscriptionId"], record)
+            save(env, record)
             imported.append(record["subscriptionId"])
         except StiggError as exc:
             skipped.append(
@@ -197,13 +243,7 @@ def import_bulk(env: Environment, data: dict[str, Any]) -> str:
                     "reason": exc.message,
                 }
             )
-    task_id = env.new_id()
-    env.store.put(
-        IMPORT_TASK,
-        task_id,
-        {"taskId": task_id, "kind": "subscriptions", "status": "COMPLETED", "imported": imported, "skipped": skipped},
-    )
-    return task_id
+    return imported, skipped
 
 
 def _conflict_message(existing: dict[str, Any]) -> str:
@@ -232,7 +272,7 @@ def provision(env: Environment, data: dict[str, Any]) -> dict[str, Any]:
         raise StiggError(DUPLICATED_ENTITY, _conflict_message(conflict), subscriptionId=conflict["subscriptionId"])
     if product_catalogue.is_paid(plan) and not customer.get("paymentMethodId"):
         return {"id": record["subscriptionId"], "status": "PAYMENT_REQUIRED", "subscription": None}
-    env.store.put(SUBSCRIPTION, record["subscriptionId"], record)
+    save(env, record)
     return {"id": record["subscriptionId"], "status": "SUCCESS", "subscription": record}
 
 
@@ -261,4 +301,4 @@ def cancel(env: Environment, data: dict[str, Any]) -> dict[str, Any]:
     record["canceledAt"] = at
     record["cancellationDate"] = now
     record["updatedAt"] = now
-    return env.store.put(SUBSCRIPTION, record["subscriptionId"], record)
+    return save(env, record)
