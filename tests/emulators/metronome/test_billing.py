@@ -432,3 +432,21 @@ def test_contract_start_statement_periods(world: World, catalogue: Catalogue) ->
         (at(15, 2), at(15, 3), 40),  # 20 x 2c, open
     ]
     assert [i.status for i in invoices] == ["FINALIZED", "DRAFT"]
+
+
+def test_quarterly_periods_on_a_custom_anchor(world: World, catalogue: Catalogue) -> None:
+    customer = new_customer(world.client, "quarter")
+    world.client.v1.contracts.create(
+        customer_id=customer,
+        starting_at=at(1),
+        rate_card_id=catalogue.rate_card_id,
+        usage_statement_schedule={"frequency": "QUARTERLY", "day": "CUSTOM_DATE", "billing_anchor_date": at(10, 2)},
+    )
+    world.set_time(at(9, 2, hour=12))
+    ingest(world.client, [llm("quarter", "q1", at(9, 2), "gpt-4", 10), llm("quarter", "q2", at(10, 2), "gpt-4", 20)])
+    world.set_time(at(20, 2))
+    # a partial first period up to the anchor, then quarters from it
+    assert [(i.start_timestamp, i.end_timestamp, i.total) for i in usage_invoices(world, customer)] == [
+        (at(1), at(10, 2), 20),
+        (at(10, 2), at(10, 5), 40),
+    ]

@@ -78,3 +78,26 @@ def test_ingest_takes_1_to_100_events_and_unknown_customers_match_nothing(shared
     client.v1.usage.ingest(usage=[{**event, "transaction_id": "orphan"}])  # type: ignore[list-item]
     (orphan,) = client.v1.usage.search(transaction_ids=["orphan"])
     assert (orphan.matched_customer, orphan.matched_billable_metrics) == (None, [])
+
+
+def test_ingest_refuses_events_too_far_ahead_or_behind(shared_world: World) -> None:
+    client = shared_world.client
+    now = shared_world.clock.now_datetime()
+
+    def event(tid: str, when: Any) -> Any:
+        return {"customer_id": "nobody", "event_type": "upload", "timestamp": when.isoformat(), "transaction_id": tid}
+
+    client.v1.usage.ingest(
+        usage=[event("edge-ahead", now + timedelta(hours=23)), event("edge-back", now - timedelta(days=33))]
+    )
+    for tid, when, field in [
+        ("ahead", now + timedelta(hours=25), "future"),
+        ("behind", now - timedelta(days=35), "past"),
+    ]:
+        with pytest.raises(metronome.BadRequestError) as error:
+            client.v1.usage.ingest(usage=[event(tid, when)])
+        assert field in error.value.body["message"]
+    assert [e.transaction_id for e in client.v1.usage.search(transaction_ids=["edge-ahead", "edge-back", "ahead"])] == [
+        "edge-ahead",
+        "edge-back",
+    ]
