@@ -450,3 +450,29 @@ def test_quarterly_periods_on_a_custom_anchor(world: World, catalogue: Catalogue
         (at(1), at(10, 2), 20),
         (at(10, 2), at(10, 5), 40),
     ]
+
+
+def test_a_later_rate_prices_the_periods_from_its_starting_at(world: World, catalogue: Catalogue) -> None:
+    world.client.v1.contracts.rate_cards.rates.add(
+        rate_card_id=catalogue.rate_card_id,
+        product_id=catalogue.tokens_product_id,
+        pricing_group_values={"model": "gpt-4"},
+        starting_at=at(1, 2),
+        entitled=True,
+        rate_type="FLAT",
+        price=3,
+    )
+    (rate,) = world.client.v1.contracts.rate_cards.rates.list(
+        rate_card_id=catalogue.rate_card_id,
+        at=at(1, 2),
+        selectors=[{"product_id": catalogue.tokens_product_id, "pricing_group_values": {"model": "gpt-4"}}],
+    ).data
+    assert (rate.rate.price, rate.starting_at) == (3, at(1, 2))
+    customer = new_customer(world.client, "reprice")
+    contract(world, catalogue, customer)
+    world.set_time(at(20))
+    ingest(world.client, [llm("reprice", "r1", at(10), "gpt-4", 100)])
+    world.set_time(at(20, 2))
+    ingest(world.client, [llm("reprice", "r2", at(10, 2), "gpt-4", 100)])
+    # January at the old 2c, February at the new 3c
+    assert [i.total for i in usage_invoices(world, customer)] == [200, 300]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .api_call import ApiCall
@@ -252,11 +253,15 @@ def get_rates(call: ApiCall) -> Any:
     body = call.body
     card = get_rate_card(call, body["rate_card_id"])
     at = parse_time(body["at"], "at")
-    found = [
-        r
-        for r in rates_of(call, card["id"])
-        if r["_starting_ts"] <= at and (r["_ending_ts"] is None or r["_ending_ts"] > at)
-    ]
+    in_effect: dict[str, dict[str, Any]] = {}
+    for rate in rates_of(call, card["id"]):
+        if rate["_starting_ts"] > at or (rate["_ending_ts"] is not None and rate["_ending_ts"] <= at):
+            continue
+        # a later rate for the same product and pricing-group values supersedes the earlier one (as rating does)
+        key = json.dumps([rate["product_id"], rate.get("pricing_group_values"), rate.get("billing_frequency")])
+        if key not in in_effect or rate["_starting_ts"] >= in_effect[key]["_starting_ts"]:
+            in_effect[key] = rate
+    found = list(in_effect.values())
     selectors = body.get("selectors") or []
     if selectors:
         found = [r for r in found if any(_selected(r, s) for s in selectors)]
