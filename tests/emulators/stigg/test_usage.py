@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import calendar
+from datetime import datetime, timedelta
 
 import pytest
 from sgqlc.operation import GraphQLErrors
@@ -52,13 +53,21 @@ def test_replayed_idempotency_key_is_a_no_op(world: World, subscribed: str) -> N
     assert other.current_usage == 8
 
 
+def months_later(moment: datetime, months: int) -> datetime:
+    """Same day of the month `months` later, clamped to the month's end (Stigg's monthly anchor)."""
+    year, month = divmod(moment.month - 1 + months, 12)
+    year, month = moment.year + year, month + 1
+    return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
+
+
 def test_reply_carries_the_monthly_usage_period_of_the_subscription(world: World, subscribed: str) -> None:
     [reply] = report_usage(world.client, usage(subscribed, 1, "SET"))
-    now = world.clock.now_datetime()
-    assert reply.usage_period_start <= now < reply.usage_period_end
-    assert reply.usage_period_start.day == (now - timedelta(days=35)).day or reply.usage_period_end.month != now.month
-    assert 27 <= (reply.usage_period_end - reply.usage_period_start).days <= 31
-    assert reply.customer_id == subscribed and reply.feature_id == "feature-api-calls"
+    started = (world.clock.now_datetime() - timedelta(days=35)).replace(hour=0, minute=0, second=0, microsecond=0)
+    # 35 days after the start lies in the second monthly period: [start + 1 month, start + 2 months)
+    assert reply.usage_period_start == months_later(started, 1)
+    assert reply.usage_period_end == months_later(started, 2)
+    assert reply.next_reset_date == reply.usage_period_end
+    assert (reply.customer_id, reply.feature_id, reply.current_usage) == (subscribed, "feature-api-calls", 1)
 
 
 def test_usage_history_lists_each_report(world: World, subscribed: str) -> None:

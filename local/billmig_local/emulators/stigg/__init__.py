@@ -16,6 +16,7 @@ from pathlib import Path
 from billmig_local.clock import WorldClock
 from billmig_local.emulators.base import EmulatorServer, ObjectStore, RunningEmulator
 
+from . import subscriptions
 from .app import GRAPHQL_PATH, build_app
 from .control import StiggControl
 from .environment import Environment
@@ -36,6 +37,12 @@ def start(*, clock: WorldClock, state_dir: Path | None, port: int = 0, api_key: 
         rate_limit_presets=RATE_LIMIT_PRESETS,
     )
     control.env = env
+
+    def run_due_imports(_old: float, _new: float) -> None:
+        with env.lock:
+            subscriptions.run_due_imports(env)
+
+    clock.subscribe(run_due_imports)  # a delayed import task lands when `billmig local clock` passes its time
     server = EmulatorServer(control, port=port)
     server.start()
     return RunningEmulator(

@@ -147,12 +147,13 @@ def _editable(kind: str, package: dict[str, Any]) -> None:
 def add_entitlements(env: Environment, package_id: str, entitlements: list[dict[str, Any]]) -> list[dict[str, Any]]:
     kind, package = package_by_id(env, package_id)
     _editable(kind, package)
+    for item in entitlements:  # check everything before changing anything
+        if item.get("feature") is None:
+            raise StiggError(BAD_USER_INPUT, "only feature entitlements are supported by this emulator")
+        feature(env, item["feature"]["featureId"])
     added = []
     for item in entitlements:
-        spec = item.get("feature")
-        if spec is None:
-            raise StiggError(BAD_USER_INPUT, "only feature entitlements are supported by this emulator")
-        feature(env, spec["featureId"])
+        spec = item["feature"]
         entry = {
             "featureRefId": spec["featureId"],
             "usageLimit": spec.get("usageLimit"),
