@@ -46,6 +46,16 @@ def test_add_then_update_a_commit(world: World, catalogue: Catalogue) -> None:
         uniqueness_key="mig-9:add-commit",
         extra_headers={"Idempotency-Key": "mig-9:add-commit:1"},
     )
+    # a retry of the same step under the same header replays the first reply instead of a 409
+    replay = client.v2.contracts.with_raw_response.edit(
+        customer_id=customer,
+        contract_id=contract_id,
+        add_commits=[paid],  # type: ignore[list-item]
+        uniqueness_key="mig-9:add-commit",
+        extra_headers={"Idempotency-Key": "mig-9:add-commit:1"},
+    )
+    assert (replay.status_code, replay.headers.get("x-idempotent-replayed")) == (200, "true")
+    assert replay.parse().data.id == contract_id
     # the same edit again under another header: the uniqueness_key stops it
     with pytest.raises(metronome.ConflictError) as error:
         client.v2.contracts.edit(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import httpx
@@ -117,3 +118,17 @@ def test_customer_list_pages_with_next_page(shared_world: World) -> None:
     assert len(first.data) == 2 and first.next_page
     everyone = [c.id for c in client.v1.customers.list(limit=2)]  # the SDK follows next_page
     assert len(everyone) == len(set(everyone)) >= 3
+
+
+def test_concurrent_creates_with_one_alias_make_one_customer(shared_world: World) -> None:
+    def create(n: int) -> str:
+        try:
+            return shared_world.client.v1.customers.create(name=f"racer {n}", ingest_aliases=["race"]).data.id
+        except metronome.ConflictError:
+            return "conflict"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(create, range(8)))
+    winners = [o for o in outcomes if o != "conflict"]
+    assert len(winners) == 1 and outcomes.count("conflict") == 7
+    assert [c.id for c in shared_world.client.v1.customers.list(ingest_alias="race")] == winners
