@@ -81,3 +81,18 @@ def test_a_configured_api_key_is_the_only_one_accepted() -> None:
         assert right.request(Stigg.mutation.import_customer_bulk, {"input": {"customers": [{"customerId": "c"}]}})
     finally:
         emulator.server.stop()
+
+
+def test_with_the_fragment_fix_every_sdk_document_validates_against_stiggs_schema() -> None:
+    from billmig_local.emulators.stigg.schema import stigg_schema
+    from graphql import parse, validate
+
+    schema = stigg_schema()
+    invalid = {}
+    for group in (Stigg.query, Stigg.mutation):
+        for name, operation in vars(group).items():
+            if not name.startswith("_"):
+                problems = validate(schema, parse(bytes(operation).decode()))
+                if problems:
+                    invalid[name] = problems[0].message
+    assert invalid == {}

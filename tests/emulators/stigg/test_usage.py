@@ -78,6 +78,12 @@ def test_usage_history_lists_each_report(world: World, subscribed: str) -> None:
         {"usageHistoryInput": {"customerRefId": subscribed, "featureRefId": "feature-api-calls", "startDate": since}},
     ).usage_history
     assert [p.value for p in history.usage_measurements] == [3, 7]
+    v2 = world.client.request(
+        Stigg.query.get_usage_history_v2,
+        {"input": {"customerId": subscribed, "featureId": "feature-api-calls", "startDate": since}},
+    ).usage_history_v2
+    [series] = v2.series
+    assert [p.value for p in series.points] == [3, 7]
 
 
 def test_events_metered_and_unmetered_features_are_refused(world: World, subscribed: str) -> None:

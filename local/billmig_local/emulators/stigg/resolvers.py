@@ -51,6 +51,16 @@ def query_fields(env: Environment) -> dict[str, Resolver]:
     def usage_history(_info: Info, usageHistoryInput: dict[str, Any]) -> Any:  # noqa: N803
         return wire_shapes.usage_history(usage.history(env, usageHistoryInput))
 
+    def usage_history_v2(_info: Info, input: dict[str, Any]) -> Any:
+        v1_input = {
+            "customerRefId": input["customerId"],
+            "featureRefId": input["featureId"],
+            "resourceRefId": input.get("resourceId"),
+            "startDate": input["startDate"],
+            "endDate": input.get("endDate"),
+        }
+        return wire_shapes.usage_history_v2(usage.history(env, v1_input))
+
     def products(_info: Info, filter: dict[str, Any] | None = None, **_: Any) -> Any:
         found = _ref_id_filter(env.store.all(PRODUCT), filter)
         return _connection([wire_shapes.product(env, p) for p in found])
@@ -71,6 +81,7 @@ def query_fields(env: Environment) -> dict[str, Resolver]:
         "getActiveSubscriptions": get_active_subscriptions,
         "getSubscription": get_subscription,
         "usageHistory": usage_history,
+        "usageHistoryV2": usage_history_v2,
         "products": products,
         "features": features,
         "getPlanByRefId": package_by_ref_id(PLAN),

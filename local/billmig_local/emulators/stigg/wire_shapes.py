@@ -318,3 +318,11 @@ def usage_history(data: Shape) -> Shape:
         "groups": data["groups"],
         "usageMeasurements": [{**p, "date": datetimes.render(p["date"])} for p in data["usageMeasurements"]],
     }
+
+
+def usage_history_v2(data: Shape) -> Shape:
+    points = [
+        {"timestamp": datetimes.render(p["date"]), "value": p["value"], "isResetPoint": p["isResetPoint"]}
+        for p in data["usageMeasurements"]
+    ]
+    return {"__typename": "UsageHistoryV2", "markers": data["markers"], "series": [{"tags": [], "points": points}]}
