@@ -71,8 +71,9 @@ def test_paid_plan_without_payment_method_answers_payment_required(world: World)
     result = raw["data"]["provision_subscription"]  # raw: sgqlc renders a null subscription as an empty object
     assert (result["status"], result["subscription"]) == ("PAYMENT_REQUIRED", None)
     assert active(world, cid) == []
-    free = provision(world, customerId=cid, planId="plan-free")
-    assert free.status == "SUCCESS"
+    invoiced = provision(world, **paid, paymentCollectionMethod="INVOICE")  # invoices need no card on file
+    assert invoiced.status == "SUCCESS"
+    assert [s.payment_collection_method for s in active(world, cid)] == ["INVOICE"]
 
 
 def test_second_active_subscription_to_the_same_product_is_refused(world: World) -> None:

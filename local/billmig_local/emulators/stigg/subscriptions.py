@@ -270,8 +270,10 @@ def provision(env: Environment, data: dict[str, Any]) -> dict[str, Any]:
         conflict = conflict or existing
         assert conflict is not None
         raise StiggError(DUPLICATED_ENTITY, _conflict_message(conflict), subscriptionId=conflict["subscriptionId"])
-    if product_catalogue.is_paid(plan) and not customer.get("paymentMethodId"):
+    charged = (data.get("paymentCollectionMethod") or "CHARGE") == "CHARGE"  # INVOICE / NONE need no card
+    if product_catalogue.is_paid(plan) and charged and not customer.get("paymentMethodId"):
         return {"id": record["subscriptionId"], "status": "PAYMENT_REQUIRED", "subscription": None}
+    record["paymentCollectionMethod"] = data.get("paymentCollectionMethod")
     save(env, record)
     return {"id": record["subscriptionId"], "status": "SUCCESS", "subscription": record}
 

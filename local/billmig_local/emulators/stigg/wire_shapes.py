@@ -264,7 +264,8 @@ def subscription(env: Environment, record: Shape) -> Shape:
         "additionalMetaData": record.get("additionalMetaData"),
         "latestInvoice": None,
         "paymentCollection": "NOT_REQUIRED",
-        "paymentCollectionMethod": "CHARGE" if record["pricingType"] == "PAID" else "NONE",
+        "paymentCollectionMethod": record.get("paymentCollectionMethod")
+        or ("CHARGE" if record["pricingType"] == "PAID" else "NONE"),
         "billingSyncError": None,
         "resource": resource,
         "experimentInfo": None,
