@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     state_dir = tmp_path_factory.mktemp("local-stack")
-    stack = LocalStack(StackSettings(state_dir=state_dir, emulators=()))
+    stack = LocalStack(StackSettings(state_dir=state_dir))
     stack.start()
     yield stack
     stack.stop()

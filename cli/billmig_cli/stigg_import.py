@@ -107,12 +107,9 @@ def start_import(files: ImportFiles, *, import_id: str, paid_plan_ids: Sequence[
         s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType="application/json")
         keys[f"{kind.value}_keys"].append(key)
     payload = {"import_id": import_id, **keys, "paid_plan_ids": list(paid_plan_ids)}
-    arn = executions.start(
-        aws_target.client("stepfunctions"),
-        outputs["StiggImportStateMachineArn"],
-        payload,
-        executions.execution_name(import_id),
-    )
+    # A rerun of the same import (to resume it) is a new execution of the same import id.
+    name = executions.execution_name(import_id, datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f"))
+    arn = executions.start(aws_target.client("stepfunctions"), outputs["StiggImportStateMachineArn"], payload, name)
     return StartedImport(import_id=import_id, execution_arn=arn, records=sum(counts.values()))
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
 
 import pytest
 from billmig.errors import InvalidImportFile
@@ -12,14 +10,7 @@ from billmig.stigg.import_plan import ImportRules, Located, plan_import
 from billmig.stigg.record_files import FileProblem, RecordKind, json_extension_at, load_records
 from billmig.stigg.records import CustomerRecord, SubscriptionRecord, UsageRecord
 from billmig.stigg.target import StiggCustomer
-
-GUIDE = Path(__file__).parent / "guide_examples"
-
-
-def without_comments(text: str) -> str:
-    """What an operator does to the guide's examples: drop `//` comments and trailing commas."""
-    text = re.sub(r"\s*//[^\n]*", "", text)
-    return re.sub(r",(\s*[\]}])", r"\1", text)
+from import_world import GUIDE, without_comments
 
 
 @pytest.mark.parametrize(

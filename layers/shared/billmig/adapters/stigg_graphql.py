@@ -77,7 +77,22 @@ def _active_subscriptions_operation() -> Operation:
     return op
 
 
+def _provision_operation() -> Operation:
+    """Just the fields needed. The SDK's own `provision_subscription` document spreads fragments inside inline
+    fragments that sgqlc leaves undefined, so a server that validates documents (Stigg's emulator does) rejects it."""
+    op = Operation(
+        stigg_schema.Mutation,
+        name="BillmigProvisionSubscription",
+        variables={"input": Arg(non_null(stigg_schema.ProvisionSubscriptionInput))},
+    )
+    result = op.provision_subscription_v2(input=Variable("input"))
+    result.status()
+    _subscription_fields(result.subscription())
+    return op
+
+
 FIND_CUSTOMER = _find_customer_operation()
+PROVISION = _provision_operation()
 FIND_SUBSCRIPTION = _find_subscription_operation()
 ACTIVE_SUBSCRIPTIONS = _active_subscriptions_operation()
 
@@ -128,7 +143,7 @@ class StiggGraphQLTarget:
             if any("PAYMENT_REQUIRED" in c for c in upper):
                 raise PaymentRequired(f"Stigg {what}: {message}")
             raise VendorRejected(f"Stigg {what}: {message}")
-        return operation + raw
+        return _Reply(operation + raw, raw.get("data") or {})
 
     # -- writes --------------------------------------------------------------------------------------------------
     def import_customers(self, customers: Sequence[CustomerRecord]) -> None:
@@ -204,26 +219,18 @@ class StiggGraphQLTarget:
             or None,
         }
         request.update({k: v for k, v in optional.items() if v is not None})
-        result = self._call(Stigg.mutation.provision_subscription, {"input": request}, what="provisionSubscriptionV2")
-        outcome = result.provision_subscription
+        result = self._call(PROVISION, {"input": request}, what="provisionSubscriptionV2")
+        outcome = result.provision_subscription_v2
         if str(outcome.status) == "PAYMENT_REQUIRED":
             raise PaymentRequired(f"Stigg provisionSubscriptionV2 for {record.key}: PAYMENT_REQUIRED")
-        subscription = outcome.subscription
-        return StiggSubscription(
-            subscription_id=subscription.subscription_id or provision.subscription_id,
-            plan_id=record.plan_id,
-            status=str(subscription.status),
-            start_date=record.start_date,
-            resource_id=record.resource_id,
-            metadata=dict(subscription.additional_meta_data or {}),
-        )
+        return _subscription(outcome.subscription)
 
     # -- reads ---------------------------------------------------------------------------------------------------
     def find_customer(self, customer_id: str) -> StiggCustomer | None:
         result = self._call(
             FIND_CUSTOMER, {"input": {"customerId": customer_id}}, what="getCustomerByRefId", missing_ok=True
         )
-        if result is None or result.get_customer_by_ref_id is None:
+        if result is None or not _present(result, "getCustomerByRefId"):
             return None
         c = result.get_customer_by_ref_id
         return StiggCustomer(
@@ -250,9 +257,24 @@ class StiggGraphQLTarget:
         result = self._call(
             FIND_SUBSCRIPTION, {"input": {"subscriptionId": subscription_id}}, what="getSubscription", missing_ok=True
         )
-        if result is None or result.get_subscription is None:
+        if result is None or not _present(result, "getSubscription"):
             return None
         return _subscription(result.get_subscription)
+
+
+class _Reply:
+    """The parsed reply, plus the raw data: sgqlc turns a null object into an empty one, the raw data does not."""
+
+    def __init__(self, parsed: Any, data: dict[str, Any]) -> None:
+        self.parsed = parsed
+        self.data = data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.parsed, name)
+
+
+def _present(result: _Reply, field: str) -> bool:
+    return result.data.get(field) is not None
 
 
 def _subscription(s: Any) -> StiggSubscription:

@@ -69,7 +69,10 @@ def provision_paid_subscription(
     existing = target.find_subscription(request.subscription_id) or _ours(
         record, request.subscription_id, target.active_subscriptions(record.customer_id, record.resource_id)
     )
-    outcome = "skipped"
+    # Found by the lookup: provisioned by an earlier attempt of this import (a crash before it was recorded), or before.
+    outcome = (
+        "created" if existing is not None and existing.metadata.get("migrationId") == request.import_id else "skipped"
+    )
     if existing is None:
         provision = PaidProvision(
             record=record,
