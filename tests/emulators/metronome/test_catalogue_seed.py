@@ -6,9 +6,10 @@ import json
 from datetime import datetime
 from typing import Any
 
+import pytest
 import typer
 from billmig_local.catalogue import STANDARD, UNRATED_REGION
-from billmig_local.emulators.metronome.catalogue_seed import metronome_tiers, seed_catalogue
+from billmig_local.emulators.metronome.catalogue_seed import CatalogueConflict, metronome_tiers, seed_catalogue
 from billmig_local.emulators.metronome.seed import CATALOGUE_FILE, seed
 from metronome_world import World, at, ingest, new_customer
 from typer.testing import CliRunner
@@ -72,6 +73,15 @@ def test_seed_command_without_a_running_emulator_says_so(world: World) -> None:
     app.command()(seed)
     result = CliRunner().invoke(app, ["--state-dir", str(world.state_dir / "nowhere")])
     assert result.exit_code == 1 and "endpoints.json not found" in result.output
+
+
+def test_an_existing_product_of_the_same_name_but_another_meaning_stops_the_seed(shared_world: World) -> None:
+    client = shared_world.client
+    other = client.v1.billable_metrics.create(name="something else", aggregation_type="COUNT").data.id
+    client.v1.contracts.products.create(name="Compute minutes", type="USAGE", billable_metric_id=other)
+    with pytest.raises(CatalogueConflict) as error:
+        seed_catalogue(client)
+    assert "Compute minutes" in str(error.value)
 
 
 def test_one_month_of_usage_prices_by_the_seeded_rate_card(world: World) -> None:

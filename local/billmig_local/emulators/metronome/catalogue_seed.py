@@ -15,6 +15,7 @@ a rerun returns the same ids and creates nothing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -72,18 +73,30 @@ def rate_spec(rate: Rate) -> dict[str, Any]:
     return {"rate_type": "FLAT", "price": rate.unit_amount}
 
 
+class CatalogueConflict(Exception):
+    """An object of the catalogue's name exists but means something else: reusing it would misprice usage."""
+
+
 def seed_catalogue(client: Metronome, catalogue: Catalogue = STANDARD) -> SeededCatalogue:
-    """Create (or find) every Metronome object of `catalogue`; returns their ids."""
+    """Create (or find, and check) every Metronome object of `catalogue`; returns their ids."""
     seeded = SeededCatalogue(rate_card_name=catalogue.rate_card_name)
-    metrics = {m.name: m.id for m in client.v1.billable_metrics.list()}
-    products = {(p.current.name, p.type): p.id for p in client.v1.contracts.products.list()}
+    metrics = {m.name: m for m in client.v1.billable_metrics.list()}
+    products = {(p.current.name, p.type): p for p in client.v1.contracts.products.list()}
     cards = {c.name: c.id for c in client.v1.contracts.rate_cards.list()}
 
-    def product(name: str, kind: Literal["USAGE", "FIXED"], **extra: Any) -> str:
-        if (name, kind) not in products:
-            products[(name, kind)] = client.v1.contracts.products.create(name=name, type=kind, **extra).data.id
+    def product(name: str, kind: Literal["USAGE", "FIXED"], metric_id: str | None, group_key: str | None) -> str:
+        found = products.get((name, kind))
+        if found is None:
+            extra: dict[str, Any] = {"billable_metric_id": metric_id} if metric_id else {}
+            if group_key:
+                extra["pricing_group_key"] = [group_key]
             seeded.created.append(f"product {name}")
-        return products[(name, kind)]
+            return client.v1.contracts.products.create(name=name, type=kind, **extra).data.id
+        have = (found.current.billable_metric_id, found.current.pricing_group_key or None)
+        want = (metric_id, [group_key] if group_key else None)
+        if have != want:
+            raise CatalogueConflict(f"product {name!r} ({found.id}) has metric and pricing group {have}, not {want}")
+        return found.id
 
     if catalogue.rate_card_name not in cards:
         cards[catalogue.rate_card_name] = client.v1.contracts.rate_cards.create(
@@ -93,18 +106,25 @@ def seed_catalogue(client: Metronome, catalogue: Catalogue = STANDARD) -> Seeded
     seeded.rate_card_id = cards[catalogue.rate_card_name]
 
     for offering in catalogue.metered:
-        if offering.metric not in metrics:
-            metrics[offering.metric] = client.v1.billable_metrics.create(**_metric_spec(offering)).data.id
+        spec = _metric_spec(offering)
+        metric = metrics.get(offering.metric)
+        if metric is None:
+            metric_id = client.v1.billable_metrics.create(**spec).data.id
             seeded.created.append(f"billable metric {offering.metric}")
-        metric_id = metrics[offering.metric]
+        else:
+            have = (metric.aggregation_type, metric.aggregation_key, metric.group_keys or None)
+            want = (spec["aggregation_type"], spec.get("aggregation_key"), spec.get("group_keys"))
+            if have != want:
+                raise CatalogueConflict(f"billable metric {offering.metric!r} ({metric.id}) is {have}, not {want}")
+            metric_id = metric.id
         seeded.billable_metric_ids[offering.key] = metric_id
-        grouping = {"pricing_group_key": [offering.pricing_group_key]} if offering.pricing_group_key else {}
-        product_id = product(offering.name, "USAGE", billable_metric_id=metric_id, **grouping)
+        product_id = product(offering.name, "USAGE", metric_id, offering.pricing_group_key)
         seeded.usage_product_ids[offering.key] = product_id
         _seed_rates(client, seeded, offering, product_id)
 
-    seeded.prepaid_commit_product_id = product(catalogue.credit_products.prepaid_commit, "FIXED")
-    seeded.promotional_credit_product_id = product(catalogue.credit_products.promotional_credit, "FIXED")
+    credit_products = catalogue.credit_products
+    seeded.prepaid_commit_product_id = product(credit_products.prepaid_commit, "FIXED", None, None)
+    seeded.promotional_credit_product_id = product(credit_products.promotional_credit, "FIXED", None, None)
     return seeded
 
 
@@ -128,7 +148,7 @@ def _seed_rates(client: Metronome, seeded: SeededCatalogue, offering: MeteredOff
     existing = client.v1.contracts.rate_cards.rates.list(
         rate_card_id=seeded.rate_card_id, at=RATES_START, selectors=[{"product_id": product_id}]
     )
-    have = [dict(r.pricing_group_values or {}) for r in existing]
+    have = {json.dumps(r.pricing_group_values or {}, sort_keys=True): r.rate for r in existing}
     for rate in offering.rates:
         values = (
             {offering.pricing_group_key: rate.pricing_group_value}
@@ -137,7 +157,11 @@ def _seed_rates(client: Metronome, seeded: SeededCatalogue, offering: MeteredOff
         )
         spec = rate_spec(rate)
         seeded.rates.append({"offering": offering.key, "pricing_group_values": values, "rate_type": spec["rate_type"]})
-        if values in have:
+        found = have.get(json.dumps(values, sort_keys=True))
+        if found is not None:
+            tiers = [t.model_dump(exclude_none=True) for t in found.tiers or []] or None
+            if (found.rate_type, found.price, tiers) != (spec["rate_type"], spec.get("price"), spec.get("tiers")):
+                raise CatalogueConflict(f"the {offering.key} rate at {values or 'no group'} differs from the catalogue")
             continue
         if rate.tiers:
             client.v1.contracts.rate_cards.rates.add(
@@ -159,5 +183,4 @@ def _seed_rates(client: Metronome, seeded: SeededCatalogue, offering: MeteredOff
                 price=spec["price"],
                 pricing_group_values=values or omit,
             )
-        have.append(values)
         seeded.created.append(f"rate {offering.key} {values or ''}".rstrip())

@@ -11,7 +11,7 @@ from metronome import Metronome
 from rich.console import Console
 from rich.table import Table
 
-from .catalogue_seed import SeededCatalogue, seed_catalogue
+from .catalogue_seed import CatalogueConflict, SeededCatalogue, seed_catalogue
 
 CATALOGUE_FILE = "metronome-catalogue.json"
 """Written to the state dir: where the migration finds the rate card and product ids."""
@@ -42,8 +42,12 @@ def seed(
     except FileNotFoundError as exc:
         console.print(f"[red]{exc}[/red]", soft_wrap=True)
         raise typer.Exit(1) from exc
-    with Metronome(bearer_token=token, base_url=base_url) as client:
-        seeded = seed_catalogue(client)
+    try:
+        with Metronome(bearer_token=token, base_url=base_url) as client:
+            seeded = seed_catalogue(client)
+    except CatalogueConflict as exc:
+        console.print(f"[red]{exc}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from exc
     state_dir.mkdir(parents=True, exist_ok=True)
     out = state_dir / CATALOGUE_FILE
     out.write_text(json.dumps(seeded.ids(), indent=2) + "\n")
