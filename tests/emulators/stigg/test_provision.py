@@ -153,6 +153,10 @@ def test_cancel_immediately_then_provision_again(world: World) -> None:
     with pytest.raises(GraphQLErrors) as again:
         world.client.request(Stigg.mutation.cancel_subscription, {"input": cancel})
     assert error_codes(again) == ["SubscriptionAlreadyCanceledOrExpired"]
+    with pytest.raises(GraphQLErrors) as reused:
+        provision(world, customerId=cid, planId="plan-free", subscriptionId=sid)
+    assert error_codes(reused) == ["DuplicatedEntityNotAllowed"]
+    assert "already exists (CANCELED)" in reused.value.errors[0]["message"]
     assert provision(world, customerId=cid, planId="plan-growth", billingPeriod="MONTHLY").status == "SUCCESS"
 
 

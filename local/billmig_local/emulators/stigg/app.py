@@ -25,6 +25,7 @@ from . import subscriptions
 from .environment import Environment
 from .errors import (
     BAD_VARIABLES,
+    INTERNAL_ERROR,
     PARSE_FAILED,
     RATE_LIMIT_EXCEEDED,
     UNAUTHENTICATED,
@@ -64,6 +65,8 @@ class GraphQLExecutor:
     def run(self, payload: Any) -> tuple[int, dict[str, Any]]:
         if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
             raise RequestRefused(400, BAD_VARIABLES, "POST body must be JSON with a `query` string")
+        if not isinstance(payload.get("variables") or {}, dict):
+            raise RequestRefused(400, BAD_VARIABLES, "`variables` must be a JSON object")
         try:
             document = parse(payload["query"])
         except GraphQLError as exc:
@@ -100,6 +103,8 @@ class GraphQLExecutor:
                 if not error.path and "code" not in formatted["extensions"]:
                     formatted["extensions"]["code"] = BAD_VARIABLES  # variables did not coerce: never executed
                     status = 400
+                elif "code" not in formatted["extensions"]:
+                    formatted["extensions"]["code"] = INTERNAL_ERROR  # a resolver failed unexpectedly
                 if formatted["extensions"].get("code") == RATE_LIMIT_EXCEEDED:
                     status = 429
                 errors.append(formatted)

@@ -35,6 +35,7 @@ UNAUTHENTICATED = "UNAUTHENTICATED"
 PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 BAD_VARIABLES = "BAD_USER_INPUT"
+INTERNAL_ERROR = "INTERNAL_SERVER_ERROR"
 
 
 class StiggError(GraphQLError):
@@ -63,4 +64,4 @@ def error_response(status: int, message: str, code: str = "") -> Response:
     """The `EmulatorControl` hook: injected faults and rate limits answer in the GraphQL error shape."""
     if status == 429 or code == "rate_limit":
         code = RATE_LIMIT_EXCEEDED
-    return JSONResponse(error_body(code or "INTERNAL_SERVER_ERROR", message), status_code=status)
+    return JSONResponse(error_body(code or INTERNAL_ERROR, message), status_code=status)

@@ -266,10 +266,11 @@ def provision(env: Environment, data: dict[str, Any]) -> dict[str, Any]:
     customer = customers.existing(env, record["customerId"])
     existing = env.get(SUBSCRIPTION, record["subscriptionId"])
     conflict = _conflicting(env, record["customerId"], record["productRefId"], record["resourceId"], None)
-    if conflict is not None or existing is not None:
-        conflict = conflict or existing
-        assert conflict is not None
+    if conflict is not None:
         raise StiggError(DUPLICATED_ENTITY, _conflict_message(conflict), subscriptionId=conflict["subscriptionId"])
+    if existing is not None:
+        message = f"subscription {existing['subscriptionId']!r} already exists ({status(existing, env.now())})"
+        raise StiggError(DUPLICATED_ENTITY, message, subscriptionId=existing["subscriptionId"])
     charged = (data.get("paymentCollectionMethod") or "CHARGE") == "CHARGE"  # INVOICE / NONE need no card
     if product_catalogue.is_paid(plan) and charged and not customer.get("paymentMethodId"):
         return {"id": record["subscriptionId"], "status": "PAYMENT_REQUIRED", "subscription": None}
