@@ -8,7 +8,7 @@ Checks: no 5xx on generated inputs, replies conform to the documented response s
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -124,7 +124,7 @@ def _on_the_hour(text: str) -> str:
         return text
     if moment.tzinfo is None:
         return text
-    return moment.replace(minute=0, second=0, microsecond=0).isoformat()
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0).isoformat()
 
 
 def _with_known_ids(case: Any, known: dict[str, str], now: str, use: bool) -> Any:
