@@ -476,3 +476,30 @@ def test_a_later_rate_prices_the_periods_from_its_starting_at(world: World, cata
     ingest(world.client, [llm("reprice", "r2", at(10, 2), "gpt-4", 100)])
     # January at the old 2c, February at the new 3c
     assert [i.total for i in usage_invoices(world, customer)] == [200, 300]
+
+
+def test_preview_events_shows_the_draft_with_them_and_stores_nothing(world: World, catalogue: Catalogue) -> None:
+    client = world.client
+    customer = new_customer(client, "preview")
+    contract(world, catalogue, customer)
+    world.set_time(at(20))
+    ingest(client, [llm("preview", "pv-1", at(10), "gpt-4", 100)])  # 200
+
+    def preview(events: list[dict[str, Any]], mode: Any) -> Any:
+        (draft,) = client.v1.customers.preview_events(customer_id=customer, events=events, mode=mode).data  # type: ignore[arg-type]
+        return draft
+
+    def event(tid: str, model: str, tokens: int) -> dict[str, Any]:
+        return {k: v for k, v in llm("preview", tid, at(15), model, tokens).items() if k != "customer_id"}
+
+    merged = preview([event("pv-2", "gpt-4", 50), event("pv-3", "GPT-4", 500)], "merge")
+    # 150 x 2c = 300; "GPT-4" has no rate, so no line for it
+    assert (merged.status, merged.total) == ("DRAFT", 300)
+    assert [li.pricing_group_values for li in merged.line_items] == [{"model": "gpt-4"}]
+    assert preview([event("pv-1", "gpt-4", 1000)], "merge").total == 200  # already ingested: deduplicated
+    assert preview([event("pv-4", "small", 301)], "replace").total == 151  # as if the only events: 301 x 0.5c
+    with pytest.raises(metronome.BadRequestError):
+        preview([event("twice", "gpt-4", 1), event("twice", "gpt-4", 1)], "merge")
+    (stored,) = usage_invoices(world, customer)
+    assert stored.total == 200
+    assert client.v1.usage.search(transaction_ids=["pv-2", "pv-4"]) == []

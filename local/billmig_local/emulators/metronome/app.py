@@ -52,6 +52,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/v1/usage/groups", usage.usage_with_groups),
     ("GET", "/v1/customers/{customer_id}/invoices", invoices.list_invoices),
     ("GET", "/v1/customers/{customer_id}/invoices/{invoice_id}", invoices.retrieve_invoice),
+    ("POST", "/v1/customers/{customer_id}/previewEvents", invoices.preview_events),
 ]
 
 

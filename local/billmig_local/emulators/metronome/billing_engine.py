@@ -110,8 +110,14 @@ class BillingEngine:
         return [c for c in self.store.all("contract") if c["customer_id"] == customer_id and not c.get("archived_at")]
 
     # ------------------------------------------------------------------------------------------------- billing
-    def bill_customer(self, customer_id: str) -> CustomerBilling:
-        """All invoices and draw-downs for a customer at the clock's now (persists newly finalized invoices)."""
+    def bill_customer(
+        self, customer_id: str, *, preview: list[dict[str, Any]] | None = None, replace: bool = False
+    ) -> CustomerBilling:
+        """All invoices and draw-downs for a customer at the clock's now (persists newly finalized invoices).
+
+        With `preview` events (added to the stored ones, or instead of them with `replace`) nothing is persisted
+        and no scheduled invoices are made: what `previewEvents` shows.
+        """
         with self.store.lock:
             now = self.now()
             customer = self.store.get("customer", customer_id)
@@ -120,6 +126,10 @@ class BillingEngine:
                 return billing
             segments = [seg for source in billing.sources for seg in segments_of(source)]
             events = self.customer_events(customer)
+            if preview is not None:
+                events = sorted(
+                    preview if replace else [*events, *preview], key=lambda e: (e["_ts"], e["transaction_id"])
+                )
             work: list[tuple[float, int, dict[str, Any], Period]] = []
             for contract in self.contracts_of(customer_id):
                 schedule = contract.get("usage_statement_schedule") or {}
@@ -143,10 +153,11 @@ class BillingEngine:
                     continue
                 invoice = self._usage_invoice(invoice_id, customer, contract, period, events, segments, billing, now)
                 billing.invoices.append(invoice)
-                if invoice["status"] == "FINALIZED":
+                if invoice["status"] == "FINALIZED" and preview is None:
                     self._finalize(invoice, customer, contract)
-            for source in billing.sources:
-                billing.invoices.extend(self._scheduled_invoices(customer, source, now))
+            if preview is None:
+                for source in billing.sources:
+                    billing.invoices.extend(self._scheduled_invoices(customer, source, now))
             billing.invoices.sort(key=lambda inv: (inv.get("start_timestamp") or inv.get("issued_at") or "", inv["id"]))
             return billing
 

@@ -1,4 +1,6 @@
-"""Customer invoices: USAGE per statement period and SCHEDULED from prepaid commits, as the engine computes them."""
+"""Customer invoices: USAGE per statement period and SCHEDULED from prepaid commits, as the engine computes them;
+and previewEvents, the open periods' draft invoices as they would be with some events added (nothing is stored).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from .api_call import ApiCall
 from .customers import get_customer
 from .errors import ApiError, not_found
 from .pagination import page
-from .wire_format import parse_time, public
+from .wire_format import format_time, parse_time, public
 
 
 def _skip_zero(invoice: dict[str, Any], skip: bool) -> dict[str, Any]:
@@ -51,3 +53,34 @@ def retrieve_invoice(call: ApiCall) -> Any:
             skip = call.query.get("skip_zero_qty_line_items", "false").lower() == "true"
             return {"data": _skip_zero(invoice, skip)}
     raise not_found("invoice", call.path["invoice_id"])
+
+
+def preview_events(call: ApiCall) -> Any:
+    customer = get_customer(call, call.path["customer_id"])
+    body = call.body
+    mode = body.get("mode") or "replace"
+    now = call.now()
+    preview: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for index, event in enumerate(body["events"]):
+        transaction_id = event.get("transaction_id") or f"preview-{index}"
+        if transaction_id in seen:
+            raise ApiError(400, f"events.{index}.transaction_id: duplicate transaction_id {transaction_id!r}")
+        seen.add(transaction_id)
+        if mode == "merge" and call.store.get("event", transaction_id) is not None:
+            continue  # already ingested: deduplicated against the customer's history
+        ts = parse_time(event["timestamp"], f"events.{index}.timestamp") if event.get("timestamp") else now
+        preview.append(
+            {
+                "transaction_id": transaction_id,
+                "customer_id": customer["id"],
+                "event_type": event["event_type"],
+                "timestamp": format_time(ts),
+                "properties": event.get("properties") or {},
+                "_ts": ts,
+            }
+        )
+    billing = call.engine.bill_customer(customer["id"], preview=preview, replace=mode == "replace")
+    drafts = [i for i in billing.invoices if i["type"] == "USAGE" and i["status"] == "DRAFT"]
+    skip = bool(body.get("skip_zero_qty_line_items"))
+    return {"data": [_skip_zero(i, skip) for i in drafts]}
