@@ -1,6 +1,9 @@
 """Metronome emulator: a real HTTP server that `metronome-sdk` drives, with Metronome's contract billing.
 
 `start(...)` is what `billmig local up` calls. State lives in `state_dir/metronome/state.sqlite` (or in memory).
+Besides Metronome's own operations (`app.ROUTES`) it serves `/_emulator/*` (faults, latency, rate limit, request
+log, clock; see `base.EmulatorControl`) and `GET /_metronome/stripe-deliveries[?customer_id=]`, the invoices it has
+sent to Stripe. `billmig local seed metronome` (`seed.py`) creates the shared catalogue in it.
 """
 
 from __future__ import annotations
