@@ -169,3 +169,26 @@ def test_enabling_a_threshold_configuration_recharges_at_once(world: World, cata
     ]
     (scheduled,) = client.v1.customers.invoices.list(customer_id=customer, type="SCHEDULED").data
     assert scheduled.total == 3000
+
+
+def test_a_stripe_gated_recharge_that_cannot_be_paid_turns_the_threshold_off(
+    world: World, catalogue: Catalogue
+) -> None:
+    client = world.client
+    customer = new_customer(client, "gated", stripe_customer=None)  # nothing to charge the recharge to
+    contract_id = start_contract(world, catalogue, customer)
+    client.v2.contracts.edit(
+        customer_id=customer,
+        contract_id=contract_id,
+        add_prepaid_balance_threshold_configuration={
+            "commit": {"product_id": catalogue.commit_product_id, "name": "Auto recharge"},
+            "is_enabled": True,
+            "payment_gate_config": {"payment_gate_type": "STRIPE", "stripe_config": {"payment_type": "INVOICE"}},
+            "threshold_amount": 1000,
+            "recharge_to_amount": 5000,
+        },
+    )
+    got = client.v2.contracts.retrieve(customer_id=customer, contract_id=contract_id).data
+    assert got.prepaid_balance_threshold_configuration is not None
+    assert got.prepaid_balance_threshold_configuration.is_enabled is False
+    assert got.commits == []
