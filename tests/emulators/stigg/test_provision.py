@@ -164,3 +164,12 @@ def test_unknown_subscription_is_not_found(world: World) -> None:
     with pytest.raises(GraphQLErrors) as excinfo:
         world.client.request(Stigg.query.get_subscription, {"input": {"subscriptionId": unique("sub")}})
     assert error_codes(excinfo) == ["SubscriptionNotFound"]
+
+
+def test_single_subscription_product_keeps_a_resource_id_but_allows_one_subscription(world: World) -> None:
+    cid, sid = paying_customer(world), unique("sub")
+    provision(world, customerId=cid, planId="plan-free", subscriptionId=sid, resourceId="site-1")
+    assert [s.resource.resource_id for s in active(world, cid, resourceId="site-1")] == ["site-1"]
+    with pytest.raises(GraphQLErrors) as excinfo:
+        provision(world, customerId=cid, planId="plan-growth", billingPeriod="MONTHLY", resourceId="site-2")
+    assert error_codes(excinfo) == ["DuplicatedEntityNotAllowed"]

@@ -1,8 +1,9 @@
 """Subscriptions: bulk import, provisioning (paid plans, backdating), cancellation and the status a read shows.
 
-One active subscription per customer, product and resource: a second one is refused (provision) or skipped
-(import) with the id of the one that exists. Status is computed from the dates on the emulator clock, so
-`billmig local clock advance` starts and ends subscriptions.
+One live subscription per customer and product (per customer, product and resource when the product allows
+multiple subscriptions): a second one is refused (provision) or skipped (import) naming the one that exists. A
+`resourceId` is required on a multi-subscription product and kept, but not a separate slot, on a single one.
+Status is computed from the dates on the emulator clock, so `billmig local clock advance` starts and ends them.
 """
 
 from __future__ import annotations
@@ -62,11 +63,14 @@ def active(env: Environment, customer_id: str, resource_ids: list[str] | None = 
 def _conflicting(
     env: Environment, customer_id: str, product_ref: str, resource_id: str | None, own_id: str | None
 ) -> dict[str, Any] | None:
+    """The live subscription a new one would collide with: per customer on a single-subscription product, per
+    customer and resource on a multi-subscription one."""
     now = env.now()
+    per_resource = bool((env.get(PRODUCT, product_ref) or {}).get("multipleSubscriptions"))
     for existing in for_customer(env, customer_id):
         if (
             existing["productRefId"] == product_ref
-            and existing.get("resourceId") == resource_id
+            and (not per_resource or existing.get("resourceId") == resource_id)
             and existing["subscriptionId"] != own_id
             and status(existing, now) in LIVE_STATUSES
         ):
@@ -120,8 +124,6 @@ def build(env: Environment, row: dict[str, Any], source: str, field: str) -> dic
     resource_id = row.get("resourceId")
     if product.get("multipleSubscriptions") and not resource_id:
         raise StiggError(BAD_USER_INPUT, f"resourceId is required: product {product.get('refId')!r} allows many")
-    if resource_id and not product.get("multipleSubscriptions"):
-        raise StiggError(BAD_USER_INPUT, f"product {product.get('refId')!r} is single-subscription: no resourceId")
     if product_catalogue.is_paid(plan) and not row.get("billingPeriod"):
         raise StiggError("BillingPeriodMissingError", f"billingPeriod is required for paid plan {plan['refId']!r}")
     entitlements = _entitlements(env, row)
