@@ -140,3 +140,14 @@ def test_reimport_upserts_by_subscription_id_and_honours_updated_at(world: World
     assert details(world, sid).additional_meta_data == {"v": "2"}
     active = world.client.request(Stigg.query.get_active_subscriptions, {"input": {"customerId": cid}})
     assert len(active.get_active_subscriptions) == 1
+
+
+def test_rows_without_subscription_id_update_the_customers_subscription_to_that_plan(world: World) -> None:
+    cid = unique("cus")
+    import_customers(world.client, {"customerId": cid})
+    row = {"customerId": cid, "planId": "plan-free", "additionalMetaData": {"run": "1"}}
+    import_subscriptions(world.client, row)
+    import_subscriptions(world.client, {**row, "additionalMetaData": {"run": "2"}})  # a re-run of the same import
+    active = world.client.request(Stigg.query.get_active_subscriptions, {"input": {"customerId": cid}})
+    [only] = active.get_active_subscriptions
+    assert only.additional_meta_data == {"run": "2"}

@@ -214,6 +214,10 @@ def _apply_import(env: Environment, rows: list[dict[str, Any]]) -> tuple[list[st
         field = f"subscriptions[{index}]"
         try:
             record = build(env, row, "import", field)
+            if not (row.get("subscriptionId") or row.get("refId")):
+                same_plan = _live_on_plan(env, record)  # no id given: the customer's subscription to this plan
+                if same_plan is not None:
+                    record["subscriptionId"] = same_plan["subscriptionId"]
             existing = env.get(SUBSCRIPTION, record["subscriptionId"])
             row_updated_at = datetimes.parse(row.get("updatedAt"), f"{field}.updatedAt")
             if existing is not None and row_updated_at is not None and existing["updatedAt"] > row_updated_at:
@@ -246,6 +250,18 @@ def _apply_import(env: Environment, rows: list[dict[str, Any]]) -> tuple[list[st
                 }
             )
     return imported, skipped
+
+
+def _live_on_plan(env: Environment, record: dict[str, Any]) -> dict[str, Any] | None:
+    now = env.now()
+    for existing in for_customer(env, record["customerId"]):
+        if (
+            existing["planRefId"] == record["planRefId"]
+            and existing.get("resourceId") == record["resourceId"]
+            and status(existing, now) in LIVE_STATUSES
+        ):
+            return existing
+    return None
 
 
 def _conflict_message(existing: dict[str, Any]) -> str:
