@@ -132,3 +132,18 @@ def test_concurrent_creates_with_one_alias_make_one_customer(shared_world: World
     winners = [o for o in outcomes if o != "conflict"]
     assert len(winners) == 1 and outcomes.count("conflict") == 7
     assert [c.id for c in shared_world.client.v1.customers.list(ingest_alias="race")] == winners
+
+
+def test_a_fixed_product_cannot_be_priced_on_a_rate_card(shared_world: World) -> None:
+    client = shared_world.client
+    cat = make_catalogue(client)
+    with pytest.raises(metronome.BadRequestError) as error:
+        client.v1.contracts.rate_cards.rates.add(
+            rate_card_id=cat.rate_card_id,
+            product_id=cat.commit_product_id,
+            starting_at=datetime(2030, 1, 1, tzinfo=UTC),
+            entitled=True,
+            rate_type="FLAT",
+            price=9900,
+        )
+    assert "FIXED" in error.value.body["message"]

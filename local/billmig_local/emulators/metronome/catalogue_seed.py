@@ -5,9 +5,9 @@ pricing-group key), a USAGE product on that metric, and one rate per pricing-gro
 (per unit -> FLAT, graduated tiers -> TIERED). `UNRATED_REGION` gets no rate on purpose. Plus the two FIXED products
 that migrated credit grants become commits and credits of.
 
-Licensed plans are left out: a monthly fee is billed in Metronome by a contract's `subscriptions` (SUBSCRIPTION
-product and rate) or `scheduled_charges`, which this emulator does not bill; a FLAT rate on a FIXED product would
-only be a list price, so "one month prices the same" could not hold for it.
+Licensed plans are left out: rate cards price usage, composite and subscription products only (a FIXED product's
+price is set on the contract), and a monthly fee would be a contract's `subscriptions` (SUBSCRIPTION product and
+rate) or `scheduled_charges`, neither of which this emulator bills.
 
 Idempotent: every object is looked up by name (rates by product and pricing-group values) before it is created, so
 a rerun returns the same ids and creates nothing; one found with another meaning raises `CatalogueConflict`.

@@ -186,6 +186,10 @@ def list_rate_cards(call: ApiCall) -> Any:
 
 def _store_rate(call: ApiCall, rate_card_id: str, spec: dict[str, Any]) -> dict[str, Any]:
     product = get_product(call, spec["product_id"])
+    if product["type"] in ("FIXED", "PRO_SERVICE"):
+        # docs.metronome.com/pricing-and-packaging/create-rate-cards: rate cards price usage, composite and
+        # subscription products; a fixed product's price is set on the contract
+        raise ApiError(400, f"product_id: a {product['type']} product cannot have a rate on a rate card")
     rate_type = upper(spec["rate_type"])
     if rate_type == "FLAT" and spec.get("price") is None:
         raise ApiError(400, "price: required for a FLAT rate")
