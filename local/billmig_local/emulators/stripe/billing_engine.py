@@ -38,11 +38,13 @@ class BillingEngine:
         """Bill every subscription on `clock_id` (or, with `world`, every one not on a test clock) up to its now."""
         issued = 0
         with self.state.lock:
-            for sub in list(self.state.all("subscription")):
-                if sub["status"] not in LIVE:
-                    continue
-                on_clock = sub.get("test_clock")
-                if (clock_id is not None and on_clock == clock_id) or (world and on_clock is None):
+            if clock_id is not None:
+                customers = self.state.owned_by("customer", clock_id)
+                subs = [s for c in customers for s in self.state.owned_by("subscription", c["id"])]
+            else:
+                subs = [s for s in self.state.all("subscription") if world and s.get("test_clock") is None]
+            for sub in subs:
+                if sub["status"] in LIVE:
                     issued += self.advance(sub["id"])
         return issued
 
@@ -66,8 +68,8 @@ class BillingEngine:
             issued += 1
 
     def check_thresholds(self, customer_id: str) -> None:
-        for sub in self.state.all("subscription"):
-            if sub["customer"] == customer_id and sub["status"] in LIVE and sub.get("billing_thresholds"):
+        for sub in self.state.owned_by("subscription", customer_id):
+            if sub["status"] in LIVE and sub.get("billing_thresholds"):
                 self._threshold(sub, self.state.now_for(customer_id))
 
     # ---------------------------------------------------------------------------------------------------------------

@@ -38,9 +38,7 @@ def grant_valid_at(grant: dict[str, Any], instant: int) -> bool:
 def remaining(state: StripeState, grant: dict[str, Any]) -> int:
     """What is left of the grant: its amount less every debit against it."""
     spent = sum(
-        t["_value"]
-        for t in state.all("billing.credit_balance_transaction")
-        if t["credit_grant"] == grant["id"] and t["type"] == "debit"
+        t["_value"] for t in state.owned_by("billing.credit_balance_transaction", grant["id"]) if t["type"] == "debit"
     )
     return int(grant["amount"]["monetary"]["value"]) - int(spent)
 
@@ -48,10 +46,8 @@ def remaining(state: StripeState, grant: dict[str, Any]) -> int:
 def ordered_grants(state: StripeState, customer_id: str, instant: int, currency: str) -> list[dict[str, Any]]:
     grants = [
         g
-        for g in state.all("billing.credit_grant")
-        if g["customer"] == customer_id
-        and g["amount"]["monetary"]["currency"] == currency
-        and grant_valid_at(g, instant)
+        for g in state.owned_by("billing.credit_grant", customer_id)
+        if g["amount"]["monetary"]["currency"] == currency and grant_valid_at(g, instant)
     ]
     return sorted(
         grants,

@@ -117,15 +117,16 @@ def expire_grant(call: ApiCall) -> dict[str, Any]:
 
 
 def list_grants(call: ApiCall) -> dict[str, Any]:
-    items = list(reversed(call.state.all("billing.credit_grant")))
     if call.get("customer"):
-        items = [g for g in items if g["customer"] == call.get("customer")]
+        items = list(reversed(call.state.owned_by("billing.credit_grant", call.get("customer"))))
+    else:
+        items = list(reversed(call.state.all("billing.credit_grant")))
     return page(items, call.params, "/v1/billing/credit_grants")
 
 
 def _grants_for_filter(call: ApiCall, customer_id: str) -> list[dict[str, Any]]:
     given = call.params["filter"]
-    grants = [g for g in call.state.all("billing.credit_grant") if g["customer"] == customer_id]
+    grants = call.state.owned_by("billing.credit_grant", customer_id)
     if given.get("type") == "credit_grant":
         grant = call.state.get("billing.credit_grant", given.get("credit_grant") or "", "filter[credit_grant]")
         return [g for g in grants if g["id"] == grant["id"]]
@@ -168,9 +169,9 @@ def balance_summary(call: ApiCall) -> dict[str, Any]:
 
 def list_transactions(call: ApiCall) -> dict[str, Any]:
     customer = call.state.get("customer", call.params.get("customer"), "customer")
-    items = [
-        t for t in reversed(call.state.all("billing.credit_balance_transaction")) if t["_customer"] == customer["id"]
-    ]
+    grants = call.state.owned_by("billing.credit_grant", customer["id"])
+    items = [t for g in grants for t in call.state.owned_by("billing.credit_balance_transaction", g["id"])]
+    items.sort(key=lambda t: (t["created"], t["id"]), reverse=True)
     if call.get("credit_grant"):
         items = [t for t in items if t["credit_grant"] == call.get("credit_grant")]
     return page([_public(t) for t in items], call.params, "/v1/billing/credit_balance_transactions")

@@ -64,9 +64,9 @@ def create_customer(call: ApiCall) -> dict[str, Any]:
     clock_id = call.get("test_clock")
     if clock_id:
         clock = state.get("test_helpers.test_clock", clock_id, "test_clock")
-        attached = [c for c in state.all("customer") if c.get("test_clock") == clock["id"]]
-        if len(attached) >= 100:
-            raise StripeError(400, "A test clock can have at most 100 customers.", param="test_clock")
+        attached = state.owned_by("customer", clock["id"])
+        if len(attached) >= 3:
+            raise StripeError(400, "A test clock can have at most 3 customers.", param="test_clock")
     customer = shaped(
         "customer",
         id=state.new_id("cus"),
@@ -120,8 +120,8 @@ def delete_customer(call: ApiCall) -> dict[str, Any]:
     customer = dict(call.state.get("customer", call.path["customer"], "customer"))
     customer["_deleted"] = True
     call.state.put(customer)
-    for sub in call.state.all("subscription"):
-        if sub["customer"] == customer["id"] and sub["status"] not in ("canceled", "incomplete_expired"):
+    for sub in call.state.owned_by("subscription", customer["id"]):
+        if sub["status"] not in ("canceled", "incomplete_expired"):
             call.engine.end_subscription(sub["id"], call.state.now_for(customer["id"]), invoice_now=False)
     return {"id": customer["id"], "object": "customer", "deleted": True}
 

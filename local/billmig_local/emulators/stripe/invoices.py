@@ -18,9 +18,10 @@ def upcoming_removed(call: ApiCall) -> dict[str, Any]:
 
 def list_invoices(call: ApiCall) -> dict[str, Any]:
     params = call.params
-    items = list(reversed(call.state.all("invoice")))
     if params.get("customer"):
-        items = [i for i in items if i["customer"] == params["customer"]]
+        items = list(reversed(call.state.owned_by("invoice", params["customer"])))
+    else:
+        items = list(reversed(call.state.all("invoice")))
     if params.get("subscription"):
         items = [i for i in items if i["parent"]["subscription_details"]["subscription"] == params["subscription"]]
     if params.get("status"):

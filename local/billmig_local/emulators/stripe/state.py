@@ -46,6 +46,15 @@ NAMES = {
 }
 
 
+OWNER_KEY = {
+    "customer": "test_clock",
+    "subscription": "customer",
+    "billing.credit_grant": "customer",
+    "billing.credit_balance_transaction": "credit_grant",
+    "invoice": "customer",
+}
+
+
 def public(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if not k.startswith("_")}
 
@@ -65,8 +74,13 @@ class StripeState:
         # (event_name, customer id) -> values by time; rebuilt from the stored events on start
         self.usage: dict[tuple[str, str], list[MeteredValue]] = {}
         self.identifiers: set[str] = set()
+        # (kind, owner id) -> ids of that kind it owns, in creation order: what billing reads per customer
+        self.owned: dict[tuple[str, str], list[str]] = {}
         for event in store.all("billing.meter_event"):
             self._index(event)
+        for kind in OWNER_KEY:
+            for obj in store.all(kind):
+                self._own(obj)
 
     # -- ids: short, Stripe-looking, deterministic per fresh world
     def new_id(self, prefix: str) -> str:
@@ -88,7 +102,19 @@ class StripeState:
         return found
 
     def put(self, obj: dict[str, Any]) -> dict[str, Any]:
+        if obj["object"] in OWNER_KEY and self.store.get(obj["object"], obj["id"]) is None:
+            self._own(obj)
         return self.store.put(obj["object"], obj["id"], obj)
+
+    def _own(self, obj: dict[str, Any]) -> None:
+        owner = obj.get(OWNER_KEY[obj["object"]])
+        if owner:
+            self.owned.setdefault((obj["object"], owner), []).append(obj["id"])
+
+    def owned_by(self, kind: str, owner: str) -> list[dict[str, Any]]:
+        """Objects of `kind` whose owner (see `OWNER_KEY`) is `owner`, oldest first."""
+        found = (self.store.get(kind, oid) for oid in self.owned.get((kind, owner), []))
+        return [obj for obj in found if obj is not None]
 
     def all(self, kind: str) -> list[dict[str, Any]]:
         return self.store.all(kind)

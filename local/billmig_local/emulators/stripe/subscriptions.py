@@ -250,7 +250,10 @@ def cancel_subscription(call: ApiCall) -> dict[str, Any]:
 
 def list_subscriptions(call: ApiCall) -> dict[str, Any]:
     params = call.params
-    items = list(reversed(call.state.all("subscription")))
+    if params.get("customer"):
+        items = list(reversed(call.state.owned_by("subscription", params["customer"])))
+    else:
+        items = list(reversed(call.state.all("subscription")))
     status = params.get("status")
     if status in (None, ""):
         items = [s for s in items if s["status"] not in ("canceled", "incomplete_expired")]
