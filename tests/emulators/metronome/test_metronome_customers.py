@@ -76,6 +76,8 @@ def test_catalogue_reads_back(shared_world: World) -> None:
     cat = make_catalogue(client)
     metric = client.v1.billable_metrics.retrieve(billable_metric_id=cat.metric_id).data
     assert (metric.aggregation_type, metric.aggregation_key, metric.group_keys) == ("SUM", "tokens", [["model"]])
+    card = client.v1.contracts.rate_cards.retrieve(id=cat.rate_card_id).data
+    assert (card.name, card.fiat_credit_type.name if card.fiat_credit_type else None) == ("Standard", "USD (cents)")
     product = client.v1.contracts.products.retrieve(id=cat.tokens_product_id).data
     assert (product.type, product.current.pricing_group_key) == ("USAGE", ["model"])
     assert product.current.billable_metric_id == cat.metric_id
