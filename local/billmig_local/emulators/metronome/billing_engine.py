@@ -4,6 +4,9 @@ Invoices are computed from the stored facts whenever asked ("everything due up t
 grace-period statement period is a DRAFT recomputed on every read; once its grace period is over it is FINALIZED
 and frozen in the store together with the draw-downs it made, so later events never change it. Scheduled invoices
 come from PREPAID commits' invoice schedules. Prepaid balance thresholds are evaluated on every catch-up.
+
+Simplification: the rate in effect at a statement period's start prices the whole period (a rate starting mid-period
+applies from the next one); rollover and postpaid true-ups are not emulated.
 """
 
 from __future__ import annotations
