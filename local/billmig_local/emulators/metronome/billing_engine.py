@@ -6,7 +6,7 @@ and frozen in the store together with the draw-downs it made, so later events ne
 come from PREPAID commits' invoice schedules. Prepaid balance thresholds are evaluated on every catch-up.
 
 Simplification: the rate in effect at a statement period's start prices the whole period (a rate starting mid-period
-applies from the next one); rollover and postpaid true-ups are not emulated.
+applies from the next one); rollover is not emulated, and POSTPAID commits neither draw down nor true up.
 """
 
 from __future__ import annotations
