@@ -453,14 +453,19 @@ def test_quarterly_periods_on_a_custom_anchor(world: World, catalogue: Catalogue
 
 
 def test_a_later_rate_prices_the_periods_from_its_starting_at(world: World, catalogue: Catalogue) -> None:
-    world.client.v1.contracts.rate_cards.rates.add(
+    world.client.v1.contracts.rate_cards.rates.add_many(
         rate_card_id=catalogue.rate_card_id,
-        product_id=catalogue.tokens_product_id,
-        pricing_group_values={"model": "gpt-4"},
-        starting_at=at(1, 2),
-        entitled=True,
-        rate_type="FLAT",
-        price=3,
+        rates=[
+            {
+                "product_id": catalogue.tokens_product_id,
+                "pricing_group_values": {"model": model},
+                "starting_at": at(1, 2),
+                "entitled": True,
+                "rate_type": "FLAT",
+                "price": price,
+            }
+            for model, price in (("gpt-4", 3), ("small", 1))
+        ],
     )
     (rate,) = world.client.v1.contracts.rate_cards.rates.list(
         rate_card_id=catalogue.rate_card_id,
