@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import catalog, credit_grants, customers, invoices, meters, subscriptions, test_clocks
+from . import billing_credits, catalog, customers, invoices, meters, subscriptions, test_clocks
 from .api_call import ApiCall, Handler
 from .billing_engine import BillingEngine
 from .errors import StripeError
@@ -79,28 +79,28 @@ ROUTES: list[tuple[str, str, Handler, str | None]] = [
     ("GET", "/v1/invoices", invoices.list_invoices, "InvoiceListParams"),
     ("GET", "/v1/invoices/{invoice}", invoices.retrieve_invoice, "InvoiceRetrieveParams"),
     ("GET", "/v1/invoices/{invoice}/lines", invoices.list_lines, "InvoiceLineItemListParams"),
-    ("POST", "/v1/billing/credit_grants", credit_grants.create_grant, "billing.CreditGrantCreateParams"),
-    ("GET", "/v1/billing/credit_grants", credit_grants.list_grants, "billing.CreditGrantListParams"),
-    ("GET", "/v1/billing/credit_grants/{id}", credit_grants.retrieve_grant, "billing.CreditGrantRetrieveParams"),
-    ("POST", "/v1/billing/credit_grants/{id}", credit_grants.update_grant, "billing.CreditGrantUpdateParams"),
-    ("POST", "/v1/billing/credit_grants/{id}/void", credit_grants.void_grant, "billing.CreditGrantVoidGrantParams"),
-    ("POST", "/v1/billing/credit_grants/{id}/expire", credit_grants.expire_grant, "billing.CreditGrantExpireParams"),
+    ("POST", "/v1/billing/credit_grants", billing_credits.create_grant, "billing.CreditGrantCreateParams"),
+    ("GET", "/v1/billing/credit_grants", billing_credits.list_grants, "billing.CreditGrantListParams"),
+    ("GET", "/v1/billing/credit_grants/{id}", billing_credits.retrieve_grant, "billing.CreditGrantRetrieveParams"),
+    ("POST", "/v1/billing/credit_grants/{id}", billing_credits.update_grant, "billing.CreditGrantUpdateParams"),
+    ("POST", "/v1/billing/credit_grants/{id}/void", billing_credits.void_grant, "billing.CreditGrantVoidGrantParams"),
+    ("POST", "/v1/billing/credit_grants/{id}/expire", billing_credits.expire_grant, "billing.CreditGrantExpireParams"),
     (
         "GET",
         "/v1/billing/credit_balance_summary",
-        credit_grants.balance_summary,
+        billing_credits.balance_summary,
         "billing.CreditBalanceSummaryRetrieveParams",
     ),
     (
         "GET",
         "/v1/billing/credit_balance_transactions",
-        credit_grants.list_transactions,
+        billing_credits.list_transactions,
         "billing.CreditBalanceTransactionListParams",
     ),
     (
         "GET",
         "/v1/billing/credit_balance_transactions/{id}",
-        credit_grants.retrieve_transaction,
+        billing_credits.retrieve_transaction,
         "billing.CreditBalanceTransactionRetrieveParams",
     ),
     ("POST", "/v1/test_helpers/test_clocks", test_clocks.create_clock, "test_helpers.TestClockCreateParams"),
