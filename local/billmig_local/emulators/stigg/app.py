@@ -3,10 +3,12 @@ and only then executed, so a document the real API would reject never reaches a 
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     ExecutionResult,
     GraphQLError,
     OperationDefinitionNode,
@@ -62,18 +64,26 @@ class GraphQLExecutor:
         self.env.resolver_calls += 1
         return next_(root, info, **args)
 
+    @functools.lru_cache(maxsize=512)  # noqa: B019 - one executor per emulator; the SDK resends the same documents
+    def _checked(self, query: str) -> tuple[DocumentNode | None, list[dict[str, Any]]]:
+        """Parse and validate a document once; the same text is the same verdict against a fixed schema."""
+        try:
+            document = parse(query)
+        except GraphQLError as exc:
+            return None, [{**_formatted(exc), "extensions": {"code": PARSE_FAILED}}]
+        problems = validate(self.schema, document)
+        if problems:
+            return None, [{**_formatted(p), "extensions": {"code": VALIDATION_FAILED}} for p in problems]
+        return document, []
+
     def run(self, payload: Any) -> tuple[int, dict[str, Any]]:
         if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
             raise RequestRefused(400, BAD_VARIABLES, "POST body must be JSON with a `query` string")
         if not isinstance(payload.get("variables") or {}, dict):
             raise RequestRefused(400, BAD_VARIABLES, "`variables` must be a JSON object")
-        try:
-            document = parse(payload["query"])
-        except GraphQLError as exc:
-            return 400, {"errors": [{**_formatted(exc), "extensions": {"code": PARSE_FAILED}}]}
-        problems = validate(self.schema, document)
-        if problems:
-            return 400, {"errors": [{**_formatted(p), "extensions": {"code": VALIDATION_FAILED}} for p in problems]}
+        document, refusal = self._checked(payload["query"])
+        if document is None:
+            return 400, {"errors": refusal}
         operation = payload.get("operationName")
         is_mutation = any(
             d.operation == OperationType.MUTATION
