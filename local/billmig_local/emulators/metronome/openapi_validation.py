@@ -40,9 +40,10 @@ def load_openapi() -> Any:
     global _openapi  # noqa: PLW0603 - one shared, lazily built validator per process
     with _lock:
         if _openapi is None:
-            from openapi_core import OpenAPI  # imported lazily: it is slow to import too
+            from openapi_core import Config, OpenAPI  # imported lazily: it is slow to import too
 
-            _openapi = OpenAPI.from_file_path(str(openapi_document_path()))
+            # the document is a fixed vendor file: checking the document itself on every start costs about 1.3 s
+            _openapi = OpenAPI.from_file_path(str(openapi_document_path()), config=Config(spec_validator_cls=None))
         return _openapi
 
 
