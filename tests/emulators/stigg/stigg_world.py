@@ -11,6 +11,7 @@ from typing import Any
 import sgqlc.types
 from billmig_local.clock import WorldClock
 from billmig_local.emulators.base import RunningEmulator
+from billmig_local.emulators.stigg import catalogue_operations as ops
 from billmig_local.emulators.stigg import start
 from billmig_local.emulators.stigg.environment import Environment
 from billmig_local.emulators.stigg.sgqlc_fragments import include_fragments_in_inline_fragments
@@ -104,8 +105,6 @@ def subscription_details() -> Operation:
 
 def create_product(client: StiggClient, ref_id: str, *, multiple_subscriptions: bool) -> str:
     """A product of the test's own (the shared catalogue has one single-subscription product)."""
-    from billmig_local.emulators.stigg import catalogue_operations as ops
-
     environment_id = client.request(ops.current_environment(), {}).current_environment
     product = {
         "refId": ref_id,
@@ -118,8 +117,6 @@ def create_product(client: StiggClient, ref_id: str, *, multiple_subscriptions: 
 
 
 def create_free_plan(client: StiggClient, product_id: str, ref_id: str) -> None:
-    from billmig_local.emulators.stigg import catalogue_operations as ops
-
     environment_id = client.request(ops.current_environment(), {}).current_environment
     new = {
         "refId": ref_id,
