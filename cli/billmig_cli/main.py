@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import threading
 from datetime import UTC, datetime
@@ -257,6 +258,15 @@ def stigg_import(
             "--paid-plan", help="A paid plan id: provisioned backdated, then its Stripe subscription cancelled."
         ),
     ] = None,
+    from_stripe: Annotated[
+        bool, typer.Option("--from-stripe", help="Build the records from Stripe (STRIPE_API_KEY) with --config.")
+    ] = False,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="JSON: Stripe prices -> Stigg plans, add-ons, features.")
+    ] = None,
+    stripe_api_base: Annotated[
+        str | None, typer.Option("--stripe-api-base", envvar="STRIPE_API_BASE", help="Stripe API base URL.")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the files and stop: nothing is sent.")] = False,
     import_id: Annotated[str | None, typer.Option("--import-id", help="Reuse to resume an earlier import.")] = None,
     report_dir: Annotated[Path, typer.Option("--report-dir", help="Where the JSON and CSV reports go.")] = Path("."),
@@ -269,7 +279,18 @@ def stigg_import(
     from billmig_cli import stigg_import as runner
 
     files = runner.ImportFiles(customers=customers_file, subscriptions=list(subscriptions_file or []), usage=usage_file)
+    import_id = import_id or runner.new_import_id()
+    paid_plans = list(paid_plan or [])
     try:
+        if from_stripe:
+            api_key = os.environ.get(runner.STRIPE_KEY_VARIABLE)
+            if config is None or not api_key:
+                raise runner.ImportRefused([f"--from-stripe needs --config and {runner.STRIPE_KEY_VARIABLE}"])
+            files, configured = runner.files_from_stripe(
+                config, report_dir / f"{import_id}-from-stripe", api_key=api_key, api_base=stripe_api_base
+            )
+            paid_plans += configured
+            console.print(f"records built from Stripe: {report_dir / f'{import_id}-from-stripe'}", soft_wrap=True)
         counts = runner.check_files(files)
     except runner.ImportRefused as exc:
         console.print(f"[red]{len(exc.problems)} problem(s); nothing was sent[/]", soft_wrap=True)
@@ -280,9 +301,7 @@ def stigg_import(
     if dry_run:
         console.print(f"dry run: {summary}: every record is valid; nothing was sent")
         return
-    started = runner.start_import(
-        files, import_id=import_id or runner.new_import_id(), paid_plan_ids=paid_plan or [], stack_name=stack_name
-    )
+    started = runner.start_import(files, import_id=import_id, paid_plan_ids=paid_plans, stack_name=stack_name)
     console.print(f"import {started.import_id}: {summary}\nstarted {started.execution_arn}", soft_wrap=True)
     if not wait:
         return

@@ -168,3 +168,40 @@ def fetch_report(import_id: str, *, stack_name: str, report_dir: Path) -> tuple[
     csv_path.write_text(csv_text)
     list(csv.reader(io.StringIO(csv_text)))  # a report that does not parse is a defect, not a partial result
     return report, json_path, csv_path
+
+
+STRIPE_KEY_VARIABLE = "STRIPE_API_KEY"
+
+
+def files_from_stripe(
+    config: Path, out_dir: Path, *, api_key: str, api_base: str | None
+) -> tuple[ImportFiles, list[str]]:
+    """Build the guide's three files from Stripe, write them where the operator can read them, and name the paid
+    plans; the import then treats them exactly like hand-written files."""
+    import stripe
+    from billmig.adapters.stripe_book import StripeAccountBook
+    from billmig.stigg.stripe_mapping import StripeMapping, records_from_stripe
+    from pydantic import ValidationError
+
+    try:
+        mapping = StripeMapping.model_validate_json(config.read_text(encoding="utf-8"))
+    except (OSError, ValidationError) as exc:
+        raise ImportRefused([f"{config}: {exc}"]) from exc
+    addresses = {"api": api_base, "meter_events": api_base} if api_base else {}
+    client = stripe.StripeClient(api_key, base_addresses=addresses, max_network_retries=2)  # type: ignore[arg-type]
+    records = records_from_stripe(StripeAccountBook(client), mapping)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, root in (
+        ("customers.json", "customers"),
+        ("subscriptions.json", "subscriptions"),
+        ("usage.json", "usages"),
+    ):
+        paths[root] = out_dir / name
+        paths[root].write_text(json.dumps({root: records[root]}, indent=2) + "\n")
+    files = ImportFiles(
+        customers=paths["customers"] if records["customers"] else None,
+        subscriptions=[paths["subscriptions"]] if records["subscriptions"] else [],
+        usage=paths["usages"] if records["usages"] else None,
+    )
+    return files, mapping.paid_plans

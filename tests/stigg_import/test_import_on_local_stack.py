@@ -3,26 +3,28 @@ Stigg's state read back through `stigg-api-client`."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import stripe
 from billmig.adapters.stigg_graphql import StiggGraphQLTarget
+from billmig.stigg.target import StiggSubscription
 from billmig_cli import stigg_import as runner
+from billmig_cli.main import app
 from billmig_local.lambda_bridge import LambdaFault
 from billmig_local.stack import LocalStack
-from import_world import GUIDE, Write, run_import, subscription_entitlements, without_comments
-from stigg import Stigg
+from import_world import GUIDE, Write, generated_book, run_import, subscription_entitlements, without_comments
 from stigg.client import StiggClient
+from typer.testing import CliRunner
 
 
-def active_plans(stigg: StiggClient, customer_id: str, resource_id: str | None = None) -> dict[str, Any]:
-    query: dict[str, Any] = {"customerId": customer_id}
-    if resource_id:
-        query["resourceId"] = resource_id
-    result = stigg.request(Stigg.query.get_active_subscriptions_list, {"input": query})
-    return {s.plan.plan_id: s for s in result.get_active_subscriptions}
+def active_plans(stigg: StiggClient, customer_id: str, resource_id: str | None = None) -> dict[str, StiggSubscription]:
+    """Active subscriptions by plan, read with the adapter's own documents on `stigg-api-client` (the SDK's
+    `get_active_subscriptions_list` spreads fragments it does not define when a subscription has entitlements)."""
+    return {s.plan_id: s for s in StiggGraphQLTarget(stigg).active_subscriptions(customer_id, resource_id)}
 
 
 def test_the_guides_own_examples_import(aws: LocalStack, stigg: StiggClient, tmp_path: Path) -> None:
@@ -38,9 +40,8 @@ def test_the_guides_own_examples_import(aws: LocalStack, stigg: StiggClient, tmp
     assert report["totals"]["customers"] == {"created": 1, "updated": 0, "skipped": 0, "failed": 0}
     assert report["totals"]["subscriptions"] == {"created": 1, "updated": 0, "skipped": 0, "failed": 0}
     assert report["totals"]["usage"] == {"created": 0, "updated": 1, "skipped": 0, "failed": 0}
-    customer = stigg.request(
-        Stigg.query.get_customer_by_id, {"input": {"customerId": "lorem-ipsum"}}
-    ).get_customer_by_ref_id
+    customer = StiggGraphQLTarget(stigg).find_customer("lorem-ipsum")
+    assert customer is not None
     assert (customer.email, customer.name, customer.billing_id) == (
         "john@example.com",
         "Lorem-ipsum",
@@ -96,7 +97,7 @@ def test_free_and_custom_plans_with_entitlements_and_add_ons_and_usage_twice(
     assert set(active_plans(stigg, "cust-0")) == {"plan-free"}
     enterprise = active_plans(stigg, "cust-1")["plan-enterprise"]
     assert enterprise.start_date.isoformat().startswith("2026-03-01")
-    assert [(a.addon.addon_id, a.quantity) for a in enterprise.addons] == [("addon-extra-seats", 3)]
+    assert enterprise.addons == {"addon-extra-seats": 3}
     assert subscription_entitlements(stigg, enterprise.subscription_id) == {"feature-api-calls": 50000}
     # SET twice: Stigg's own reply to the second import still gives the file's values, not twice them.
     usage_details = {row["record"]: row["detail"] for row in second["rows"] if row["entity"] == "usage"}
@@ -190,7 +191,7 @@ def test_a_paid_plan_is_backdated_in_stigg_and_its_stripe_subscription_cancelled
     assert (row["stripe_subscription_id"], row["stripe_outcome"]) == (subscription, "cancelled")
     growth = active_plans(stigg, "paid-1")["plan-growth"]
     assert growth.start_date == datetime.fromtimestamp(start, UTC)
-    assert growth.additional_meta_data["migratedFrom"] == subscription
+    assert growth.metadata["migratedFrom"] == subscription
 
     cancelled = stripe_client.v1.subscriptions.retrieve(subscription)
     assert cancelled.status == "canceled"
@@ -246,3 +247,120 @@ def test_a_paid_plan_without_payment_method_is_refused_before_any_call(
         runner.failure_of(result)
     )
     assert stigg_requests("importCustomersBulk") == before
+
+
+def test_a_book_of_a_thousand_customers_imports_and_reads_back(
+    aws: LocalStack, stigg: StiggClient, write: Write, tmp_path: Path, stigg_requests: Any
+) -> None:
+    book = generated_book(1000)
+    files = runner.ImportFiles(
+        customers=write("book-customers.json", "customers", book["customers"]),
+        subscriptions=[
+            write("book-free.json", "subscriptions", book["free"]),
+            write("book-custom.json", "subscriptions", book["custom"]),
+        ],
+        usage=write("book-usage.json", "usages", book["usages"]),
+    )
+    imports_before = stigg_requests("importCustomersBulk")
+    _, report = run_import(files, "book-1000", tmp_path)
+    assert report["totals"]["customers"] == {"created": 1000, "updated": 0, "skipped": 0, "failed": 0}
+    assert report["totals"]["subscriptions"] == {"created": 1000, "updated": 0, "skipped": 0, "failed": 0}
+    assert report["totals"]["usage"] == {"created": 0, "updated": 2000, "skipped": 0, "failed": 0}
+    assert stigg_requests("importCustomersBulk") - imports_before == 1
+    target = StiggGraphQLTarget(stigg)
+    for i in (0, 1, 999):
+        customer = target.find_customer(f"book-{i:05d}")
+        assert customer is not None and customer.email == f"book-{i:05d}@example.com"
+    assert set(active_plans(stigg, "book-00010")) == {"plan-enterprise"}
+    assert set(active_plans(stigg, "book-00011")) == {"plan-free"}
+
+
+def test_from_stripe_builds_the_same_records_and_imports_them(
+    aws: LocalStack,
+    stigg: StiggClient,
+    stripe_client: stripe.StripeClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    c = stripe_client.v1
+    product = c.products.create(params={"name": "Platform (from-stripe test)"}).id
+    meter = c.billing.meters.create(
+        params={
+            "display_name": "API calls (from-stripe test)",
+            "event_name": "fs_api_call",
+            "default_aggregation": {"formula": "sum"},
+        }
+    ).id
+    api = c.prices.create(
+        params={
+            "product": product,
+            "currency": "usd",
+            "unit_amount": 2,
+            "lookup_key": "fs_api_calls",
+            "recurring": {"interval": "month", "usage_type": "metered", "meter": meter},
+        }
+    ).id
+    growth = c.prices.create(
+        params={
+            "product": product,
+            "currency": "usd",
+            "unit_amount": 9900,
+            "lookup_key": "fs_growth_monthly",
+            "recurring": {"interval": "month"},
+        }
+    ).id
+    made = {}
+    for name, prices, card in (("fs-paid", [growth, api], True), ("fs-free", [api], False)):
+        params: dict[str, Any] = {
+            "email": f"{name}@example.com",
+            "metadata": {"internal_customer_id": name},
+        }
+        if card:
+            params |= {"payment_method": "pm_card_visa", "invoice_settings": {"default_payment_method": "pm_card_visa"}}
+        customer = c.customers.create(params=params).id
+        subscription = c.subscriptions.create(params={"customer": customer, "items": [{"price": p} for p in prices]}).id
+        for n in range(3):
+            c.billing.meter_events.create(
+                params={
+                    "event_name": "fs_api_call",
+                    "payload": {"stripe_customer_id": customer, "value": str(10 * (n + 1))},
+                    "identifier": f"{name}-{n}",
+                    "timestamp": int(aws.clock.now()) + n,
+                }
+            )
+        made[name] = (customer, subscription)
+    config = tmp_path / "stripe-to-stigg.json"
+    config.write_text(
+        json.dumps(
+            {
+                "prices": {
+                    "fs_growth_monthly": {"plan": "plan-growth"},
+                    "fs_api_calls": {"feature": "feature-api-calls"},
+                },
+                "paid_plans": ["plan-growth"],
+                "default_plan": "plan-free",
+            }
+        )
+    )
+    monkeypatch.setenv("STRIPE_API_KEY", "sk_test_local")
+    done = CliRunner().invoke(
+        app,
+        [
+            "stigg", "import", "--from-stripe", "--config", str(config), "--import-id", "from-stripe",
+            "--stripe-api-base", aws.emulators["stripe"].url, "--report-dir", str(tmp_path / "reports"),
+        ],
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert set(active_plans(stigg, "fs-paid")) == {"plan-growth"}
+    assert set(active_plans(stigg, "fs-free")) == {"plan-free"}
+    assert c.subscriptions.retrieve(made["fs-paid"][1]).status == "canceled"
+    assert c.subscriptions.retrieve(made["fs-free"][1]).status == "active"
+    report = json.loads((tmp_path / "reports" / "from-stripe.json").read_text())
+    usage = {r["record"]: r["detail"] for r in report["rows"] if r["entity"] == "usage"}
+    assert usage == {
+        "fs-free/-/feature-api-calls": "current usage 60",
+        "fs-paid/-/feature-api-calls": "current usage 60",
+    }
+    customers = json.loads((tmp_path / "reports" / "from-stripe-from-stripe" / "customers.json").read_text())
+    methods = {c["customerId"]: c.get("paymentMethodId") for c in customers["customers"]}
+    assert methods["fs-paid"].startswith("pm_") and methods["fs-free"] is None

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import TypeVar
 
 from pydantic import BaseModel
 
@@ -19,6 +21,9 @@ from billmig.stigg.entity_progress import IMPORT_STEP, VERIFY_STEP, finished
 from billmig.stigg.import_storage import ImportStorage
 from billmig.stigg.records import CustomerRecord, SubscriptionRecord, UsageRecord
 from billmig.stigg.target import StiggCustomer, StiggSubscription, StiggTarget
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 class ChunkRequest(BaseModel):
@@ -41,6 +46,15 @@ class SubscriptionChunkSent(BaseModel):
     existed_before: list[str]
     # Set on the last read-back, after Step Functions' retries ran out: rows still missing are reported as failed.
     final: bool = False
+
+
+READ_CONCURRENCY = 8  # read-backs are independent lookups; overlapping them hides Stigg's round-trip time
+
+
+def read_all(read: Callable[[_K], _V], keys: list[_K]) -> dict[_K, _V]:
+    """One lookup per key, several at a time; the first error (typed by the adapter) propagates."""
+    with ThreadPoolExecutor(max_workers=READ_CONCURRENCY) as pool:
+        return dict(zip(keys, pool.map(read, keys), strict=True))
 
 
 def _summary(request: ChunkRequest, items: list[CustomerProgress], step: str) -> ChunkSummary:
@@ -78,11 +92,13 @@ def import_customer_chunk(
     now: Callable[[], datetime] = utc_now,
 ) -> ChunkSummary:
     records = [CustomerRecord.model_validate(raw) for raw in storage.read_json(request.chunk_key)]
-    before = {r.customer_id: target.find_customer(r.customer_id) for r in records}
+    ids = [r.customer_id for r in records]
+    before = read_all(target.find_customer, ids)
     target.import_customers(records)
+    after_import = read_all(target.find_customer, ids)
     items = []
     for record in records:
-        after = target.find_customer(record.customer_id)
+        after = after_import[record.customer_id]
         outcome, detail = customer_outcome(record, before[record.customer_id], after)
         items.append(
             finished(
@@ -102,7 +118,7 @@ def _active_by_customer(
     target: StiggTarget, records: list[SubscriptionRecord]
 ) -> dict[tuple[str, str | None], list[StiggSubscription]]:
     pairs = sorted({(r.customer_id, r.resource_id) for r in records}, key=lambda p: (p[0], p[1] or ""))
-    return {pair: target.active_subscriptions(*pair) for pair in pairs}
+    return read_all(lambda pair: target.active_subscriptions(*pair), pairs)
 
 
 def _matching(record: SubscriptionRecord, active: list[StiggSubscription]) -> StiggSubscription | None:
