@@ -76,6 +76,21 @@ def main() -> None:
                 return client.v1.customers.retrieve(customer)
 
             rate("meter events (POST)", args.requests, threads, event, url)
+            session = client_for(url).v2.billing.meter_event_session.create().authentication_token
+
+            def stream(client: stripe.StripeClient, n: int, threads: int = threads, token: str = session) -> object:
+                events = [
+                    {
+                        "event_name": "bench.event",
+                        "payload": {"stripe_customer_id": customer, "value": "1"},
+                        "identifier": f"stream-{threads}-{n}-{k}",
+                    }
+                    for k in range(100)
+                ]
+                client.v2.billing.meter_event_stream.create(params={"events": events}, options={"api_key": token})  # type: ignore[typeddict-item]
+                return None
+
+            rate("v2 stream (100 events each)", args.requests // 20, threads, stream, url)
             rate("customer creates (POST)", args.requests, threads, create_customer, url)
             rate("customer retrieves (GET)", args.requests, threads, retrieve_customer, url)
 

@@ -179,3 +179,43 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         assert preview.subtotal == 33
     finally:
         again.stop()
+
+
+def test_v2_meter_event_stream_takes_batches_and_drops_what_stripe_would_reject(world: World) -> None:
+    from billmig_local.clock import to_rfc3339
+
+    c = world.client
+    make_prices(world.client)
+    _clock, customer = customer_on_clock(world.client, at(10))
+    usage(world.client, "t.compute", customer, 1, "v1-first", at(10))
+    session = c.v2.billing.meter_event_session.create()
+    assert session.authentication_token.startswith("mes_tok_")
+
+    def event(identifier: str, value: int, ts: int) -> dict[str, object]:
+        return {
+            "event_name": "t.compute",
+            "payload": {"stripe_customer_id": customer, "value": str(value)},
+            "identifier": identifier,
+            "timestamp": to_rfc3339(ts),
+        }
+
+    events = [
+        event("s1", 10, at(9)),
+        event("s2", 20, at(9)),
+        event("v1-first", 99, at(9)),
+        event("old", 99, at(1, 1, year=2029)),
+    ]
+    c.v2.billing.meter_event_stream.create(
+        params={"events": events},  # type: ignore[typeddict-item]
+        options={"api_key": session.authentication_token},
+    )
+    meter = next(m for m in c.v1.billing.meters.list().data if m.event_name == "t.compute")
+    summary = c.v1.billing.meters.event_summaries.list(
+        meter.id, params={"customer": customer, "start_time": at(1), "end_time": at(11)}
+    ).data
+    assert [s.aggregated_value for s in summary] == [31]  # the duplicate and the too-old event are dropped
+    assert world.emulator.extra["state"].stream_rejections == 2
+    with pytest.raises(stripe.AuthenticationError):
+        c.v2.billing.meter_event_stream.create(
+            params={"events": events[:1]}, options={"api_key": "sk_test_not_a_session"}
+        )  # type: ignore[typeddict-item]

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import billing_credits, catalog, customers, invoices, meters, subscriptions, test_clocks
+from . import billing_credits, catalog, customers, invoices, meter_event_stream, meters, subscriptions, test_clocks
 from .api_call import ApiCall, Handler
 from .billing_engine import BillingEngine
 from .errors import StripeError
@@ -63,6 +63,18 @@ ROUTES: list[tuple[str, str, Handler, str | None]] = [
         "billing.MeterEventSummaryListParams",
     ),
     ("POST", "/v1/billing/meter_events", meters.create_meter_event, "billing.MeterEventCreateParams"),
+    (
+        "POST",
+        "/v2/billing/meter_event_session",
+        meter_event_stream.create_session,
+        "v2.billing.MeterEventSessionCreateParams",
+    ),
+    (
+        "POST",
+        meter_event_stream.STREAM_PATH,
+        meter_event_stream.stream_events,
+        "v2.billing.MeterEventStreamCreateParams",
+    ),
     ("POST", "/v1/subscriptions", subscriptions.create_subscription, "SubscriptionCreateParams"),
     ("GET", "/v1/subscriptions", subscriptions.list_subscriptions, "SubscriptionListParams"),
     ("GET", "/v1/subscriptions/{sub}", subscriptions.retrieve_subscription, "SubscriptionRetrieveParams"),
@@ -146,9 +158,16 @@ def _endpoint(handler: Handler, params_class: str | None, state: StripeState, en
             )
             return _json(error.body(), 401, headers)
         raw = await request.body()
+        v2 = request.url.path.startswith("/v2/")
 
         def run() -> dict[str, Any]:
-            decoded = decode_form(raw) if request.method == "POST" else decode_query(request.url.query)
+            if v2:
+                try:
+                    decoded = json.loads(raw or b"{}")
+                except ValueError as exc:
+                    raise StripeError(400, "The request body is not valid JSON.") from exc
+            else:
+                decoded = decode_form(raw) if request.method == "POST" else decode_query(request.url.query)
             params = validate(params_class, decoded) if params_class else decoded
             call = ApiCall(
                 method=request.method,
@@ -159,6 +178,8 @@ def _endpoint(handler: Handler, params_class: str | None, state: StripeState, en
                 url=request.url.path,
             )
             with state.lock:
+                if request.url.path == meter_event_stream.STREAM_PATH:
+                    meter_event_stream.authorized(call, auth[7:].strip())
                 result = handler(call)
                 return expand(state, result, params.get("expand"))
 
@@ -166,7 +187,7 @@ def _endpoint(handler: Handler, params_class: str | None, state: StripeState, en
             result = await run_in_threadpool(run)
         except StripeError as raised:
             return _json(raised.body(), raised.status, {**headers, **raised.headers})
-        return _json(result, 200, headers)
+        return _json(result, 202 if request.url.path == meter_event_stream.STREAM_PATH else 200, headers)
 
     return endpoint
 

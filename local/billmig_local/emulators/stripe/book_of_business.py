@@ -7,9 +7,9 @@ plan (lookup key = plan key). Stripe also gets a meter and price for `UNRATED_RE
 deliberately lacks (priced like the dearest region).
 
 Every customer lives on its own test clock, started 12-100 days before the book's `as_of` time, so its history is
-real: subscriptions started on past dates, usage sent while the clock walks forward period by period, cycle (and
-threshold) invoices finalized with credits applied, some grants partly used or expired. The clock ends at `as_of`;
-`billmig local clock` keeps it in step afterwards.
+real: subscriptions started on past dates, usage sent (through the v2 meter event stream) while the clock walks
+forward period by period, cycle (and threshold) invoices finalized with credits applied, some grants partly used or
+expired. The clock ends at `as_of`; `billmig local clock` keeps it in step afterwards.
 
 Deterministic: customer n draws from `random.Random(f"{seed}:{n}")`, so it is the same whatever the book size.
 Idempotent: every write carries an `Idempotency-Key` derived from (seed, customer, step), and `as_of` is kept in the
@@ -20,6 +20,8 @@ id, event name and lookup key first).
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +31,7 @@ from typing import Any
 import stripe
 
 from billmig_local.catalogue import STANDARD, UNRATED_REGION, Catalogue, MeteredOffering
+from billmig_local.clock import to_rfc3339
 
 from .billing_periods import boundary
 
@@ -197,11 +200,32 @@ def _profile(n: int, rng: random.Random) -> str:
     return "standard"
 
 
+class MeterEventSession:
+    """One v2 meter event session shared by the seeding threads, renewed well before its 15 minutes are up."""
+
+    def __init__(self, client: stripe.StripeClient) -> None:
+        self.client = client
+        self._lock = threading.Lock()
+        self._token = ""
+        self._created = 0.0
+
+    def token(self) -> str:
+        with self._lock:
+            if not self._token or time.monotonic() - self._created > 600:
+                self._token = self.client.v2.billing.meter_event_session.create().authentication_token
+                self._created = time.monotonic()
+            return self._token
+
+
 class _Customer:
     """One customer's history, written in order; counts its requests and meter events."""
 
-    def __init__(self, client: stripe.StripeClient, book: StripeCatalogue, seed: int, n: int) -> None:
+    def __init__(
+        self, client: stripe.StripeClient, book: StripeCatalogue, seed: int, n: int, stream: MeterEventSession
+    ) -> None:
         self.client = client
+        self.stream = stream
+        self.pending: list[dict[str, Any]] = []
         self.book = book
         self.n = n
         self.rng = random.Random(f"{seed}:{n}")
@@ -223,17 +247,23 @@ class _Customer:
             self.clock_time = instant
 
     def send(self, price: MeteredPrice, customer: str, value: int, at: int, tag: str) -> None:
-        identifier = f"{self.prefix}:{price.event_name}:{tag}"
-        self.client.v1.billing.meter_events.create(
-            params={
+        self.pending.append(
+            {
                 "event_name": price.event_name,
                 "payload": {"stripe_customer_id": customer, "value": str(value)},
-                "identifier": identifier,
-                "timestamp": at,
-            },
-            options=self.key(f"event:{identifier}"),
+                "identifier": f"{self.prefix}:{price.event_name}:{tag}",
+                "timestamp": to_rfc3339(at),
+            }
         )
         self.events += 1
+
+    def flush(self, step: str) -> None:
+        """The pending events through the v2 meter event stream, 100 per request."""
+        for start in range(0, len(self.pending), 100):
+            batch = self.pending[start : start + 100]
+            options = self.key(f"stream:{step}:{start}") | {"api_key": self.stream.token()}
+            self.client.v2.billing.meter_event_stream.create(params={"events": batch}, options=options)  # type: ignore[typeddict-item]
+        self.pending = []
 
     def build(self) -> SeededCustomer:
         rng = self.rng
@@ -288,6 +318,7 @@ class _Customer:
             last = segment_end > book.as_of
             self.advance(clock, segment_end - 1)
             self._usage(customer, prices, profile, segment_start, segment_end - 1, index, heavy=last)
+            self.flush(str(index))
             segment_start = segment_end
         self.advance(clock, book.as_of)
         if profile == "cancel_at_period_end":
@@ -364,8 +395,10 @@ def populate(
 ) -> list[SeededCustomer]:
     """Customers 0..customers-1; with several workers their objects interleave (same book, other ids)."""
 
+    stream = MeterEventSession(client)
+
     def one(n: int) -> SeededCustomer:
-        built = _Customer(client, book, seed, n).build()
+        built = _Customer(client, book, seed, n, stream).build()
         if progress is not None:
             progress(built)
         return built

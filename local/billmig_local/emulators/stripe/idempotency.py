@@ -7,6 +7,7 @@ request that failed before it ran be retried under the same key).
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -43,7 +44,13 @@ class IdempotencyKeys:
                 400, "Idempotency-Key must be at most 255 characters", param="Idempotency-Key"
             ).response()(scope, receive, send)
             return
-        canonical = "&".join(f"{k}={v}" for k, v in sorted(parse_qsl(body.decode("utf-8", "replace"), True)))
+        if scope["path"].startswith("/v2/"):  # v2 bodies are JSON
+            try:
+                canonical = json.dumps(json.loads(body or b"{}"), sort_keys=True)
+            except ValueError:
+                canonical = body.decode("utf-8", "replace")
+        else:
+            canonical = "&".join(f"{k}={v}" for k, v in sorted(parse_qsl(body.decode("utf-8", "replace"), True)))
         fingerprint = hashlib.sha256(f"{scope['path']}\n{canonical}".encode()).hexdigest()
         cached = self.store.get("idempotency", key)
         if cached is not None:

@@ -102,10 +102,11 @@ def list_meters(call: ApiCall) -> dict[str, Any]:
     return page(items, call.params, "/v1/billing/meters")
 
 
-def create_meter_event(call: ApiCall) -> dict[str, Any]:
+def record_meter_event(
+    call: ApiCall, event_name: str, payload: dict[str, str], identifier: str | None, timestamp: int | None
+) -> dict[str, Any]:
+    """Validate and store one event as Stripe does (v1 answers the error, the v2 stream reports it later)."""
     state = call.state
-    event_name = call.params["event_name"]
-    payload = {str(k): str(v) for k, v in (call.params.get("payload") or {}).items()}
     meter = meter_for_event(call, event_name)
     if meter is not None and meter["status"] != "active":
         raise StripeError(
@@ -126,7 +127,6 @@ def create_meter_event(call: ApiCall) -> dict[str, Any]:
     except ArithmeticError as exc:
         raise StripeError(400, f"payload[{value_key}] must be a number.", param=f"payload[{value_key}]") from exc
     now = state.now_for(customer["id"])
-    timestamp = as_int(call.params.get("timestamp"))
     timestamp = now if timestamp is None else timestamp
     if timestamp < now - PAST_WINDOW or timestamp > now + FUTURE_WINDOW:
         raise StripeError(
@@ -134,7 +134,7 @@ def create_meter_event(call: ApiCall) -> dict[str, Any]:
             "Timestamp must be within the past 35 days and no more than 5 minutes in the future.",
             param="timestamp",
         )
-    identifier = call.params.get("identifier") or state.new_id("mevt")
+    identifier = identifier or state.new_id("mevt")
     if identifier in state.identifiers:
         raise StripeError(
             400,
@@ -156,6 +156,17 @@ def create_meter_event(call: ApiCall) -> dict[str, Any]:
     state.record_event(event)
     call.engine.check_thresholds(customer["id"])
     return {k: v for k, v in event.items() if not k.startswith("_")}
+
+
+def create_meter_event(call: ApiCall) -> dict[str, Any]:
+    payload = {str(k): str(v) for k, v in (call.params.get("payload") or {}).items()}
+    return record_meter_event(
+        call,
+        call.params["event_name"],
+        payload,
+        call.params.get("identifier"),
+        as_int(call.params.get("timestamp")),
+    )
 
 
 def list_event_summaries(call: ApiCall) -> dict[str, Any]:

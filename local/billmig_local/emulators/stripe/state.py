@@ -74,6 +74,7 @@ class StripeState:
         # (event_name, customer id) -> values by time; rebuilt from the stored events on start
         self.usage: dict[tuple[str, str], list[MeteredValue]] = {}
         self.identifiers: set[str] = set()
+        self.stream_rejections = 0  # v2 stream events dropped after the request was accepted
         # (kind, owner id) -> ids of that kind it owns, in creation order: what billing reads per customer
         self.owned: dict[tuple[str, str], list[str]] = {}
         for event in store.all("billing.meter_event"):
