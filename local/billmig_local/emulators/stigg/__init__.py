@@ -3,9 +3,12 @@
     client = Stigg.create_client(api_key, api_url=f"{emulator.url}/graphql", enable_edge=False)
 
 `start(...)` is what `billmig local up` calls. State lives in `state_dir/stigg/state.sqlite` (or in memory). Any
-non-empty `X-API-KEY` is accepted unless `api_key=` (or `BILLMIG_STIGG_API_KEY`) configures the one key. The request
-log, faults, latency and the generic rate limit are at `/_emulator/*`; Stigg's limits at `/_emulator/stigg/limits`.
-`RunningEmulator.extra["environment"]` gives in-process tests read access to the records.
+non-empty `X-API-KEY` is accepted unless `api_key=` (or `BILLMIG_STIGG_API_KEY`) configures the one key. POSTs to
+`/graphql` (or `/`) are parsed and validated against the schema before any resolver runs. The request log, faults,
+latency and the generic rate limit are at `/_emulator/*`; Stigg's limits, the import-task delay and import task
+reports at `/_emulator/stigg/*` (see `control.py`). Error codes: `errors.py`. Callers using the SDK's own
+`provision_subscription`, `get_active_subscriptions`, `get_subscription` or `get_customer_by_id` need the sgqlc fix
+in `sgqlc_fragments.py`. `RunningEmulator.extra["environment"]` gives in-process tests read access to the records.
 """
 
 from __future__ import annotations
