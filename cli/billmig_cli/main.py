@@ -299,7 +299,7 @@ def stigg_import(
         raise typer.Exit(1) from exc
     summary = ", ".join(f"{n} {kind}" for kind, n in counts.items())
     if dry_run:
-        console.print(f"dry run: {summary}: every record is valid; nothing was sent")
+        console.print(f"dry run: {summary}: every record is valid; nothing was sent", soft_wrap=True)
         return
     started = runner.start_import(files, import_id=import_id, paid_plan_ids=paid_plans, stack_name=stack_name)
     console.print(f"import {started.import_id}: {summary}\nstarted {started.execution_arn}", soft_wrap=True)
