@@ -68,6 +68,12 @@ def test_seed_command_twice_gives_the_same_ids_and_no_duplicates(world: World) -
     assert (fixed.type, fixed.current.name) == ("FIXED", STANDARD.credit_products.prepaid_commit)
 
 
+def test_billmig_local_seed_metronome_runs_this_command() -> None:
+    from billmig_local.emulators import available_seeders
+
+    assert available_seeders()["metronome"] is seed
+
+
 def test_seed_command_without_a_running_emulator_says_so(world: World) -> None:
     app = typer.Typer()
     app.command()(seed)
