@@ -62,7 +62,9 @@ def months_later(moment: datetime, months: int) -> datetime:
 
 def test_reply_carries_the_monthly_usage_period_of_the_subscription(world: World, subscribed: str) -> None:
     [reply] = report_usage(world.client, usage(subscribed, 1, "SET"))
-    started = (world.clock.now_datetime() - timedelta(days=35)).replace(hour=0, minute=0, second=0, microsecond=0)
+    reply_to = {"input": {"customerId": subscribed}}
+    [subscription] = world.client.request(Stigg.query.get_active_subscriptions, reply_to).get_active_subscriptions
+    started = subscription.start_date
     # 35 days after the start lies in the second monthly period: [start + 1 month, start + 2 months)
     assert reply.usage_period_start == months_later(started, 1)
     assert reply.usage_period_end == months_later(started, 2)
