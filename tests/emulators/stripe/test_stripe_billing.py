@@ -334,3 +334,74 @@ def test_meter_aggregations_and_event_summaries(world: World, formula: str, expe
         meter.id, params={"customer": customer, "start_time": at(1), "end_time": at(4), "value_grouping_window": "day"}
     ).data
     assert len(daily) == 3
+
+
+def test_decimal_unit_amounts_round_half_up_and_transform_quantity_packs(world: World) -> None:
+    c = world.client.v1
+    product = c.products.create(params={"name": "Packs"}).id
+    meter = c.billing.meters.create(
+        params={"display_name": "packs", "event_name": "t.packs", "default_aggregation": {"formula": "sum"}}
+    ).id
+    recurring = {"interval": "month", "usage_type": "metered", "meter": meter}
+    half_cent = c.prices.create(
+        params={"product": product, "currency": "usd", "unit_amount_decimal": "0.5", "recurring": recurring}  # type: ignore[typeddict-item]
+    ).id
+    per_thousand = c.prices.create(
+        params={
+            "product": product,
+            "currency": "usd",
+            "unit_amount": 7,
+            "transform_quantity": {"divide_by": 1000, "round": "up"},
+            "recurring": recurring,  # type: ignore[typeddict-item]
+        }
+    ).id
+    clock, customer = customer_on_clock(world.client, at(1))
+    sub = c.subscriptions.create(
+        params={"customer": customer, "items": [{"price": half_cent}, {"price": per_thousand}]}
+    )
+    _move(world, clock, at(2))
+    usage(world.client, "t.packs", customer, 2001, "p1", at(2))
+    _move(world, clock, at(1, 2))
+    [cycle] = _cycle_invoices(world, sub.id)
+    # 2,001 x 0.5c = 1,000.5c -> 1,001c (half up); 2,001 units in packs of 1,000 rounded up = 3 packs x 7c = 21c
+    assert _lines(world, cycle.id) == {half_cent: (2001, 1001), per_thousand: (2001, 21)}
+
+
+def test_cancel_at_mid_period_bills_the_open_usage_then_ends(world: World) -> None:
+    c = world.client.v1
+    prices = make_prices(world.client)
+    clock, customer = customer_on_clock(world.client, at(1))
+    sub = c.subscriptions.create(params={"customer": customer, "items": [{"price": prices.per_unit}]})
+    assert c.subscriptions.update(sub.id, params={"cancel_at": at(10)}).cancel_at == at(10)
+    _move(world, clock, at(5))
+    usage(world.client, "t.compute", customer, 20, "c1", at(5))
+    _move(world, clock, at(20))
+    ended = c.subscriptions.retrieve(sub.id)
+    assert (ended.status, ended.ended_at) == ("canceled", at(10))
+    final = c.invoices.list(params={"subscription": sub.id}).data[0]
+    assert (final.period_start, final.period_end, final.total) == (at(1), at(10), 60)
+
+
+def test_a_grant_not_yet_effective_does_not_apply(world: World) -> None:
+    c = world.client.v1
+    prices = make_prices(world.client)
+    clock, customer = customer_on_clock(world.client, at(1))
+    sub = c.subscriptions.create(params={"customer": customer, "items": [{"price": prices.per_unit}]})
+    later = c.billing.credit_grants.create(
+        params={
+            "customer": customer,
+            "amount": {"type": "monetary", "monetary": {"currency": "usd", "value": 1000}},
+            "applicability_config": {"scope": {"price_type": "metered"}},
+            "category": "promotional",
+            "effective_at": at(1, 3),
+        }
+    )
+    _move(world, clock, at(2))
+    usage(world.client, "t.compute", customer, 100, "e1", at(2))
+    _move(world, clock, at(1, 2))
+    [cycle] = _cycle_invoices(world, sub.id)
+    assert (cycle.total, cycle.total_pretax_credit_amounts) == (300, [])
+    summary = c.billing.credit_balance_summary.retrieve(
+        params={"customer": customer, "filter": {"type": "credit_grant", "credit_grant": later.id}}
+    )
+    assert summary.balances[0].available_balance.monetary.value == 0  # type: ignore[union-attr]
