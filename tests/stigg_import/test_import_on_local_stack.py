@@ -16,7 +16,8 @@ from billmig_cli import stigg_import as runner
 from billmig_cli.main import app
 from billmig_local.lambda_bridge import LambdaFault
 from billmig_local.stack import LocalStack
-from import_world import GUIDE, Write, generated_book, run_import, subscription_entitlements, without_comments
+from billmig_local.stigg_book import generated_book
+from import_world import GUIDE, Write, run_import, subscription_entitlements, without_comments
 from stigg.client import StiggClient
 from typer.testing import CliRunner
 
