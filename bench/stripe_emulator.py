@@ -16,7 +16,7 @@ from pathlib import Path
 
 import stripe
 from billmig_local.clock import WorldClock
-from billmig_local.emulators.stripe import start
+from billmig_local.emulators.stripe import advance_test_clocks, start
 from billmig_local.emulators.stripe.book_of_business import counts, ensure_catalogue, populate
 
 
@@ -112,6 +112,15 @@ def main() -> None:
             for s in seeded:
                 profiles[s.profile] = profiles.get(s.profile, 0) + 1
             print("  profiles: " + ", ".join(f"{k} {v}" for k, v in sorted(profiles.items())))
+            before = sum(1 for _ in client.v1.invoices.list(params={"limit": 100}).auto_paging_iter())
+            began = time.perf_counter()
+            clock.advance(31 * 86400)
+            moved = advance_test_clocks(url, 31 * 86400)
+            after = sum(1 for _ in client.v1.invoices.list(params={"limit": 100}).auto_paging_iter())
+            print(
+                f"  clock +31 d: {moved} test clocks advanced, {after - before} invoices issued, "
+                f"{time.perf_counter() - began:.1f} s"
+            )
             size = (state_dir / "stripe" / "state.sqlite").stat().st_size
             print(f"  state.sqlite: {size / 1e6:.1f} MB")
     finally:

@@ -152,6 +152,11 @@ def test_subscription_items_and_test_clock_endpoints(world: World) -> None:
     with pytest.raises(stripe.InvalidRequestError):
         c.test_helpers.test_clocks.advance(clock, params={"frozen_time": at(1)})
     assert clock in [x.id for x in c.test_helpers.test_clocks.list().data]
+    c.customers.create(params={"test_clock": clock})
+    c.customers.create(params={"test_clock": clock})
+    with pytest.raises(stripe.InvalidRequestError) as full:  # Stripe allows three customers per test clock
+        c.customers.create(params={"test_clock": clock})
+    assert full.value.param == "test_clock"
     assert c.test_helpers.test_clocks.delete(clock).deleted is True
 
 
