@@ -1,8 +1,8 @@
 """What a quantity costs under a Stripe price, in integer cents.
 
 Quantities and unit amounts are exact `Decimal`s (`unit_amount_decimal` may carry sub-cent precision); a line's
-amount is rounded once, half up, to a whole cent. Stripe documents that sub-cent line totals are rounded to the
-nearest cent without naming the tie rule; half up is the emulator's choice.
+amount is rounded once, to the nearest whole cent with halves up, as Stripe's decimal-amounts guide shows
+(0.05 x 30 = 1.5 -> 2 cents; https://docs.stripe.com/billing/subscriptions/decimal-amounts#rounding).
 """
 
 from __future__ import annotations
