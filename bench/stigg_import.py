@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from collections import Counter
@@ -38,13 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp())
     with LocalStack(StackSettings(state_dir=work / "state", emulators=("stigg",))) as stack:
-        os.environ.update(
-            AWS_ENDPOINT_URL=stack.endpoint,
-            AWS_ACCESS_KEY_ID="local",
-            AWS_SECRET_ACCESS_KEY="local",
-            AWS_DEFAULT_REGION=stack.settings.region,
-        )
-        aws_target.stack_outputs.cache_clear()
+        aws_target.pin_local_endpoint(stack.endpoint, stack.settings.region)
         stigg_url = f"{stack.emulators['stigg'].url}/graphql"
         seed_catalogue(Stigg.create_client("local-stigg-server-key", api_url=stigg_url, enable_edge=False))
         book = generated_book(args.customers)

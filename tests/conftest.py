@@ -75,15 +75,12 @@ def stripe_client(local_stack: LocalStack) -> stripe.StripeClient:
 
 
 @pytest.fixture()
-def aws(local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> LocalStack:
-    """The CLI's boto3 pointed at the local stack, exactly as `AWS_ENDPOINT_URL` does for an operator."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", local_stack.endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", local_stack.settings.region)
+def aws(local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
+    """The CLI's boto3 clients pointed at the local stack (explicitly: the in-process Lambdas swap the environment)."""
     monkeypatch.delenv("STIGG_SERVER_API_KEY", raising=False)
-    aws_target.stack_outputs.cache_clear()
-    return local_stack
+    aws_target.pin_local_endpoint(local_stack.endpoint, local_stack.settings.region)
+    yield local_stack
+    aws_target.unpin()
 
 
 @pytest.fixture()

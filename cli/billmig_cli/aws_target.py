@@ -50,8 +50,25 @@ def local_control_url(state_dir: Path = DEFAULT_STATE_DIR) -> str:
     return aws
 
 
+_explicit: dict[str, str] = {}
+
+
+def pin_local_endpoint(endpoint_url: str, region: str) -> None:
+    """Pin the clients to the local stack without touching the environment: for callers that share a process with
+    it, whose in-process Lambdas swap the process environment while they run. moto takes any credentials."""
+    _explicit.clear()
+    _explicit.update(endpoint_url=endpoint_url, region_name=region, aws_access_key_id="local")
+    _explicit["aws_secret_access_key"] = "local"
+    stack_outputs.cache_clear()
+
+
+def unpin() -> None:
+    _explicit.clear()
+    stack_outputs.cache_clear()
+
+
 def client(service: str) -> Any:
-    return boto3.client(service)  # type: ignore[call-overload]
+    return boto3.client(service, **_explicit)  # type: ignore[call-overload]
 
 
 @cache

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from billmig_cli import executions
+from billmig_cli.demo_stigg import run_stigg_demo
 
 
 def demo_batch(size: int) -> dict[str, Any]:
@@ -83,6 +84,8 @@ def run_demo(console: Console, *, customers: int, state_dir: Path) -> int:
             canary_ok = canary["status"] == "SUCCEEDED"
             console.print(f"{firing['schedule']} fired at {firing['at']}: {canary['status']}")
 
+        stigg_ok = run_stigg_demo(console, stack, state_dir.resolve() / "stigg-import")
+
     expected_failed = {"cus_Demo00003", "customer-7"}
     failed = {f["customer_id"] for f in report.get("failed", [])}
     ok = (
@@ -91,6 +94,7 @@ def run_demo(console: Console, *, customers: int, state_dir: Path) -> int:
         and failed == expected_failed
         and retried == 3
         and canary_ok
+        and stigg_ok
     )
     console.rule("[bold green]demo passed[/]" if ok else "[bold red]demo did not go as expected[/]")
     console.print(

@@ -198,6 +198,8 @@ class LocalStack:
     def move_clock(self, *, advance: float | None = None, to: float | None = None) -> dict[str, Any]:
         """Move the whole local world: AWS and emulator clocks, every Stripe test clock, then due schedules."""
         before = self.clock.now()
+        # The runner's own thread may fire what the move made due before `tick` below does: report both.
+        already = len(self.scheduler.fired) if self.scheduler is not None else 0
         after = self.clock.advance(advance) if advance is not None else self.clock.set(to if to is not None else before)
         moved = after - before
         test_clocks = 0
@@ -206,7 +208,11 @@ class LocalStack:
             follow = getattr(stripe_emulator, "advance_test_clocks", None)
             if follow is not None:
                 test_clocks = int(follow(self.emulators["stripe"].url, moved))
-        fired = self.scheduler.tick() if self.scheduler is not None else []
+        if self.scheduler is not None:
+            self.scheduler.tick()
+            fired = list(self.scheduler.fired[already:])
+        else:
+            fired = []
         return {
             "now": after,
             "iso": to_rfc3339(after),
