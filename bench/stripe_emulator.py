@@ -116,11 +116,9 @@ def main() -> None:
             began = time.perf_counter()
             clock.advance(31 * 86400)
             moved = advance_test_clocks(url, 31 * 86400)
+            took = time.perf_counter() - began
             after = sum(1 for _ in client.v1.invoices.list(params={"limit": 100}).auto_paging_iter())
-            print(
-                f"  clock +31 d: {moved} test clocks advanced, {after - before} invoices issued, "
-                f"{time.perf_counter() - began:.1f} s"
-            )
+            print(f"  clock +31 d: {moved} test clocks advanced, {after - before} invoices issued, {took:.1f} s")
             size = (state_dir / "stripe" / "state.sqlite").stat().st_size
             print(f"  state.sqlite: {size / 1e6:.1f} MB")
     finally:
