@@ -58,9 +58,10 @@ def test_plain_boto3_in_another_process_drives_the_local_stack(running: tuple) -
     script = textwrap.dedent("""
         import json, time, boto3
         sfn, ddb = boto3.client("stepfunctions"), boto3.client("dynamodb")
-        machines = [m["name"] for m in sfn.list_state_machines()["stateMachines"]]
+        machines = sorted(m["name"] for m in sfn.list_state_machines()["stateMachines"])
         tables = ddb.list_tables()["TableNames"]
-        arn = [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]][0]
+        arn = [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
+               if m["name"] == "billmig-preflight-local"][0]
         run = sfn.start_execution(stateMachineArn=arn, name="from-another-process", input=json.dumps(
             {"batch_id": "other", "not_before": "2000-01-01T00:00:00Z",
              "customers": [{"stripe_customer_id": "cus_Other1", "internal_customer_id": "o-1"}]}))
@@ -83,7 +84,7 @@ def test_plain_boto3_in_another_process_drives_the_local_stack(running: tuple) -
     )
     seen = json.loads(done.stdout)
     assert seen == {
-        "machines": ["billmig-preflight-local"],
+        "machines": ["billmig-preflight-local", "billmig-stigg-import-local"],
         "tables": ["billmig-progress-local"],
         "status": "SUCCEEDED",
         "first": "ExecutionStarted",
@@ -162,7 +163,11 @@ def test_ctrl_c_stops_it_cleanly_and_it_printed_execution_events(running: tuple)
         aws_access_key_id="x",
         aws_secret_access_key="x",
     )
-    arn = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
+    (arn,) = [
+        m["stateMachineArn"]
+        for m in sfn.list_state_machines()["stateMachines"]
+        if m["name"] == "billmig-preflight-local"
+    ]
     run = sfn.start_execution(
         stateMachineArn=arn,
         name="before-ctrl-c",
