@@ -244,10 +244,16 @@ def test_trial_then_active(world: World) -> None:
     prices = make_prices(world.client)
     clock, customer = customer_on_clock(world.client, at(1))
     sub = c.subscriptions.create(
-        params={"customer": customer, "items": [{"price": prices.licensed}], "trial_period_days": 14}
+        params={
+            "customer": customer,
+            "items": [{"price": prices.licensed}, {"price": prices.per_unit}],
+            "trial_period_days": 14,
+        }
     )
     assert (sub.status, sub.trial_end) == ("trialing", at(15))
     assert _cycle_invoices(world, sub.id, "subscription_create")[0].total == 0
+    _move(world, clock, at(5))
+    usage(world.client, "t.compute", customer, 100, "trial-usage", at(5))  # during the trial: shown, not charged
     c.test_helpers.test_clocks.advance(clock, params={"frozen_time": at(15)})
     after = c.subscriptions.retrieve(sub.id)
     assert after.status == "active"
@@ -256,6 +262,7 @@ def test_trial_then_active(world: World) -> None:
         at(15, 2),
     )
     [first_paid] = _cycle_invoices(world, sub.id)
+    assert _lines(world, first_paid.id) == {prices.per_unit: (100, 0), prices.licensed: (1, 9900)}
     assert first_paid.total == 9900
 
 

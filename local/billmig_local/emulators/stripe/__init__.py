@@ -2,6 +2,16 @@
 
 `start(...)` is what `billmig local up` calls. State lives in `state_dir/stripe/state.sqlite` (or in memory). The
 local stack calls `advance_test_clocks` after moving the world clock, so every test clock moves in step.
+
+Where the emulator knowingly simplifies Stripe (each module's docstring says more):
+- no proration except `DELETE ... prorate=true`; periods before a `backdate_start_date` are not invoiced;
+- invoices finalize at once (no one-hour draft); paid with a default payment method, else open and `past_due`;
+- thresholds compare the period's unbilled metered subtotal (before credits) with `amount_gte`; no
+  `reset_billing_cycle_anchor`, no item `usage_gte`; usage during a trial is shown at 0;
+- a mid-period end (`cancel_at`, `DELETE invoice_now`) issues its final invoice with `billing_reason`
+  `subscription_cycle` like a period end (Stripe's exact reason for it is not documented);
+- test clocks advance synchronously (`ready` at once) and by any distance; three customers per clock as in Stripe;
+- grant expiry is not booked as a transaction: the ledger balance keeps an expired remainder, the available one not.
 """
 
 from __future__ import annotations

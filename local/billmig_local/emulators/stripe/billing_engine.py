@@ -60,7 +60,7 @@ class BillingEngine:
             end = sub["_period_end"]
             cancel_at = sub.get("cancel_at")
             if cancel_at is not None and cancel_at < end and cancel_at <= now:
-                self.end_subscription(sub_id, cancel_at, invoice_now=True, reason="subscription_update")
+                self.end_subscription(sub_id, cancel_at, invoice_now=True)
                 return issued + 1
             if end > now:
                 return issued
@@ -136,16 +136,20 @@ class BillingEngine:
         return line
 
     def metered_lines(
-        self, sub: dict[str, Any], start: int, end: int, *, until: int | None = None
+        self, sub: dict[str, Any], start: int, end: int, *, until: int | None = None, free: bool | None = None
     ) -> list[tuple[dict[str, Any], Decimal, int]]:
-        """(line, period total, cumulative amount) per metered item, net of what this period already billed."""
+        """(line, period total, cumulative amount) per metered item, net of what this period already billed.
+
+        Usage during a trial is shown but not charged (`free`, by default while the subscription is trialing).
+        """
+        free = sub["status"] == "trialing" if free is None else free
         lines = []
         for item in self._items(sub):
             price = self.state.get("price", item["price"])
             if (price.get("recurring") or {}).get("usage_type") != "metered":
                 continue
             total = self.usage(sub["customer"], price, start, until if until is not None else end)
-            cumulative = pricing.amount(price, total)
+            cumulative = 0 if free else pricing.amount(price, total)
             billed_quantity = Decimal(item.get("_billed_quantity") or "0")
             billed_amount = int(item.get("_billed_amount") or 0)
             line = self._line(sub, item, price, total - billed_quantity, cumulative - billed_amount, (start, end))
@@ -293,7 +297,7 @@ class BillingEngine:
     def _threshold(self, sub: dict[str, Any], now: int) -> int:
         thresholds = sub.get("billing_thresholds") or {}
         amount_gte = thresholds.get("amount_gte")
-        if not amount_gte:
+        if not amount_gte or sub["status"] == "trialing":
             return 0
         start, end = sub["_period_start"], sub["_period_end"]
         measured = self.metered_lines(sub, start, end, until=min(end, now + 1))
@@ -320,11 +324,11 @@ class BillingEngine:
         start, end = sub["_period_start"], sub["_period_end"]
         cancel_at = sub.get("cancel_at")
         ending = cancel_at is not None and cancel_at <= end
+        measured = self.metered_lines(sub, start, end)  # before a trial ends: its usage is free
         if sub["status"] == "trialing" and sub.get("trial_end") is not None and sub["trial_end"] <= end:
             sub = {**sub, "status": "active"}
             self.state.put(sub)
         next_period = self._next_period(sub, end)
-        measured = self.metered_lines(sub, start, end)
         lines = [line for line, _total, _cumulative in measured]
         if not ending:
             lines += self.licensed_lines(sub, next_period, free=False)
