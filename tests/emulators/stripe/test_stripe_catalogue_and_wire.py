@@ -173,3 +173,40 @@ def test_form_encoding_round_trips_nested_params_and_versions(shared_world: Worl
     assert body["preferred_locales"] == ["en", "fr"]
     assert raw.headers["stripe-version"] == "2026-10-28.endive"
     assert raw.headers["request-id"].startswith("req_")
+
+
+def test_search_finds_customers_subscriptions_and_prices_by_metadata_and_fields(shared_world: World) -> None:
+    c = shared_world.client.v1
+    made = [
+        c.customers.create(
+            params={"email": f"search{n}@example.com", "metadata": {"internal_customer_id": f"acct_9{n}"}}
+        )
+        for n in range(3)
+    ]
+    found = c.customers.search(params={"query": "metadata['internal_customer_id']:'acct_91'"})
+    assert [x.id for x in found.data] == [made[1].id]
+    both = c.customers.search(params={"query": 'email:"search0@example.com" OR email:"search2@example.com"'})
+    assert {x.id for x in both.data} == {made[0].id, made[2].id}
+    paged = c.customers.search(params={"query": "email~'search'", "limit": 2})
+    assert paged.has_more is True and paged.next_page
+    rest = c.customers.search(params={"query": "email~'search'", "limit": 2, "page": paged.next_page})
+    assert {x.id for x in paged.data} | {x.id for x in rest.data} >= {m.id for m in made}
+    assert [
+        x.id
+        for x in c.customers.search(
+            params={"query": "email~'search' AND -metadata['internal_customer_id']:'acct_90'"}
+        ).auto_paging_iter()
+    ][:2] == [made[2].id, made[1].id]
+    with pytest.raises(stripe.InvalidRequestError) as mixed:
+        c.customers.search(params={"query": "email:'a' AND name:'b' OR name:'c'"})
+    assert mixed.value.param == "query"
+
+    product = c.products.create(params={"name": "Searchable"})
+    price = c.prices.create(
+        params={"product": product.id, "currency": "usd", "unit_amount": 5, "lookup_key": "searchable_key"}
+    )
+    assert [p.id for p in c.prices.search(params={"query": "lookup_key:'searchable_key'"}).data] == [price.id]
+    assert price.id in [
+        p.id for p in c.prices.search(params={"query": f"product:'{product.id}' AND active:'true'"}).data
+    ]
+    assert c.subscriptions.search(params={"query": "status:'past_due' AND metadata['nobody']:'x'"}).data == []

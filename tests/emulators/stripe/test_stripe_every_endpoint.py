@@ -109,6 +109,9 @@ def test_every_route_is_driven_through_the_sdk(world: World) -> None:
         options={"api_key": session.authentication_token},
     )
     assert c.customers.delete(c.customers.create().id).deleted is True
+    assert [x.id for x in c.customers.search(params={"query": f"test_clock:'{clock}'"}).data] == [customer]
+    assert second.id in [x.id for x in c.subscriptions.search(params={"query": f"customer:'{customer}'"}).data]
+    assert [p.id for p in c.prices.search(params={"query": f"product:'{product.id}'"}).data] == []
 
     log = httpx.get(world.emulator.url + "/_emulator/requests").json()
     driven = {(entry["method"], entry["path"]) for entry in log}

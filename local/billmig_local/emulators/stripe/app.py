@@ -12,7 +12,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import billing_credits, catalog, customers, invoices, meter_event_stream, meters, subscriptions, test_clocks
+from . import (
+    billing_credits,
+    catalog,
+    customers,
+    invoices,
+    meter_event_stream,
+    meters,
+    search,
+    subscriptions,
+    test_clocks,
+)
 from .api_call import ApiCall, Handler
 from .billing_engine import BillingEngine
 from .errors import StripeError
@@ -23,6 +33,9 @@ from .state import StripeState
 
 # (method, path, handler, the `stripe.params` TypedDict the SDK sends for it)
 ROUTES: list[tuple[str, str, Handler, str | None]] = [
+    ("GET", "/v1/customers/search", search.search_customers, "CustomerSearchParams"),
+    ("GET", "/v1/subscriptions/search", search.search_subscriptions, "SubscriptionSearchParams"),
+    ("GET", "/v1/prices/search", search.search_prices, "PriceSearchParams"),
     ("POST", "/v1/customers", customers.create_customer, "CustomerCreateParams"),
     ("GET", "/v1/customers", customers.list_customers, "CustomerListParams"),
     ("GET", "/v1/customers/{customer}", customers.retrieve_customer, "CustomerRetrieveParams"),
