@@ -224,3 +224,30 @@ def test_v2_meter_event_stream_takes_batches_and_drops_what_stripe_would_reject(
         c.v2.billing.meter_event_stream.create(
             params={"events": events[:1]}, options={"api_key": "sk_test_not_a_session"}
         )  # type: ignore[typeddict-item]
+
+
+def test_a_key_still_in_flight_is_a_409_the_sdk_retries_into_the_replay(world: World) -> None:
+    import threading
+
+    from polling import until
+
+    state = world.emulator.extra["state"]
+    idempotency = world.emulator.extra["idempotency"]
+    first: list[str] = []
+    with state.lock:  # hold the first request inside its handler
+        worker = threading.Thread(
+            target=lambda: first.append(
+                world.client.v1.products.create(params={"name": "Slow"}, options={"idempotency_key": "busy-key"}).id
+            )
+        )
+        worker.start()
+        until(lambda: "busy-key" in idempotency.in_flight, what="the first request to hold its key")
+        with pytest.raises(stripe.APIError) as busy:
+            world.client.v1.products.create(params={"name": "Slow"}, options={"idempotency_key": "busy-key"})
+        assert busy.value.http_status == 409
+        assert busy.value.error is not None and busy.value.error.code == "idempotency_key_in_use"
+    worker.join(timeout=30)
+    again = client_for(world.emulator.url, retries=2).v1.products.create(
+        params={"name": "Slow"}, options={"idempotency_key": "busy-key"}
+    )
+    assert again.id == first[0]

@@ -36,9 +36,9 @@ def start(*, clock: WorldClock, state_dir: Path | None, port: int = 0) -> Runnin
     store = ObjectStore(state_dir / "stripe" / "state.sqlite" if state_dir is not None else None)
     state = StripeState(store, clock.now)
     engine = BillingEngine(state)
-    app = IdempotencyKeys(build_app(state, engine), store)
+    idempotency = IdempotencyKeys(build_app(state, engine), store)
     control = EmulatorControl(
-        app, name="stripe", error_response=error_response, now=clock.now, rate_limit_presets=RATE_LIMIT_PRESETS
+        idempotency, name="stripe", error_response=error_response, now=clock.now, rate_limit_presets=RATE_LIMIT_PRESETS
     )
 
     def follow_world(_old: float, _new: float) -> None:
@@ -52,7 +52,9 @@ def start(*, clock: WorldClock, state_dir: Path | None, port: int = 0) -> Runnin
     # the listener's TCP_NODELAY on Linux; the proper fix belongs in base.py.
     server._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     server.start()
-    return RunningEmulator("stripe", server, control, extra={"store": store, "state": state, "engine": engine})
+    return RunningEmulator(
+        "stripe", server, control, extra={"store": store, "state": state, "engine": engine, "idempotency": idempotency}
+    )
 
 
 def advance_test_clocks(api_url: str, seconds: float, *, threads: int = 4) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -23,6 +24,8 @@ class IdempotencyKeys:
     def __init__(self, app: ASGIApp, store: ObjectStore) -> None:
         self.app = app
         self.store = store
+        self.in_flight: set[str] = set()  # keys whose first request is still running
+        self._lock = threading.Lock()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -52,6 +55,24 @@ class IdempotencyKeys:
         else:
             canonical = "&".join(f"{k}={v}" for k, v in sorted(parse_qsl(body.decode("utf-8", "replace"), True)))
         fingerprint = hashlib.sha256(f"{scope['path']}\n{canonical}".encode()).hexdigest()
+        with self._lock:
+            busy = key in self.in_flight
+            if not busy:
+                self.in_flight.add(key)
+        if busy:
+            await StripeError(
+                409,
+                "There is currently another in-progress request using this Idempotency-Key; try again later.",
+                code="idempotency_key_in_use",
+            ).response()(scope, receive, send)
+            return
+        try:
+            await self._once(scope, receive, send, key, body, fingerprint)
+        finally:
+            with self._lock:
+                self.in_flight.discard(key)
+
+    async def _once(self, scope: Scope, receive: Receive, send: Send, key: str, body: bytes, fingerprint: str) -> None:
         cached = self.store.get("idempotency", key)
         if cached is not None:
             if cached["fingerprint"] != fingerprint:
