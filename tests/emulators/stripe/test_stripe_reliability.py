@@ -141,6 +141,7 @@ def test_subscription_items_and_test_clock_endpoints(world: World) -> None:
     assert c.subscriptions.retrieve(sub.id).metadata["m"] == "1"
     assert c.subscriptions.list(params={"customer": customer, "price": prices.licensed}).data[0].id == sub.id
     assert c.subscriptions.retrieve(sub.id).test_clock == clock
+    assert c.customers.retrieve(customer).currency == "usd"
 
     c.test_helpers.test_clocks.advance(clock, params={"frozen_time": at(1, 2)})
     cycle = [i for i in c.invoices.list(params={"customer": customer}).data if i.billing_reason == "subscription_cycle"]

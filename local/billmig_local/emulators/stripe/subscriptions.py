@@ -147,6 +147,8 @@ def create_subscription(call: ApiCall) -> dict[str, Any]:
     sub["_items"] = [item["id"] for item in items]
     _apply_cancel(sub, params, cancel_at)
     state.put(sub)
+    if customer.get("currency") is None:  # a customer takes the currency of its first subscription
+        state.put({**customer, "currency": currency})
     call.engine.first_invoice(sub, now)
     call.engine.advance(sub["id"])
     return render(state, state.get("subscription", sub["id"]))
