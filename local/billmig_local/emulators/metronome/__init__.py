@@ -8,7 +8,6 @@ sent to Stripe. `billmig local seed metronome` (`seed.py`) creates the shared ca
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from billmig_local.clock import WorldClock
@@ -31,17 +30,5 @@ def start(*, clock: WorldClock, state_dir: Path | None, port: int = 0) -> Runnin
     )
     clock.subscribe(lambda _old, _new: engine.catch_up())
     server = EmulatorServer(control, port=port)
-    _without_nagle(server)
     server.start()
     return RunningEmulator("metronome", server, control, extra={"store": store, "engine": engine})
-
-
-def _without_nagle(server: EmulatorServer) -> None:
-    """Turn Nagle's algorithm off for every connection: 2 ms instead of about 45 ms per keep-alive request.
-
-    `EmulatorServer` binds its socket with protocol 0, so asyncio's own TCP_NODELAY (it checks `proto ==
-    IPPROTO_TCP`) never reaches the accepted connections, and a response's second write waits for the client's
-    delayed ACK. Linux copies TCP_NODELAY from the listening socket to the connections it accepts. Belongs in
-    `base.EmulatorServer` (the other emulators have the same delay); kept here until it moves there.
-    """
-    server._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
