@@ -412,3 +412,18 @@ def test_a_grant_not_yet_effective_does_not_apply(world: World) -> None:
         params={"customer": customer, "filter": {"type": "credit_grant", "credit_grant": later.id}}
     )
     assert summary.balances[0].available_balance.monetary.value == 0  # type: ignore[union-attr]
+
+
+def test_real_time_passing_a_period_end_bills_on_the_next_request(world: World) -> None:
+    c = world.client.v1
+    prices = make_prices(world.client)
+    customer = c.customers.create(
+        params={"payment_method": "pm_card_visa", "invoice_settings": {"default_payment_method": "pm_card_visa"}}
+    ).id
+    sub = c.subscriptions.create(
+        params={"customer": customer, "items": [{"price": prices.licensed}], "billing_cycle_anchor": at(1, 2)}
+    )
+    # The world clock flows like real time between `billmig local clock` moves; stand in for a month of it passing
+    # without a move (no listener runs), as a long-lived `billmig local up` would see.
+    world.clock._offset += 35 * 86400
+    assert [i.total for i in _cycle_invoices(world, sub.id)] == [9900]

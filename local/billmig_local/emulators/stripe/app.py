@@ -191,6 +191,7 @@ def _endpoint(handler: Handler, params_class: str | None, state: StripeState, en
                 url=request.url.path,
             )
             with state.lock:
+                engine.catch_up_if_due()
                 if request.url.path == meter_event_stream.STREAM_PATH:
                     meter_event_stream.authorized(call, auth[7:].strip())
                 result = handler(call)

@@ -30,6 +30,8 @@ LIVE = ("active", "trialing", "past_due", "unpaid", "incomplete")
 class BillingEngine:
     def __init__(self, state: StripeState) -> None:
         self.state = state
+        # earliest period end or cancel_at among subscriptions on the world clock; None = to be recomputed
+        self.world_due: float | None = None
 
     # ---------------------------------------------------------------------------------------------------------------
     # Time passing
@@ -46,7 +48,26 @@ class BillingEngine:
             for sub in subs:
                 if sub["status"] in LIVE:
                     issued += self.advance(sub["id"])
+            if world:
+                self.world_due = None
         return issued
+
+    def catch_up_if_due(self) -> None:
+        """Real time flows between clock moves: bill world-clock subscriptions whose period ended meanwhile."""
+        with self.state.lock:
+            if self.world_due is None:
+                self.world_due = self._earliest_world_due()
+            if self.state.world_now() >= self.world_due:
+                self.catch_up(world=True)
+                self.world_due = self._earliest_world_due()
+
+    def _earliest_world_due(self) -> float:
+        dues = [
+            min(sub["_period_end"], sub["cancel_at"] if sub.get("cancel_at") is not None else float("inf"))
+            for sub in self.state.all("subscription")
+            if sub["status"] in LIVE and sub.get("test_clock") is None
+        ]
+        return min(dues, default=float("inf"))
 
     def advance(self, sub_id: str) -> int:
         issued = 0

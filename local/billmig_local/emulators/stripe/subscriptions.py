@@ -151,6 +151,7 @@ def create_subscription(call: ApiCall) -> dict[str, Any]:
         state.put({**customer, "currency": currency})
     call.engine.first_invoice(sub, now)
     call.engine.advance(sub["id"])
+    call.engine.world_due = None  # a new period end to watch
     return render(state, state.get("subscription", sub["id"]))
 
 
@@ -221,6 +222,7 @@ def update_subscription(call: ApiCall) -> dict[str, Any]:
                 sub["_items"] = [*sub["_items"], item["id"]]
     state.put(sub)
     call.engine.advance(sub["id"])
+    call.engine.world_due = None  # cancel_at may have moved
     return render(state, state.get("subscription", sub["id"]))
 
 
