@@ -318,9 +318,9 @@ class BillingEngine:
     def _threshold(self, sub: dict[str, Any], now: int) -> int:
         thresholds = sub.get("billing_thresholds") or {}
         amount_gte = thresholds.get("amount_gte")
-        if not amount_gte or sub["status"] == "trialing":
-            return 0
         start, end = sub["_period_start"], sub["_period_end"]
+        if not amount_gte or sub["status"] == "trialing" or now >= end:  # an ended period gets its cycle invoice
+            return 0
         measured = self.metered_lines(sub, start, end, until=min(end, now + 1))
         unbilled = sum(line["amount"] for line, _total, _cumulative in measured)
         if unbilled < amount_gte:
