@@ -365,3 +365,24 @@ def test_from_stripe_builds_the_same_records_and_imports_them(
     customers = json.loads((tmp_path / "reports" / "from-stripe-from-stripe" / "customers.json").read_text())
     methods = {c["customerId"]: c.get("paymentMethodId") for c in customers["customers"]}
     assert methods["fs-paid"].startswith("pm_") and methods["fs-free"] is None
+
+
+def test_one_usage_stigg_rejects_fails_alone_and_the_rest_of_its_chunk_lands(
+    aws: LocalStack, stigg: StiggClient, write: Write, tmp_path: Path
+) -> None:
+    customers = write("iso-customers.json", "customers", _customers("iso", 2))
+    usage = write(
+        "iso-usage.json",
+        "usages",
+        [
+            {"customerId": "iso-0", "featureId": "feature-api-calls", "usage": 10},
+            {"customerId": "iso-0", "featureId": "feature-sso", "usage": 1},
+            {"customerId": "iso-1", "featureId": "feature-compute-minutes", "usage": 7},
+        ],
+    )
+    _, report = run_import(runner.ImportFiles(customers=customers, usage=usage), "isolate", tmp_path)
+    assert report["totals"]["usage"] == {"created": 0, "updated": 2, "skipped": 0, "failed": 1}
+    assert report["totals"]["chunks"]["failed"] == 0
+    (failed,) = [r for r in report["rows"] if r["entity"] == "usage" and r["outcome"] == "failed"]
+    assert failed["record"] == "iso-0/-/feature-sso"
+    assert "Stigg reportUsageBulk" in failed["detail"]

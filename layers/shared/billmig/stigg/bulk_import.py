@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from billmig.errors import StiggImportPending
+from billmig.errors import StiggImportPending, VendorRejected
 from billmig.progress import CustomerProgress, ProgressStore, utc_now
 from billmig.stigg.entity_progress import IMPORT_STEP, VERIFY_STEP, finished
 from billmig.stigg.import_storage import ImportStorage
@@ -57,6 +57,30 @@ def read_all(read: Callable[[_K], _V], keys: list[_K]) -> dict[_K, _V]:
         return dict(zip(keys, pool.map(read, keys), strict=True))
 
 
+def send_isolating(records: list[_K], send: Callable[[list[_K]], list[_V]]) -> tuple[list[_V], dict[int, str]]:
+    """Send a bulk call; when Stigg rejects it as a whole, halve it until the rejected records stand alone.
+
+    One bad record must not cost the other 99 of its chunk. Safe because every bulk call here is an upsert or a
+    SET. Returns what the accepted calls answered, and each rejected record's index with Stigg's reason.
+    """
+    answers: list[_V] = []
+    rejected: dict[int, str] = {}
+
+    def attempt(offset: int, part: list[_K]) -> None:
+        try:
+            answers.extend(send(part))
+        except VendorRejected as exc:
+            if len(part) == 1:
+                rejected[offset] = str(exc)
+                return
+            middle = len(part) // 2
+            attempt(offset, part[:middle])
+            attempt(offset + middle, part[middle:])
+
+    attempt(0, records)
+    return answers, rejected
+
+
 def _summary(request: ChunkRequest, items: list[CustomerProgress], step: str) -> ChunkSummary:
     outcomes: dict[str, int] = {}
     for item in items:
@@ -94,12 +118,19 @@ def import_customer_chunk(
     records = [CustomerRecord.model_validate(raw) for raw in storage.read_json(request.chunk_key)]
     ids = [r.customer_id for r in records]
     before = read_all(target.find_customer, ids)
-    target.import_customers(records)
+
+    def import_part(part: list[CustomerRecord]) -> list[None]:
+        target.import_customers(part)
+        return []
+
+    _, rejected = send_isolating(records, import_part)
     after_import = read_all(target.find_customer, ids)
     items = []
-    for record in records:
+    for index, record in enumerate(records):
         after = after_import[record.customer_id]
         outcome, detail = customer_outcome(record, before[record.customer_id], after)
+        if index in rejected:
+            outcome, detail = "failed", rejected[index]
         items.append(
             finished(
                 request.import_id,
@@ -229,12 +260,15 @@ def report_usage_chunk(
     now: Callable[[], datetime] = utc_now,
 ) -> ChunkSummary:
     records = [UsageRecord.model_validate(raw) for raw in storage.read_json(request.chunk_key)]
-    readings = target.report_usage([(usage_idempotency_key(request.import_id, r), r) for r in records])
+    keyed = [(usage_idempotency_key(request.import_id, r), r) for r in records]
+    readings, rejected = send_isolating(keyed, target.report_usage)
     by_key = {f"{u.customer_id}/{u.resource_id or '-'}/{u.feature_id}": u for u in readings}
     items = []
-    for record in records:
+    for index, record in enumerate(records):
         reading = by_key.get(record.key)
-        if reading is None:
+        if index in rejected:
+            outcome, detail = "failed", rejected[index]
+        elif reading is None:
             outcome, detail = "failed", "Stigg did not answer for this usage"
         elif abs(reading.current_usage - record.usage) > 1e-9:
             outcome, detail = "failed", f"current usage {reading.current_usage} instead of {record.usage}"
