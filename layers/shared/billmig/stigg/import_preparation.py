@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from billmig.errors import InvalidImportFile
+from billmig.stigg.bulk_import import read_all
 from billmig.stigg.entity_progress import entity_key
 from billmig.stigg.import_plan import ImportRules, Located, plan_import
 from billmig.stigg.import_storage import ImportStorage, chunk_key
@@ -76,12 +77,15 @@ def prepare_import(request: ImportRequest, storage: ImportStorage, target: Stigg
     usage = read_located(storage, RecordKind.USAGE, request.usage_keys, problems)
     if problems:
         raise problems_error(problems)
+    in_file = {located.record.customer_id for located in customers}
+    elsewhere = sorted({located.record.customer_id for located in [*subscriptions, *usage]} - in_file)
+    in_stigg = read_all(target.find_customer, elsewhere)  # referenced but not in the file: does Stigg have them?
     plan = plan_import(
         customers,  # type: ignore[arg-type]
         subscriptions,  # type: ignore[arg-type]
         usage,  # type: ignore[arg-type]
         ImportRules(paid_plan_ids=frozenset(request.paid_plan_ids)),
-        target.find_customer,
+        in_stigg.get,
     )
 
     def write(kind: str, index: int, records: list[dict[str, object]]) -> str:
