@@ -79,6 +79,12 @@ def test_grants_are_partly_used_and_some_invoices_carry_credits(tmp_path: Path) 
                 if 0 < ledger < grant["value"]:
                     partly_used += 1
         assert partly_used > 0
+        grants = [g for entry in book["customers"] for g in entry["credit_grants"]]
+        assert {g["category"] for g in grants} == {"paid", "promotional"}
+        assert any(g["scope"] == "prices" for g in grants)
+        assert any(g["expires_at"] is not None and g["expires_at"] < book["as_of"] for g in grants)  # expired
+        assert any(g["expires_at"] is not None and g["expires_at"] > book["as_of"] for g in grants)  # expiring
+        assert any(entry["profile"] == "threshold" for entry in book["customers"])
     finally:
         world.stop()
 

@@ -363,7 +363,10 @@ class _Customer:
                 params=params,  # type: ignore[arg-type]
                 options=self.key(f"grant:{category}"),
             )
-            made.append({"id": grant.id, "category": category, "value": value, "expires_at": grant.expires_at})
+            scope = "prices" if "prices" in params["applicability_config"]["scope"] else "metered"
+            made.append(
+                {"id": grant.id, "category": category, "value": value, "expires_at": grant.expires_at, "scope": scope}
+            )
         return made
 
     def _usage(
