@@ -16,7 +16,6 @@ Where the emulator knowingly simplifies Stripe (each module's docstring says mor
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from billmig_local.clock import WorldClock
@@ -47,10 +46,6 @@ def start(*, clock: WorldClock, state_dir: Path | None, port: int = 0) -> Runnin
     clock.subscribe(follow_world)
     engine.catch_up(world=True)
     server = EmulatorServer(control, port=port)
-    # The base server's socket is created without proto=IPPROTO_TCP, so asyncio never sets TCP_NODELAY on accepted
-    # connections and every keep-alive request waits ~40 ms for a delayed ACK (~23 req/s). Accepted sockets inherit
-    # the listener's TCP_NODELAY on Linux; the proper fix belongs in base.py.
-    server._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     server.start()
     return RunningEmulator(
         "stripe", server, control, extra={"store": store, "state": state, "engine": engine, "idempotency": idempotency}
