@@ -363,6 +363,27 @@ class EmulatorServer:
         self._sock.close()
 
 
+async def call_recording(app: ASGIApp, scope: Scope, body: bytes, send: Send) -> tuple[int, bytes]:
+    """Run `app` on a request whose body was already read, passing its response on and keeping a copy: what an
+    idempotency layer stores to replay later."""
+    status = 0
+    chunks: list[bytes] = []
+
+    async def replay_body() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def capture(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+        await send(message)
+
+    await app(scope, replay_body, capture)
+    return status, b"".join(chunks)
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # What an emulator package exposes to `billmig local up`
 # --------------------------------------------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from billmig_local.emulators.base import ObjectStore
+from billmig_local.emulators.base import ObjectStore, call_recording
 
 from .errors import StripeError
 
@@ -87,26 +87,12 @@ class IdempotencyKeys:
             await response(scope, receive, send)
             return
 
-        status = 0
-        chunks: list[bytes] = []
-
-        async def replay_body() -> Message:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-            await send(message)
-
-        await self.app(scope, replay_body, capture)
+        status, answered = await call_recording(self.app, scope, body, send)
         if status and status not in (401, 429) and status < 500:
             self.store.put(
                 "idempotency",
                 key,
-                {"fingerprint": fingerprint, "status": status, "body": b"".join(chunks).decode("utf-8", "replace")},
+                {"fingerprint": fingerprint, "status": status, "body": answered.decode("utf-8", "replace")},
             )
 
 
