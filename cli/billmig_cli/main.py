@@ -139,10 +139,13 @@ def clock_advance(
 def _print_move(moved: dict[str, Any]) -> None:
     console.print(
         f"now {moved['iso']} (moved {moved['moved_seconds']:.0f} s; "
-        f"{moved['stripe_test_clocks_advanced']} Stripe test clocks advanced)"
+        f"{moved['stripe_test_clocks_advanced']} Stripe test clocks advanced)",
+        soft_wrap=True,
     )
     for firing in moved["fired"]:
-        console.print(f"  schedule {firing['schedule']} fired for {firing['at']} -> {firing['execution_arn']}")
+        console.print(
+            f"  schedule {firing['schedule']} fired for {firing['at']} -> {firing['execution_arn']}", soft_wrap=True
+        )
 
 
 @faults_app.command("add")
