@@ -14,8 +14,6 @@ VERIFY_STEP = "stigg.verify"
 PROVISION_STEP = "stigg.provision"
 CANCEL_STEP = "stripe.cancel"
 
-OUTCOMES = ("created", "updated", "skipped", "failed")
-
 
 def entity_key(kind: str, record_key: str) -> str:
     return f"{kind}#{record_key}"

@@ -37,10 +37,6 @@ class ImportReport(BaseModel):
     json_key: str = ""
     csv_key: str = ""
 
-    @property
-    def failed(self) -> int:
-        return sum(t.get("failed", 0) for t in self.totals.values())
-
 
 def _row(item: CustomerProgress) -> dict[str, Any] | None:
     kind, record_key = split_entity_key(item.customer_id)

@@ -102,6 +102,3 @@ class UsageRecord(_Record):
     @property
     def key(self) -> str:
         return f"{self.customer_id}/{self.resource_id or '-'}/{self.feature_id}"
-
-
-ImportRecord = CustomerRecord | SubscriptionRecord | UsageRecord
