@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from billmig.errors import InvalidImportFile
+from billmig.stigg.errors import InvalidImportFile
 from billmig.stigg.import_storage import input_key, report_keys
 from billmig.stigg.record_files import FileProblem, RecordKind, load_records
 

@@ -15,9 +15,10 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from billmig.errors import StiggImportPending, VendorRejected
+from billmig.errors import VendorRejected
 from billmig.progress import CustomerProgress, ProgressStore, utc_now
 from billmig.stigg.entity_progress import IMPORT_STEP, VERIFY_STEP, finished
+from billmig.stigg.errors import StiggImportPending
 from billmig.stigg.import_storage import ImportStorage
 from billmig.stigg.records import CustomerRecord, SubscriptionRecord, UsageRecord
 from billmig.stigg.target import StiggCustomer, StiggSubscription, StiggTarget
