@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
 from billmig.errors import StepClaimedElsewhere
-from billmig.progress import SubjectState, ErrorRecord
+from billmig.progress import ErrorRecord, SubjectState
 from billmig_local.stack import LocalStack
 
 

@@ -3,10 +3,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from billmig.errors import StepClaimedElsewhere
 from billmig.progress import (
-    SubjectProgress,
-    SubjectState,
     ErrorRecord,
     StepStatus,
+    SubjectProgress,
+    SubjectState,
     claim,
     fail,
     remember_vendor_ids,

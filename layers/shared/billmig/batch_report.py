@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from billmig.progress import SubjectState, ProgressStore
+from billmig.progress import ProgressStore, SubjectState
 
 
 class FailedCustomer(BaseModel):

@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from billmig import progress as rules
 from billmig.errors import ProgressStoreUnavailable, StepClaimedElsewhere
-from billmig.progress import SubjectProgress, SubjectState, ErrorRecord, StepClaim, utc_now
+from billmig.progress import ErrorRecord, StepClaim, SubjectProgress, SubjectState, utc_now
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -159,9 +159,7 @@ class DynamoDBProgressStore:
             except _LostRace:
                 continue
             return result
-        raise StepClaimedElsewhere(
-            f"{subject!r} of run {run_id!r}: lost {self._max_races} write races in a row"
-        )
+        raise StepClaimedElsewhere(f"{subject!r} of run {run_id!r}: lost {self._max_races} write races in a row")
 
     def _put(self, progress: SubjectProgress, *, expected_version: int | None) -> None:
         if expected_version is None:

@@ -16,7 +16,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from billmig.errors import VendorRejected
-from billmig.progress import SubjectProgress, ProgressStore, utc_now
+from billmig.progress import ProgressStore, SubjectProgress, utc_now
 from billmig.stigg.entity_progress import IMPORT_STEP, VERIFY_STEP, finished
 from billmig.stigg.errors import StiggImportPending
 from billmig.stigg.import_storage import ImportStorage

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from billmig.progress import SubjectProgress, SubjectState, StepRecord, StepStatus
+from billmig.progress import StepRecord, StepStatus, SubjectProgress, SubjectState
 
 IMPORT_STEP = "stigg.import"
 VERIFY_STEP = "stigg.verify"

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from billmig.progress import SubjectProgress, ProgressStore, StepStatus
+from billmig.progress import ProgressStore, StepStatus, SubjectProgress
 from billmig.stigg.entity_progress import CANCEL_STEP, IMPORT_STEP, PROVISION_STEP, VERIFY_STEP, split_entity_key
 from billmig.stigg.import_storage import ImportStorage, report_keys
 
