@@ -1,4 +1,4 @@
-"""What the Stigg import needs from Stigg and from Stripe, as interfaces the adapters implement.
+"""What the Stigg import needs from Stigg, as an interface the adapter implements (Stripe: `billmig.stripe_source`).
 
 The domain never sees GraphQL or HTTP; tests run the real adapters against the emulators.
 """
@@ -73,12 +73,4 @@ class StiggTarget(Protocol):
 
     def provision_paid(self, provision: PaidProvision) -> StiggSubscription:
         """Raises `PaymentRequired`, or `SubscriptionExists` when Stigg already has one for the product."""
-        ...
-
-
-class StripeSubscriptions(Protocol):
-    def subscription_status(self, subscription_id: str) -> str: ...
-
-    def cancel_now_without_proration(self, subscription_id: str) -> str:
-        """Cancel at once, no proration and no final invoice; returns the new status."""
         ...
