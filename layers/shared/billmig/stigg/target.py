@@ -71,6 +71,19 @@ class StiggTarget(Protocol):
 
     def find_subscription(self, subscription_id: str) -> StiggSubscription | None: ...
 
+    def customers_by_id(self, customer_ids: Sequence[str]) -> dict[str, StiggCustomer]:
+        """The customers Stigg has among these ids, read in pages; an id Stigg does not have is not a key."""
+        ...
+
+    def subscriptions_by_id(self, subscription_ids: Sequence[str]) -> dict[str, StiggSubscription]:
+        """The subscriptions Stigg has among these ids, read in pages; an id Stigg does not have is not a key."""
+        ...
+
+    def live_subscriptions_of(self, customer_ids: Sequence[str]) -> dict[str, list[StiggSubscription]]:
+        """Each customer's ACTIVE and IN_TRIAL subscriptions, resource-scoped ones included, read in pages; every
+        id given is a key (an empty list: none, or no such customer)."""
+        ...
+
     def provision_paid(self, provision: PaidProvision) -> StiggSubscription:
         """Raises `PaymentRequired`, or `SubscriptionExists` when Stigg already has one for the product."""
         ...
