@@ -64,6 +64,7 @@ def step_handler(model: type[E], step: str) -> Callable[[Callable[[E], BaseModel
             logger.info("step finished", extra={"result": {k: v for k, v in payload.items() if k != "results"}})
             return payload
 
+        setattr(handler, "event_model", model)  # noqa: B010 - what `sam local invoke -e` events are checked against
         return handler
 
     return decorate
