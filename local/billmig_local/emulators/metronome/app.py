@@ -40,6 +40,8 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/v1/customers/{customer_id}", customers.retrieve_customer),
     ("POST", "/v1/customers/{customer_id}/setIngestAliases", customers.set_ingest_aliases),
     ("POST", "/v1/setCustomerBillingProviderConfigurations", customers.set_billing_configurations),
+    ("POST", "/v1/getCustomerBillingProviderConfigurations", customers.get_billing_configurations),
+    ("POST", "/v1/archiveCustomerBillingProviderConfigurations", customers.archive_billing_configurations),
     ("POST", "/v1/contracts/create", contracts.create_contract),
     ("POST", "/v2/contracts/get", contracts.retrieve_contract_v2),
     ("POST", "/v2/contracts/list", contracts.list_contracts_v2),

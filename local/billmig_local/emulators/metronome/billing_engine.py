@@ -385,10 +385,9 @@ class BillingEngine:
         contract = self.store.get("contract", contract_id) if contract_id else None
         wanted = (contract or {}).get("_billing_provider_configuration_id")
         configs = [c for c in self.store.all("billing_provider_configuration") if c["customer_id"] == customer["id"]]
-        for config in configs:
-            if wanted and config["id"] == wanted:
-                return config
-        return next((c for c in configs if c["billing_provider"] == "stripe"), None)
+        if wanted:  # an archived configuration stops delivery at once
+            return next((c for c in configs if c["id"] == wanted and not c.get("archived_at")), None)
+        return next((c for c in configs if c["billing_provider"] == "stripe" and not c.get("archived_at")), None)
 
     def _delivery(self, invoice: dict[str, Any], customer: dict[str, Any], contract_id: str | None) -> Any:
         """Billable finalized invoices go to the customer's billing provider; unbillable ones never do."""
