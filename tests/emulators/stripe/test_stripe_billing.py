@@ -306,9 +306,24 @@ def test_world_clock_moves_bill_subscriptions_off_test_clocks_and_advance_test_c
     moved = 40 * 86400
     world.clock.advance(moved)
     assert [i.total for i in _cycle_invoices(world, sub.id)] == [21]
+    before = int(world.clock.now())
     assert advance_test_clocks(world.emulator.url, moved) == 1
-    assert c.test_helpers.test_clocks.retrieve(clock).frozen_time == at(3) + moved
+    # to the world's instant, not by `moved` from where the clock was (Jan 3, ahead of the world then)
+    assert before <= c.test_helpers.test_clocks.retrieve(clock).frozen_time <= int(world.clock.now())
     assert [i.total for i in _cycle_invoices(world, clocked_sub.id)] == [27]
+    assert advance_test_clocks(world.emulator.url, 0) == 0
+
+
+def test_test_clocks_catch_up_with_the_world_however_long_ago_they_were_made(world: World) -> None:
+    c = world.client.v1
+    # made while the world was at Jan 1 plus some real time; the world then jumps to Jan 31 23:59:30
+    behind, _customer = customer_on_clock(world.client, int(world.clock.now()) - 3600)
+    ahead, _other = customer_on_clock(world.client, at(1, 3))
+    world.set_time(at(31, 1) + 86400 - 30)
+    assert advance_test_clocks(world.emulator.url) == 1
+    frozen = c.test_helpers.test_clocks.retrieve(behind).frozen_time
+    assert at(1, 2) - 30 <= frozen <= int(world.clock.now())
+    assert c.test_helpers.test_clocks.retrieve(ahead).frozen_time == at(1, 3)  # never moved back
 
 
 @pytest.mark.parametrize("formula, expected", [("sum", 12), ("count", 3), ("last", 2)])

@@ -108,3 +108,18 @@ def test_seed_command_prints_a_summary_and_writes_a_manifest(shared_world: World
     assert [c["internal_customer_id"] for c in written["customers"]] == ["acct_000001", "acct_000002", "acct_000003"]
     missing = CliRunner().invoke(app, ["--state-dir", str(tmp_path / "nowhere")])
     assert missing.exit_code == 1
+
+
+def test_the_seed_command_leaves_every_test_clock_at_the_world_instant(tmp_path: Path) -> None:
+    from billmig_local.emulators.stripe.seed import seed
+
+    world = start_world(tmp_path)
+    try:
+        before = int(world.clock.now())
+        seed(customers=2, seed=5, state_dir=tmp_path, url=world.emulator.url, workers=1, manifest_path=None)
+        after = int(world.clock.now())
+        clocks = world.client.v1.test_helpers.test_clocks.list(params={"limit": 100}).data
+        # the book's history ends at the hour before `before`; its clocks do not stay there
+        assert len(clocks) == 2 and all(before <= clock.frozen_time <= after for clock in clocks)
+    finally:
+        world.stop()
