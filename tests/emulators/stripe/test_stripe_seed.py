@@ -115,6 +115,7 @@ def test_the_seed_command_leaves_every_test_clock_at_the_world_instant(tmp_path:
 
     world = start_world(tmp_path)
     try:
+        world.set_time(int(JAN_1.timestamp()) + 1800)  # half past: the book is dated at the hour
         before = int(world.clock.now())
         seed(customers=2, seed=5, state_dir=tmp_path, url=world.emulator.url, workers=1, manifest_path=None)
         after = int(world.clock.now())
