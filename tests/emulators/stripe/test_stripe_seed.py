@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,20 @@ def test_same_seed_same_book_and_a_rerun_changes_nothing(tmp_path: Path) -> None
 
         c = first_world.client.v1
         profiles = {entry["profile"]: entry for entry in first["customers"]}
-        assert {"past_due", "trialing", "cancel_at_period_end", "unrated_region", "threshold"} <= set(profiles)
+        assert {
+            "past_due",
+            "trialing",
+            "cancel_at_period_end",
+            "unrated_region",
+            "threshold",
+            "mid_month_anchor",
+        } <= set(profiles)
+        anchored = c.subscriptions.retrieve(profiles["mid_month_anchor"]["subscription"])
+        anchor = datetime.fromtimestamp(anchored.billing_cycle_anchor, UTC)
+        assert (anchor.day != 1, anchor.hour, anchor.minute) == (True, 9, 30)
+        assert anchored.billing_cycle_anchor != anchored.start_date
+        period_end = datetime.fromtimestamp(anchored["items"].data[0].current_period_end, UTC)
+        assert (period_end.day, period_end.hour, period_end.minute) == (anchor.day, 9, 30)
         assert c.subscriptions.retrieve(profiles["past_due"]["subscription"]).status == "past_due"
         assert c.subscriptions.retrieve(profiles["trialing"]["subscription"]).status == "trialing"
         assert c.subscriptions.retrieve(profiles["cancel_at_period_end"]["subscription"]).cancel_at_period_end is True

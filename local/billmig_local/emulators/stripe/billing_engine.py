@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import pricing
-from .billing_periods import period_containing
+from .billing_periods import boundary, period_containing
 from .credit_application import apply_credits
 from .meters import aggregate
 from .object_shapes import shaped
@@ -312,8 +312,25 @@ class BillingEngine:
         """`subscription_create`: licensed items for the first period, in advance (free during a trial)."""
         period = (sub["_period_start"], sub["_period_end"])
         lines = self.licensed_lines(sub, period, free=sub["status"] == "trialing")
+        proration = sub.get("_first_period_proration")
+        if proration is not None:  # up to a later anchor: the part of a cycle that period is (none: free)
+            lines = self._first_period_prorations(sub, lines, free=proration == "none")
         invoice = self.build_invoice(sub, reason="subscription_create", lines=lines, period=(at, at), at=at)
         return self.finalize(sub, invoice, at)
+
+    def _first_period_prorations(
+        self, sub: dict[str, Any], lines: list[dict[str, Any]], *, free: bool
+    ) -> list[dict[str, Any]]:
+        start, anchor = sub["_period_start"], sub["_period_end"]
+        interval, count = self._interval(sub)
+        cycle = anchor - boundary(anchor, interval, count, -1)
+        share = Decimal(anchor - start) / Decimal(cycle)
+        for line in lines:
+            amount = 0 if free else pricing.cents(Decimal(line["amount"]) * share)
+            line["amount"] = line["subtotal"] = amount
+            line["description"] = "Remaining time on " + line["description"]
+            line["parent"]["subscription_item_details"]["proration"] = True
+        return lines
 
     def _threshold(self, sub: dict[str, Any], now: int) -> int:
         thresholds = sub.get("billing_thresholds") or {}
