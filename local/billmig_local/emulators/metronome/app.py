@@ -117,9 +117,22 @@ def _stripe_deliveries(store: ObjectStore, engine: BillingEngine) -> Any:
     return endpoint
 
 
+BILLABLE_STATUS_PATH = "/_metronome/billable-status"
+"""Not Metronome's: a customer's billable-status changes, scheduled ones included (`?customer_id=`, no auth)."""
+
+
+def _billable_status(store: ObjectStore) -> Any:
+    async def endpoint(request: Request) -> Response:
+        customer_id = request.query_params.get("customer_id", "")
+        return JSONResponse(customers.billable_status_schedule(store, customer_id))
+
+    return endpoint
+
+
 def build_app(store: ObjectStore, engine: BillingEngine, now: Callable[[], float]) -> Starlette:
     routes = [Route(path, _endpoint(handler, store, engine, now), methods=[method]) for method, path, handler in ROUTES]
     routes.append(Route(STRIPE_DELIVERIES_PATH, _stripe_deliveries(store, engine), methods=["GET"]))
+    routes.append(Route(BILLABLE_STATUS_PATH, _billable_status(store), methods=["GET"]))
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)

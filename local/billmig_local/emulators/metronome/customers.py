@@ -226,10 +226,21 @@ def set_billable_status(call: ApiCall) -> Any:
                 "effective_at: cannot be before the end of the customer's last finalized invoice "
                 f"({format_time(last_final)})",
             )
-        history = [h for h in customer.get("_billable_history", []) if h["_ts"] < effective]
+        # a change replaces only one at the same instant: earlier and later scheduled changes both stand
+        history = [h for h in customer.get("_billable_history", []) if h["_ts"] != effective]
         history.append({"value": body["billable_status"], "effective_at": format_time(effective), "_ts": effective})
+        history.sort(key=lambda h: h["_ts"])
         customer = {**customer, "_billable_history": history, "updated_at": format_time(call.now())}
         call.store.put("customer", customer["id"], customer)
         call.engine.mark_changed(customer["id"])
     current = call.engine.billable_status_at(customer, call.now())
     return {"data": {"id": customer["id"], "current_billable_status": current}}
+
+
+def billable_status_schedule(store: Any, customer_id: str) -> list[dict[str, str]]:
+    """Every billable-status change of a customer, past and scheduled, oldest first (not a Metronome read: its API
+    shows only the status in effect now)."""
+    customer = store.get("customer", customer_id)
+    if customer is None:
+        return []
+    return [{"value": h["value"], "effective_at": h["effective_at"]} for h in customer.get("_billable_history", [])]
