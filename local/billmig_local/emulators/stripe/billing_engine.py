@@ -25,6 +25,7 @@ from .object_shapes import shaped
 from .state import StripeState
 
 LIVE = ("active", "trialing", "past_due", "unpaid", "incomplete")
+_FALLS_PAST_DUE = {("charge_automatically", "active"), ("charge_automatically", "trialing")}
 
 
 class BillingEngine:
@@ -201,10 +202,44 @@ class BillingEngine:
         at: int,
         invoice_id: str | None = None,
     ) -> dict[str, Any]:
-        customer = self.state.get("customer", sub["customer"])
+        parent = {
+            "type": "subscription_details",
+            "quote_details": None,
+            "subscription_details": {"metadata": dict(sub.get("metadata") or {}), "subscription": sub["id"]},
+        }
+        return self.new_invoice(
+            self.state.get("customer", sub["customer"]),
+            reason=reason,
+            lines=lines,
+            period=period,
+            at=at,
+            collection_method=sub["collection_method"],
+            currency=sub["currency"],
+            parent=parent,
+            default_payment_method=sub.get("default_payment_method"),
+            invoice_id=invoice_id,
+        )
+
+    def new_invoice(
+        self,
+        customer: dict[str, Any],
+        *,
+        reason: str,
+        lines: list[dict[str, Any]],
+        period: tuple[int, int],
+        at: int,
+        collection_method: str,
+        currency: str,
+        parent: dict[str, Any] | None,
+        default_payment_method: str | None = None,
+        invoice_id: str | None = None,
+        days_until_due: int | None = None,
+    ) -> dict[str, Any]:
+        """A draft invoice of `customer` (a subscription's, or with `parent=None` a one-off `manual` one)."""
         invoice_id = invoice_id or self.state.new_id("in")
         for line in lines:
             line["invoice"] = invoice_id
+        due_days = days_until_due if days_until_due is not None else 30
         invoice = shaped(
             "invoice",
             id=invoice_id,
@@ -215,27 +250,23 @@ class BillingEngine:
             attempted=False,
             auto_advance=False,
             billing_reason=reason,
-            collection_method=sub["collection_method"],
+            collection_method=collection_method,
             created=at,
-            currency=sub["currency"],
+            currency=currency,
             customer=customer["id"],
             customer_email=customer.get("email"),
             customer_name=customer.get("name"),
             customer_phone=customer.get("phone"),
             customer_tax_exempt="none",
             customer_tax_ids=[],
-            default_payment_method=sub.get("default_payment_method"),
+            default_payment_method=default_payment_method,
             discounts=[],
-            due_date=at + 30 * 86400 if sub["collection_method"] == "send_invoice" else None,
+            due_date=at + due_days * 86400 if collection_method == "send_invoice" else None,
             effective_at=None,
             ending_balance=None,
             issuer={"type": "self"},
             metadata={},
-            parent={
-                "type": "subscription_details",
-                "quote_details": None,
-                "subscription_details": {"metadata": dict(sub.get("metadata") or {}), "subscription": sub["id"]},
-            },
+            parent=parent,
             period_start=period[0],
             period_end=period[1],
             post_payment_credit_notes_amount=0,
@@ -256,11 +287,11 @@ class BillingEngine:
             amount_overpaid=0,
         )
         invoice["_lines"] = lines
-        self._totals(invoice)
+        self.totals(invoice)
         return invoice
 
     @staticmethod
-    def _totals(invoice: dict[str, Any]) -> None:
+    def totals(invoice: dict[str, Any]) -> None:
         subtotal = sum(line["amount"] for line in invoice["_lines"])
         credits = sum(c["amount"] for c in invoice.get("total_pretax_credit_amounts") or [])
         total = subtotal - credits
@@ -276,34 +307,60 @@ class BillingEngine:
 
     def finalize(self, sub: dict[str, Any], invoice: dict[str, Any], at: int) -> dict[str, Any]:
         """Apply credits, then pay with the default payment method (or leave open), and store."""
+        self.finalize_invoice(invoice, at, default_payment_method=sub.get("default_payment_method"))
+        sub = dict(sub)
+        paid = invoice["status"] == "paid"
+        if paid and sub["status"] == "past_due":
+            sub["status"] = "active"
+        elif not paid and (sub["collection_method"], sub["status"]) in _FALLS_PAST_DUE:
+            sub["status"] = "past_due"
+        sub["latest_invoice"] = invoice["id"]
+        self.state.put(sub)
+        return invoice
+
+    def finalize_invoice(
+        self, invoice: dict[str, Any], at: int, *, default_payment_method: str | None = None, pay: bool = True
+    ) -> dict[str, Any]:
+        """Draft -> open: credits, number, then (charge_automatically, `pay`) one payment attempt; stored."""
         apply_credits(self.state, invoice, at, record=True)
-        self._totals(invoice)
-        customer = self.state.get("customer", sub["customer"])
+        self.totals(invoice)
+        customer = self.state.get("customer", invoice["customer"])
         invoice["number"] = f"{customer['invoice_prefix']}-{customer['next_invoice_sequence']:04d}"
         self.state.put({**customer, "next_invoice_sequence": customer["next_invoice_sequence"] + 1})
         invoice["status_transitions"]["finalized_at"] = at
         invoice["effective_at"] = at
         invoice["ending_balance"] = 0
-        has_payment_method = bool(sub.get("default_payment_method")) or bool(
-            (customer.get("invoice_settings") or {}).get("default_payment_method")
-        )
-        sub = dict(sub)
-        if invoice["amount_due"] == 0 or (sub["collection_method"] == "charge_automatically" and has_payment_method):
-            invoice.update(status="paid", amount_paid=invoice["amount_due"], amount_remaining=0, attempted=True)
-            invoice["status_transitions"]["paid_at"] = at
-            invoice["attempt_count"] = 1 if invoice["amount_due"] else 0
-            if sub["status"] == "past_due":
-                sub["status"] = "active"
-        else:
-            invoice["status"] = "open"
-            if sub["collection_method"] == "charge_automatically":
-                invoice.update(attempted=True, attempt_count=1)
-                if sub["status"] in ("active", "trialing"):
-                    sub["status"] = "past_due"
+        invoice["status"] = "open"
+        if invoice["amount_due"] == 0:
+            self._mark_paid(invoice, at)
+        elif invoice["collection_method"] == "charge_automatically" and pay:
+            self.attempt_payment(invoice, at, default_payment_method=default_payment_method)
         self.state.put(invoice)
-        sub["latest_invoice"] = invoice["id"]
-        self.state.put(sub)
         return invoice
+
+    def attempt_payment(self, invoice: dict[str, Any], at: int, *, default_payment_method: str | None = None) -> str:
+        """One charge of the invoice's amount due: "paid", "declined" (a declining test card) or "no_payment_method"."""
+        customer = self.state.get("customer", invoice["customer"])
+        method_id = (
+            invoice.get("default_payment_method")
+            or default_payment_method
+            or (customer.get("invoice_settings") or {}).get("default_payment_method")
+        )
+        invoice.update(attempted=True, attempt_count=invoice["attempt_count"] + 1)
+        if not method_id:
+            outcome = "no_payment_method"
+        elif (self.state.store.get("payment_method", method_id) or {}).get("_declines"):
+            outcome = "declined"
+        else:
+            self._mark_paid(invoice, at)
+            outcome = "paid"
+        self.state.put(invoice)
+        return outcome
+
+    @staticmethod
+    def _mark_paid(invoice: dict[str, Any], at: int) -> None:
+        invoice.update(status="paid", amount_paid=invoice["amount_due"], amount_remaining=0)
+        invoice["status_transitions"]["paid_at"] = at
 
     # ---------------------------------------------------------------------------------------------------------------
     # Lifecycle events
@@ -461,6 +518,6 @@ class BillingEngine:
             invoice_id="upcoming_in_" + sub["id"].removeprefix("sub_"),
         )
         apply_credits(self.state, invoice, end, record=False)
-        self._totals(invoice)
+        self.totals(invoice)
         invoice["id"] = None
         return invoice
