@@ -64,7 +64,7 @@ class BillingEngine:
     def __init__(self, store: ObjectStore, now: Callable[[], float]) -> None:
         self.store = store
         self.now = now
-        self._events_by_ref: dict[str, list[dict[str, Any]]] = {}
+        self._events_by_customer: dict[str, list[dict[str, Any]]] = {}
         self._next_due = 0.0
         self._dirty: set[str] = set()
         self._catching_up = threading.Lock()
@@ -73,20 +73,25 @@ class BillingEngine:
             for alias in customer.get("ingest_aliases", []):
                 self.aliases[alias] = customer["id"]
         for event in store.all("event"):
-            self._events_by_ref.setdefault(event["customer_id"], []).append(event)
+            if "_customer_id" not in event:  # stored before matching happened at ingest: match it now, once
+                event["_customer_id"] = self.resolve_customer_id(event["customer_id"])
+                store.put("event", event["transaction_id"], event)
+            if event["_customer_id"]:
+                self._events_by_customer.setdefault(event["_customer_id"], []).append(event)
 
     # ------------------------------------------------------------------------------------------------- events
     def add_event(self, event: dict[str, Any]) -> None:
+        """Store an ingested event, matched to a customer now (by id or by the ingest aliases of this moment):
+        Metronome matches on ingestion, so a later alias change does not move or adopt events."""
         with self.store.lock:
+            event["_customer_id"] = self.resolve_customer_id(event["customer_id"])
             self.store.put("event", event["transaction_id"], event)
-            self._events_by_ref.setdefault(event["customer_id"], []).append(event)
-            self._dirty.add(event["customer_id"])
+            if event["_customer_id"]:
+                self._events_by_customer.setdefault(event["_customer_id"], []).append(event)
+                self._dirty.add(event["_customer_id"])
 
     def customer_events(self, customer: dict[str, Any]) -> list[dict[str, Any]]:
-        refs = [customer["id"], *customer.get("ingest_aliases", [])]
-        found: list[dict[str, Any]] = []
-        for ref in refs:
-            found.extend(self._events_by_ref.get(ref, []))
+        found = list(self._events_by_customer.get(customer["id"], []))
         found.sort(key=lambda e: (e["_ts"], e["transaction_id"]))
         return found
 
@@ -385,10 +390,9 @@ class BillingEngine:
         contract = self.store.get("contract", contract_id) if contract_id else None
         wanted = (contract or {}).get("_billing_provider_configuration_id")
         configs = [c for c in self.store.all("billing_provider_configuration") if c["customer_id"] == customer["id"]]
-        for config in configs:
-            if wanted and config["id"] == wanted:
-                return config
-        return next((c for c in configs if c["billing_provider"] == "stripe"), None)
+        if wanted:  # an archived configuration stops delivery at once
+            return next((c for c in configs if c["id"] == wanted and not c.get("archived_at")), None)
+        return next((c for c in configs if c["billing_provider"] == "stripe" and not c.get("archived_at")), None)
 
     def _delivery(self, invoice: dict[str, Any], customer: dict[str, Any], contract_id: str | None) -> Any:
         """Billable finalized invoices go to the customer's billing provider; unbillable ones never do."""

@@ -212,7 +212,11 @@ def create_contract(call: ApiCall) -> Any:
 def _contract_billing_provider(call: ApiCall, customer_id: str, spec: dict[str, Any] | None) -> Any:
     if not spec:
         return None
-    configs = [c for c in call.store.all("billing_provider_configuration") if c["customer_id"] == customer_id]
+    configs = [
+        c
+        for c in call.store.all("billing_provider_configuration")
+        if c["customer_id"] == customer_id and not c.get("archived_at")
+    ]
     if spec.get("billing_provider_configuration_id"):
         found = next((c for c in configs if c["id"] == spec["billing_provider_configuration_id"]), None)
         if found is None:
