@@ -164,6 +164,8 @@ class LocalStack:
             parameters["StiggApiUrl"] = f"{self.emulators['stigg'].url}/graphql"
         if "stripe" in self.emulators:
             parameters["StripeApiBase"] = self.emulators["stripe"].url
+        if "metronome" in self.emulators:
+            parameters["MetronomeApiBase"] = self.emulators["metronome"].url
         return parameters
 
     def _store_local_secrets(self) -> None:
@@ -172,6 +174,7 @@ class LocalStack:
         for output, value in (
             ("StiggApiKeySecretName", "local-stigg-server-key"),
             ("StripeApiKeySecretName", "sk_test_local"),
+            ("MetronomeApiKeySecretName", "local-metronome-token"),
         ):
             name = self.outputs.get(output)
             if not name:
