@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import stripe
 from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
 from billmig.adapters.metronome_sdk import MetronomeSDKTarget
@@ -139,3 +140,12 @@ def fresh_customer(book: Book, internal_id: str, *, grants: bool = True) -> str:
 
 
 _RATED_LOOKUP_KEYS = {"api_calls", "compute_minutes", "storage_gb_us_east", "storage_gb_eu_west"}
+
+
+@pytest.fixture(scope="session")
+def book(local_stack: LocalStack) -> Book:
+    """One book per session: the seed's internal ids are the Metronome aliases, so a second seed would collide."""
+    return seed_book(local_stack, customers=BOOK_CUSTOMERS, seed=7)
+
+
+BOOK_CUSTOMERS = 30

@@ -12,7 +12,7 @@ from billmig.metronome import ports
 from billmig.metronome.errors import CustomerBlocked
 from billmig.metronome.ports import WRITE_METHODS, MetronomeTarget
 from billmig.steps import Step
-from metronome_book import Book, fresh_customer
+from metronome_book import Book, book, fresh_customer  # noqa: F401 - the fixture
 
 
 class SimulatedCrash(BaseException):

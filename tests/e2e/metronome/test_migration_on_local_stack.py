@@ -15,7 +15,7 @@ from billmig.steps import Step
 from billmig_cli import metronome_migration as runner
 from billmig_cli.main import app
 from billmig_local.stack import LocalStack
-from metronome_book import SAMPLE_CONFIG, Book
+from metronome_book import SAMPLE_CONFIG, Book, book  # noqa: F401 - the fixture
 from typer.testing import CliRunner
 
 BLOCKED_PROFILES = {"past_due", "trialing", "cancel_at_period_end", "unrated_region"}
