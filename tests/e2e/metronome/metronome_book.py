@@ -102,7 +102,6 @@ def seed_book(stack: LocalStack, *, customers: int, seed: int) -> Book:
     overrides = {
         "parallel_run_start": parallel_run_start.isoformat(),
         "cutover_at": next_month(parallel_run_start).isoformat(),
-        "migration_id": f"test-{seed}",
     }
     config = resolve(load_config(SAMPLE_CONFIG, overrides), target, source, str(SAMPLE_CONFIG))
     return Book(

@@ -94,9 +94,10 @@ def test_the_plan_lists_the_awkward_customers_and_exits_non_zero(book: Book, mig
     assert by_id[book.profile("past_due").customer]["bucket"] == "past_due"
     assert by_id[book.profile("trialing").customer]["bucket"] == "trialing"
     assert by_id[book.profile("unrated_region").customer]["bucket"] == "unmapped price"
-    assert by_id[book.profile("mid_month_anchor").customer]["bucket"] == "anniversary billing period"
+    assert "anniversary billing period" in by_id[book.profile("mid_month_anchor").customer]["buckets"]
     assert "threshold billing" in by_id[book.profile("threshold").customer]["buckets"]
-    assert plan["calls"]["metronome POST /v1/contracts/create"] == len(migrated["ready"])
+    creates = sum("create_contract" in c["actions"] for c in plan["customers"] if c["can_migrate"])
+    assert plan["calls"].get("metronome POST /v1/contracts/create", 0) == creates
     assert plan["duration_seconds"]["bound"] > 0
 
 

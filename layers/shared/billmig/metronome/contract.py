@@ -11,7 +11,12 @@ from __future__ import annotations
 from billmig.idempotency_keys import metronome_uniqueness_key
 from billmig.metronome.contract_terms import GrantMove, contract_terms, grant_moves, live_subscription
 from billmig.metronome.customer import ACTION_PREFIX, actions_of
-from billmig.metronome.errors import CreditReconciliationFailed, MetronomeAlreadyExists, MetronomeConflict
+from billmig.metronome.errors import (
+    CreditReconciliationFailed,
+    ForeignContract,
+    MetronomeAlreadyExists,
+    MetronomeConflict,
+)
 from billmig.metronome.ports import MetronomeContract, MetronomeTarget
 from billmig.metronome.snapshot import CustomerStepRequest, CustomerStepResult, read_snapshot, result_of
 from billmig.metronome.storage import MigrationRun, RunStorage
@@ -78,8 +83,13 @@ def write_contract(
     base_key = contract_key(config.migration_id, stripe_id)
 
     def body(running: RunningStep) -> StepOutcome:
-        known = running.vendor_ids.get("metronome_contract_id")
-        contract_id = known or getattr(find_contract(target.contracts(customer_id), base_key), "id", None)
+        contract_id = running.vendor_ids.get("metronome_contract_id")
+        if contract_id is None:
+            existing = target.contracts(customer_id)
+            contract_id = getattr(find_contract(existing, base_key), "id", None)
+            if contract_id is None and existing:
+                ids = ", ".join(c.id for c in existing)
+                raise ForeignContract(f"{stripe_id}: Metronome customer {customer_id} already has contracts {ids}")
         if contract_id is None:
             terms = contract_terms(
                 snapshot,

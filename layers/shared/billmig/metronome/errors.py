@@ -32,3 +32,7 @@ class MetronomeConflict(PermanentError):
 class MetronomeAlreadyExists(PermanentError):
     """Metronome answered 409 to a create (a used `uniqueness_key` or ingest alias): already done, resolved by a
     lookup; raised only by calls made with the SDK's retries off, so it arrives after one request."""
+
+
+class ForeignContract(PermanentError):
+    """The Metronome customer already has a contract this migration did not make: never given a second one."""

@@ -150,7 +150,12 @@ def plan_customer(
     if existing.billable_status != UNBILLABLE:
         plan.actions.append("set_unbillable")
         calls[M_BILLABLE] += 1
-    if find_contract(metronome.contracts(existing.id), contract_key(config.migration_id, customer_id)) is None:
+    contracts = metronome.contracts(existing.id)
+    if find_contract(contracts, contract_key(config.migration_id, customer_id)) is None:
+        if contracts:
+            plan.can_migrate = False
+            plan.reasons.append(f"Metronome customer {existing.id} has contracts this migration did not make")
+            return plan
         plan.actions.append("create_contract")
         calls[M_CREATE_CONTRACT] += 1
     return plan
