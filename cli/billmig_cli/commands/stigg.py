@@ -90,5 +90,14 @@ def stigg_import(
             table.add_row(entity, *(str(totals[k]) for k in ("created", "updated", "skipped", "failed")))
     console.print(table)
     console.print(f"report: {json_path}  {csv_path}")
-    if any(t["failed"] for t in report["totals"].values()):
+    failures = {entity: t["failed"] for entity, t in report["totals"].items() if t["failed"] and entity != "chunks"}
+    if failures or report.get("status") == "completed with errors":
+        failed_counts = ", ".join(f"{number} {name}" for name, number in failures.items())
+        console.print(
+            f"[red]completed with errors[/]: {sum(failures.values())} failed ({failed_counts})", soft_wrap=True
+        )
+        for line in runner.failed_rows(report):
+            console.print(f"  - {line}", soft_wrap=True, markup=False, highlight=False)
+        console.print(f"resume: {runner.resume_command(started.import_id)}", soft_wrap=True, markup=False)
         raise typer.Exit(1)
+    console.print(f"completed: import {started.import_id}", soft_wrap=True)

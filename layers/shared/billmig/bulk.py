@@ -26,25 +26,38 @@ def read_all(read: Callable[[_K], _V], keys: list[_K], *, concurrency: int = REA
         return dict(zip(keys, pool.map(read, keys), strict=True))
 
 
-def send_isolating(records: list[_K], send: Callable[[list[_K]], list[_V]]) -> tuple[list[_V], dict[int, str]]:
+def send_isolating(
+    records: list[_K],
+    send: Callable[[list[_K]], list[_V]],
+    *,
+    on_accepted: Callable[[int, list[_K], list[_V]], None] | None = None,
+    on_rejected: Callable[[int, str], None] | None = None,
+) -> tuple[list[_V], dict[int, str]]:
     """Send a bulk call; when the vendor rejects it as a whole, halve it until the rejected records stand alone.
 
     One bad record must not cost the rest of its chunk. Only for calls that are safe to repeat (upserts, SET).
-    Returns what the accepted calls answered, and each rejected record's index with the vendor's reason.
+    Returns what the accepted calls answered, and each rejected record's index with the vendor's reason; the
+    callbacks hear of each part as it is settled, so a caller can record progress before a later part fails.
     """
     answers: list[_V] = []
     rejected: dict[int, str] = {}
 
     def attempt(offset: int, part: list[_K]) -> None:
         try:
-            answers.extend(send(part))
+            answered = send(part)
         except VendorRejected as exc:
             if len(part) == 1:
                 rejected[offset] = str(exc)
+                if on_rejected is not None:
+                    on_rejected(offset, str(exc))
                 return
             middle = len(part) // 2
             attempt(offset, part[:middle])
             attempt(offset + middle, part[middle:])
+            return
+        answers.extend(answered)
+        if on_accepted is not None:
+            on_accepted(offset, part, answered)
 
     attempt(0, records)
     return answers, rejected
