@@ -168,3 +168,29 @@ def test_a_stripe_gated_recharge_is_charged_in_stripe_even_when_unbillable(pair:
         assert [c.access_schedule.schedule_items[0].amount for c in recharges] == [4600]
     else:  # a failed gated payment adds nothing and turns the configuration off
         assert invoice.status == "open" and config.is_enabled is False and recharges == []
+
+
+def test_re_enabling_a_failed_gate_through_v2_edit_charges_again(pair: Pair) -> None:
+    cus = stripe_customer(pair, "pm_card_chargeDeclined")
+    customer, contract_id = metronome_customer(pair, "re-enable", cus, commits=_starting_balance(pair))
+    pair.clock.set(at(10).timestamp())
+    ingest(pair.metronome, [llm("re-enable", "e1", at(9), "gpt-4", 800)])  # balance 400
+    m = pair.metronome.v2.contracts
+    m.edit(customer_id=customer, contract_id=contract_id, add_prepaid_balance_threshold_configuration=_threshold(pair))
+    got = m.retrieve(customer_id=customer, contract_id=contract_id).data
+    assert got.prepaid_balance_threshold_configuration is not None
+    assert got.prepaid_balance_threshold_configuration.is_enabled is False  # declined at once
+    s = pair.stripe.v1
+    card = s.payment_methods.create(params={"type": "card", "card": {"token": "tok_visa"}}).id
+    s.payment_methods.attach(card, params={"customer": cus})
+    s.customers.update(cus, params={"invoice_settings": {"default_payment_method": card}})
+    m.edit(
+        customer_id=customer,
+        contract_id=contract_id,
+        update_prepaid_balance_threshold_configuration={"is_enabled": True},
+    )
+    got = m.retrieve(customer_id=customer, contract_id=contract_id).data
+    assert [c.access_schedule.schedule_items[0].amount for c in got.commits if c.name == "Auto recharge"] == [4600]
+    charged = pair.stripe.v1.invoices.list(params={"customer": cus}).data
+    # a new configuration revision is a new Stripe invoice, not a replay of the declined one
+    assert sorted(str(i.status) for i in charged if i.billing_reason == "manual") == ["open", "paid"]
