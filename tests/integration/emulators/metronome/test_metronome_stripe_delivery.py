@@ -12,9 +12,9 @@ import httpx
 import pytest
 import stripe
 from billmig_local.clock import WorldClock
-from billmig_local.emulators.base import RunningEmulator
 from billmig_local.emulators.metronome import start as start_metronome
 from billmig_local.emulators.metronome.app import STRIPE_DELIVERIES_PATH
+from billmig_local.emulators.server import RunningEmulator
 from billmig_local.emulators.stripe import start as start_stripe
 from metronome import Metronome
 from metronome_world import JAN_1, Catalogue, at, ingest, llm, make_catalogue, set_billable_status
