@@ -183,6 +183,11 @@ class LocalStack:
         for name, start in available_emulators().items():
             if name in self.settings.emulators:
                 self.emulators[name] = start(clock=self.clock, state_dir=self.settings.state_dir)
+        # Metronome delivers billable invoices (and gated auto-recharges) to the Stripe emulator when one runs
+        if "metronome" in self.emulators and "stripe" in self.emulators:
+            connect_stripe = self.emulators["metronome"].extra.get("connect_stripe")
+            if connect_stripe is not None:
+                connect_stripe(self.emulators["stripe"].url)
 
     def _write_endpoints(self) -> None:
         path = self.settings.state_dir / "endpoints.json"
