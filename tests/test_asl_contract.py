@@ -6,37 +6,52 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
-from billmig.errors import PERMANENT_ERROR_NAMES, TRANSIENT_ERROR_NAMES
+from billmig.errors import PermanentError, TransientError
+from billmig.retry_policy import (
+    LAMBDA_TRANSIENT_ERROR_NAMES,
+    PERMANENT_ERROR_NAMES,
+    TRANSIENT_ERROR_NAMES,
+    error_names,
+    is_transient,
+)
+from billmig_local.asl_retries import render, tasks, with_policy_retries
 from billmig_local.packaging import load_template
 
 REPO = Path(__file__).resolve().parents[1]
 ASL_FILES = sorted((REPO / "statemachine").glob("*.asl.json"))
 
 
-def _tasks(states: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    found = []
-    for name, state in states.items():
-        if state["Type"] == "Task":
-            found.append((name, state))
-        for nested in ("Iterator", "ItemProcessor"):
-            if nested in state:
-                found.extend(_tasks(state[nested]["States"]))
-        for branch in state.get("Branches", []):
-            found.extend(_tasks(branch["States"]))
-    return found
+@pytest.mark.parametrize("path", ASL_FILES, ids=lambda p: p.name)
+def test_every_task_retries_every_transient_error_and_nothing_permanent(path: Path) -> None:
+    definition = json.loads(path.read_text())
+    for name, task in tasks(definition["States"]):
+        retried = [error for rule in task.get("Retry", []) for error in rule["ErrorEquals"]]
+        domain = {e for e in retried if not e.startswith(("Lambda.", "States."))}
+        assert domain == set(TRANSIENT_ERROR_NAMES), f"{path.name}:{name} retries {sorted(domain)}"
+        assert set(LAMBDA_TRANSIENT_ERROR_NAMES) <= set(retried), f"{path.name}:{name} misses a Lambda retrier"
+        assert not set(retried) & set(PERMANENT_ERROR_NAMES), f"{path.name}:{name} retries a permanent error"
+        assert len(retried) == len(set(retried)), f"{path.name}:{name} names an error in two retriers"
 
 
 @pytest.mark.parametrize("path", ASL_FILES, ids=lambda p: p.name)
-def test_every_task_retries_the_transient_errors_and_only_those(path: Path) -> None:
-    definition = json.loads(path.read_text())
-    for name, task in _tasks(definition["States"]):
-        retried = {error for rule in task.get("Retry", []) for error in rule["ErrorEquals"]}
-        domain = retried - {e for e in retried if e.startswith(("Lambda.", "States."))}
-        assert domain == set(TRANSIENT_ERROR_NAMES), f"{path.name}:{name} retries {sorted(domain)}"
-        assert not retried & set(PERMANENT_ERROR_NAMES), f"{path.name}:{name} retries a permanent error"
+def test_the_retry_blocks_are_generated_from_the_policy(path: Path) -> None:
+    """`python -m billmig_local.asl_retries` rewrites them; a stale file fails here."""
+    assert render(with_policy_retries(json.loads(path.read_text()))) == path.read_text()
+
+
+def test_the_policy_sees_transient_errors_at_any_depth() -> None:
+    from billmig.errors import VendorThrottled
+
+    class ThrottledByAnAdapter(VendorThrottled):
+        """A subclass of a subclass of the category: retried like its parent."""
+
+    assert "ThrottledByAnAdapter" in error_names(TransientError)
+    assert "ThrottledByAnAdapter" not in error_names(PermanentError)
+    assert "StiggImportPending" in TRANSIENT_ERROR_NAMES  # defined beside its vendor, found through the policy
+    assert is_transient("Lambda.TooManyRequestsException")
+    assert not is_transient("VendorRejected")
 
 
 @pytest.mark.parametrize("path", ASL_FILES, ids=lambda p: p.name)

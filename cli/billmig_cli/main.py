@@ -225,18 +225,18 @@ def batch_status(
 ) -> None:
     """Each customer's state in a batch, from the progress store."""
     from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
-    from billmig.progress import CustomerState
+    from billmig.progress import SubjectState
 
     store = DynamoDBProgressStore(
         aws_target.stack_outputs(stack_name)["ProgressTableName"], client=aws_target.client("dynamodb")
     )
     table = Table("customer", "state", "step", "attempts", "last error", title=f"batch {batch_id}")
-    for state in CustomerState:
-        for progress in store.customers_in_state(batch_id, state):
+    for state in SubjectState:
+        for progress in store.subjects_in_state(batch_id, state):
             step = progress.steps.get(progress.current_step or "")
             error = step.last_error if step else None
             table.add_row(
-                progress.customer_id,
+                progress.subject,
                 state.value,
                 progress.current_step or "",
                 str(step.attempts if step else 0),

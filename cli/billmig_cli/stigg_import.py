@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from billmig.errors import InvalidImportFile
+from billmig.stigg.errors import InvalidImportFile
 from billmig.stigg.import_storage import input_key, report_keys
 from billmig.stigg.record_files import FileProblem, RecordKind, load_records
 
@@ -115,14 +115,10 @@ def start_import(files: ImportFiles, *, import_id: str, paid_plan_ids: Sequence[
 
 def records_done(import_id: str, stack_name: str) -> int:
     """How many records (and chunks) the progress store already holds for this import."""
+    from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
+
     table = aws_target.stack_outputs(stack_name)["ProgressTableName"]
-    response = aws_target.client("dynamodb").query(
-        TableName=table,
-        KeyConditionExpression="batch_id = :b",
-        ExpressionAttributeValues={":b": {"S": import_id}},
-        Select="COUNT",
-    )
-    return int(response.get("Count", 0))
+    return DynamoDBProgressStore(table, client=aws_target.client("dynamodb")).count_in_run(import_id)
 
 
 def follow(

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
-from billmig.progress import CustomerState
+from billmig.progress import SubjectState
 from billmig_cli import executions
 from billmig_local import moto_patches
 from billmig_local.stack import LocalStack
@@ -60,7 +60,7 @@ def test_a_transient_error_is_retried_by_name_and_then_succeeds(
     assert failures == ["VendorThrottled", "VendorThrottled"]
     progress = _store(local_stack, dynamodb).get(batch["batch_id"], batch["customers"][0]["stripe_customer_id"])
     assert progress is not None
-    assert progress.state is CustomerState.SUCCEEDED
+    assert progress.state is SubjectState.SUCCEEDED
 
 
 def test_a_permanent_error_is_caught_recorded_and_the_batch_carries_on(
@@ -72,14 +72,14 @@ def test_a_permanent_error_is_caught_recorded_and_the_batch_carries_on(
     failures = [e["lambdaFunctionFailedEventDetails"]["error"] for e in history if e["type"] == "LambdaFunctionFailed"]
     assert failures == ["InvalidCustomerRecord"]  # permanent: caught at once, never retried
     store = _store(local_stack, dynamodb)
-    failed = store.customers_in_state(batch["batch_id"], CustomerState.FAILED)
-    assert [p.customer_id for p in failed] == ["cus_NoInternalId"]
+    failed = store.subjects_in_state(batch["batch_id"], SubjectState.FAILED)
+    assert [p.subject for p in failed] == ["cus_NoInternalId"]
     error = failed[0].steps["preflight"].last_error
     assert error is not None
     assert error.type == "InvalidCustomerRecord"
     assert not error.transient
     assert "record 1 (cus_NoInternalId): internal_customer_id: Field required" in error.message
-    assert len(store.customers_in_state(batch["batch_id"], CustomerState.SUCCEEDED)) == 3
+    assert len(store.subjects_in_state(batch["batch_id"], SubjectState.SUCCEEDED)) == 3
 
 
 def test_rerunning_a_batch_redoes_nothing(local_stack: LocalStack, sfn: Any) -> None:

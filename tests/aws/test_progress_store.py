@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
 from billmig.errors import StepClaimedElsewhere
-from billmig.progress import CustomerState, ErrorRecord
+from billmig.progress import ErrorRecord, SubjectState
 from billmig_local.stack import LocalStack
 
 
@@ -39,7 +39,7 @@ def test_enrol_is_idempotent(store: DynamoDBProgressStore, batch: str) -> None:
     first = store.enrol(batch, "cus_AAAA")
     second = store.enrol(batch, "cus_AAAA")
     assert first.enrolled_at == second.enrolled_at
-    assert store.customers_in_state(batch, CustomerState.ENROLLED)[0].customer_id == "cus_AAAA"
+    assert store.subjects_in_state(batch, SubjectState.ENROLLED)[0].subject == "cus_AAAA"
 
 
 def test_of_many_racing_runners_exactly_one_claims_the_step(store: DynamoDBProgressStore, batch: str) -> None:
@@ -78,7 +78,7 @@ def test_a_completed_step_is_not_claimed_again_and_its_ids_are_kept(store: Dynam
     again = store.claim_step(batch, "cus_DONE", "prepare", "r2", timedelta(minutes=5))
     assert again.already_succeeded
     assert again.record.vendor_ids == {"metronome_customer_id": "m-1", "stripe_link": "cus_DONE"}
-    assert [p.customer_id for p in store.customers_in_state(batch, CustomerState.SUCCEEDED)] == ["cus_DONE"]
+    assert [p.subject for p in store.subjects_in_state(batch, SubjectState.SUCCEEDED)] == ["cus_DONE"]
 
 
 def test_the_state_index_answers_which_customers_failed(store: DynamoDBProgressStore, batch: str) -> None:
@@ -93,8 +93,8 @@ def test_the_state_index_answers_which_customers_failed(store: DynamoDBProgressS
             ErrorRecord(type="VendorRejected", message="bad rate card", transient=False, at=now),
         )
     store.complete_step(batch, "cus_0000", "contract", {})
-    assert [p.customer_id for p in store.customers_in_state(batch, CustomerState.FAILED)] == ["cus_0001", "cus_0003"]
-    assert [p.customer_id for p in store.customers_in_state(batch, CustomerState.RUNNING)] == ["cus_0002", "cus_0004"]
+    assert [p.subject for p in store.subjects_in_state(batch, SubjectState.FAILED)] == ["cus_0001", "cus_0003"]
+    assert [p.subject for p in store.subjects_in_state(batch, SubjectState.RUNNING)] == ["cus_0002", "cus_0004"]
     failed = store.get(batch, "cus_0003")
     assert failed is not None
     error = failed.steps["contract"].last_error

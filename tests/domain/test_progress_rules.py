@@ -3,10 +3,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from billmig.errors import StepClaimedElsewhere
 from billmig.progress import (
-    CustomerProgress,
-    CustomerState,
     ErrorRecord,
     StepStatus,
+    SubjectProgress,
+    SubjectState,
     claim,
     fail,
     remember_vendor_ids,
@@ -17,8 +17,8 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
 
 
-def fresh() -> CustomerProgress:
-    return CustomerProgress(batch_id="b", customer_id="cus_1234", enrolled_at=T0, updated_at=T0)
+def fresh() -> SubjectProgress:
+    return SubjectProgress(run_id="b", subject="cus_1234", enrolled_at=T0, updated_at=T0)
 
 
 def test_first_claim_runs_the_step() -> None:
@@ -26,7 +26,7 @@ def test_first_claim_runs_the_step() -> None:
     got = claim(progress, "contract", "runner-a", T0, LEASE)
     assert not got.already_succeeded
     assert got.attempt == 1
-    assert progress.state is CustomerState.RUNNING
+    assert progress.state is SubjectState.RUNNING
     assert progress.steps["contract"].lease_until == T0 + LEASE
 
 
@@ -72,5 +72,5 @@ def test_a_permanent_failure_bumps_the_revision_on_the_next_claim_a_transient_on
     fail(progress, "contract", ErrorRecord(type="VendorUnavailable", message="503", transient=True, at=T0), T0)
     assert claim(progress, "contract", "runner-a", T0, LEASE).record.revision == 1
     fail(progress, "contract", ErrorRecord(type="VendorRejected", message="400", transient=False, at=T0), T0)
-    assert progress.state is CustomerState.FAILED
+    assert progress.state is SubjectState.FAILED
     assert claim(progress, "contract", "runner-a", T0, LEASE).record.revision == 2

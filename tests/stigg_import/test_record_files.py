@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from billmig.errors import InvalidImportFile
+from billmig.stigg.errors import InvalidImportFile
 from billmig.stigg.import_plan import ImportRules, Located, plan_import
 from billmig.stigg.record_files import FileProblem, RecordKind, json_extension_at, load_records
 from billmig.stigg.records import CustomerRecord, SubscriptionRecord, UsageRecord

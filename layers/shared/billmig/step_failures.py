@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from billmig.batch import customer_key
-from billmig.errors import TRANSIENT_ERROR_NAMES
 from billmig.progress import ErrorRecord, ProgressStore, utc_now
+from billmig.retry_policy import is_transient
 
 
 class CaughtError(BaseModel):
@@ -52,7 +52,7 @@ def record_failure(report: FailureReport, store: ProgressStore) -> RecordedFailu
     error = ErrorRecord(
         type=report.caught.error,
         message=report.caught.message(),
-        transient=report.caught.error in TRANSIENT_ERROR_NAMES,
+        transient=is_transient(report.caught.error),
         at=utc_now(),
     )
     store.fail_step(report.batch_id, customer_id, report.step, error)

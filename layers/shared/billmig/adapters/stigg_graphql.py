@@ -18,7 +18,8 @@ from sgqlc.types import Arg, Variable, non_null
 from stigg import Stigg
 from stigg.client import StiggClient
 
-from billmig.errors import PaymentRequired, SubscriptionExists, VendorRejected, VendorThrottled, VendorUnavailable
+from billmig.errors import VendorRejected, VendorThrottled, VendorUnavailable
+from billmig.stigg.errors import PaymentRequired, SubscriptionExists
 from billmig.stigg.records import CustomerRecord, SubscriptionRecord, UsageRecord
 from billmig.stigg.target import PaidProvision, StiggCustomer, StiggSubscription, UsageReading
 

@@ -15,9 +15,10 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from billmig.errors import StiggImportPending, VendorRejected
-from billmig.progress import CustomerProgress, ProgressStore, utc_now
+from billmig.errors import VendorRejected
+from billmig.progress import ProgressStore, SubjectProgress, utc_now
 from billmig.stigg.entity_progress import IMPORT_STEP, VERIFY_STEP, finished
+from billmig.stigg.errors import StiggImportPending
 from billmig.stigg.import_storage import ImportStorage
 from billmig.stigg.records import CustomerRecord, SubscriptionRecord, UsageRecord
 from billmig.stigg.target import StiggCustomer, StiggSubscription, StiggTarget
@@ -81,7 +82,7 @@ def send_isolating(records: list[_K], send: Callable[[list[_K]], list[_V]]) -> t
     return answers, rejected
 
 
-def _summary(request: ChunkRequest, items: list[CustomerProgress], step: str) -> ChunkSummary:
+def _summary(request: ChunkRequest, items: list[SubjectProgress], step: str) -> ChunkSummary:
     outcomes: dict[str, int] = {}
     for item in items:
         outcome = item.steps[step].outcome or "unknown"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from billmig.progress import CustomerProgress, CustomerState, StepRecord, StepStatus
+from billmig.progress import StepRecord, StepStatus, SubjectProgress, SubjectState
 
 IMPORT_STEP = "stigg.import"
 VERIFY_STEP = "stigg.verify"
@@ -30,7 +30,7 @@ def finished(
     record_key: str,
     steps: dict[str, tuple[str, str | None, dict[str, str]]],
     now: datetime,
-) -> CustomerProgress:
+) -> SubjectProgress:
     """A record's progress item after bulk steps: each step -> (outcome, detail, vendor ids)."""
     records = {
         step: StepRecord(
@@ -45,10 +45,10 @@ def finished(
         for step, (outcome, detail, vendor_ids) in steps.items()
     }
     failed = any(r.status is StepStatus.FAILED for r in records.values())
-    return CustomerProgress(
-        batch_id=import_id,
-        customer_id=entity_key(kind, record_key),
-        state=CustomerState.FAILED if failed else CustomerState.SUCCEEDED,
+    return SubjectProgress(
+        run_id=import_id,
+        subject=entity_key(kind, record_key),
+        state=SubjectState.FAILED if failed else SubjectState.SUCCEEDED,
         current_step=list(steps)[-1],
         steps=records,
         enrolled_at=now,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from billmig.errors import InvalidImportFile
 from billmig.stigg.bulk_import import read_all
 from billmig.stigg.entity_progress import entity_key
+from billmig.stigg.errors import InvalidImportFile
 from billmig.stigg.import_plan import ImportRules, Located, plan_import
 from billmig.stigg.import_storage import ImportStorage, chunk_key
 from billmig.stigg.record_files import FileProblem, RecordKind, load_records, problems_error

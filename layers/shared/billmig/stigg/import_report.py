@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from billmig.progress import CustomerProgress, ProgressStore, StepStatus
+from billmig.progress import ProgressStore, StepStatus, SubjectProgress
 from billmig.stigg.entity_progress import CANCEL_STEP, IMPORT_STEP, PROVISION_STEP, VERIFY_STEP, split_entity_key
 from billmig.stigg.import_storage import ImportStorage, report_keys
 
@@ -38,8 +38,8 @@ class ImportReport(BaseModel):
     csv_key: str = ""
 
 
-def _row(item: CustomerProgress) -> dict[str, Any] | None:
-    kind, record_key = split_entity_key(item.customer_id)
+def _row(item: SubjectProgress) -> dict[str, Any] | None:
+    kind, record_key = split_entity_key(item.subject)
     entity = ENTITY_NAMES.get(kind)
     if entity is None:
         return None
@@ -84,7 +84,7 @@ def _row(item: CustomerProgress) -> dict[str, Any] | None:
     return row
 
 
-def build_report(import_id: str, items: list[CustomerProgress]) -> ImportReport:
+def build_report(import_id: str, items: list[SubjectProgress]) -> ImportReport:
     rows = [row for item in items if (row := _row(item)) is not None]
     rows.sort(key=lambda r: (list(ENTITY_NAMES.values()).index(r["entity"]), r["record"]))
     totals: dict[str, dict[str, int]] = {
@@ -105,7 +105,7 @@ def report_as_csv(report: ImportReport) -> str:
 
 
 def write_import_report(request: ReportRequest, store: ProgressStore, storage: ImportStorage) -> ImportReport:
-    report = build_report(request.import_id, store.all_in_batch(request.import_id))
+    report = build_report(request.import_id, store.all_in_run(request.import_id))
     json_key, csv_key = report_keys(request.import_id)
     report.json_key, report.csv_key = json_key, csv_key
     storage.write_json(json_key, report.model_dump(mode="json"))

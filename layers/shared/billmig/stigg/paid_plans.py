@@ -11,9 +11,9 @@ from datetime import timedelta
 
 from pydantic import BaseModel
 
-from billmig.errors import ImportOrderViolated, SubscriptionExists
 from billmig.progress import ProgressStore, StepStatus
 from billmig.stigg.entity_progress import CANCEL_STEP, PROVISION_STEP, entity_key
+from billmig.stigg.errors import ImportOrderViolated, SubscriptionExists
 from billmig.stigg.import_preparation import PaidItem
 from billmig.stigg.import_storage import ImportStorage
 from billmig.stigg.records import SubscriptionRecord
