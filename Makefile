@@ -4,9 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
+# The console draws graphs with Graphviz compiled to WebAssembly (npm @viz-js/viz), shipped as a package asset.
+CONSOLE_VENDOR := cli/billmig_cli/console/static/vendor
+VIZ_ASSET := $(CONSOLE_VENDOR)/viz-global.js
+# The console's browser tests run Debian's chromium (never a downloaded browser build).
+CHROMIUM := /usr/bin/chromium
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck cfn-lint asl-validate pytest clean
+.PHONY: demo test lint typecheck cfn-lint asl-validate pytest clean console-assets
 
 $(STAMP): pyproject.toml layers/shared/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +23,17 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NPM_STAMP)
 
-demo: $(STAMP)
+$(VIZ_ASSET): $(NPM_STAMP)
+	mkdir -p $(CONSOLE_VENDOR)
+	cp node_modules/@viz-js/viz/dist/viz-global.js $(VIZ_ASSET)
+
+console-assets: $(VIZ_ASSET)
+
+$(CHROMIUM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+demo: $(STAMP) $(VIZ_ASSET)
 	$(BIN)/billmig demo
 
 lint: $(STAMP)
@@ -42,10 +57,10 @@ cfn-lint: $(STAMP)
 asl-validate: $(NPM_STAMP)
 	@for f in statemachine/*.asl.json; do npx --no-install asl-validator --no-arn-check --json-path $$f || exit 1; done
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(VIZ_ASSET) $(CHROMIUM)
 	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 test: lint typecheck cfn-lint asl-validate pytest
 
 clean:
-	rm -rf $(VENV) node_modules .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .local .pytest_cache .mypy_cache .ruff_cache $(CONSOLE_VENDOR)

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from billmig_cli import aws_target, executions
 from billmig_cli.batch_file import BatchFileError, load_batch_file
+from billmig_cli.commands.console import console_command, print_execution_link
 
 console = Console()
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_show_locals=False)
@@ -37,6 +38,7 @@ app.add_typer(batch_app, name="batch")
 local_app.add_typer(clock_app, name="clock")
 local_app.add_typer(faults_app, name="faults")
 local_app.add_typer(seed_app, name="seed")
+app.command("console")(console_command)
 
 StateDir = Annotated[Path, typer.Option("--state-dir", help="Where the local stack keeps its state.")]
 StackName = Annotated[str, typer.Option("--stack-name", help="The CloudFormation stack to drive.")]
@@ -211,6 +213,7 @@ def batch_start(
     name = executions.execution_name(machine, batch.batch_id, datetime.now(UTC).strftime("%Y%m%dT%H%M%S"))
     execution_arn = executions.start(sfn, arn, payload, name)
     console.print(f"started {execution_arn}")
+    print_execution_link(console, execution_arn)
     if wait:
         result = executions.wait(sfn, execution_arn)
         console.print(f"{result['status']}")
@@ -306,6 +309,7 @@ def stigg_import(
         return
     started = runner.start_import(files, import_id=import_id, paid_plan_ids=paid_plans, stack_name=stack_name)
     console.print(f"import {started.import_id}: {summary}\nstarted {started.execution_arn}", soft_wrap=True)
+    print_execution_link(console, started.execution_arn)
     if not wait:
         return
     with Progress(

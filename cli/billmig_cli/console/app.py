@@ -26,6 +26,7 @@ STATIC = HERE / "static"
 GRAPH_LIBRARY = STATIC / "vendor" / "viz-global.js"
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
 SELECTED_VISITS_SHOWN = 50
+HISTORY_PAGE = 1000  # events per page of the history table, as the Step Functions console loads them
 
 
 def _duration(seconds: float) -> str:
@@ -110,8 +111,15 @@ def create_app(source: ConsoleSource) -> Starlette:
         selected_visit = visits[0] if visits else None
         rows = analysis.rows
         if iteration:
-            rows = [r for r in rows if r.iteration and (r.iteration == iteration or r.iteration.startswith(iteration + "/"))]
+            rows = [
+                r for r in rows if r.iteration and (r.iteration == iteration or r.iteration.startswith(iteration + "/"))
+            ]
         event = analysis.events.get(int(event_id)) if event_id and event_id.isdigit() else None
+        pages = max(1, -(-len(rows) // HISTORY_PAGE))
+        wanted = request.query_params.get("page", "")
+        page_number = min(pages, max(1, int(wanted))) if wanted.isdigit() else 1
+        shown = rows[(page_number - 1) * HISTORY_PAGE : page_number * HISTORY_PAGE]
+        keep = {k: v for k, v in request.query_params.items() if k != "page"}
         return page(
             request,
             "execution.html",
@@ -123,9 +131,16 @@ def create_app(source: ConsoleSource) -> Starlette:
                 "aws_link": None if source.local else aws_console_url(arn),
                 "dot": dot,
                 "states": analysis.states,
-                "maps": list(analysis.maps.values()),
-                "map_runs": source.map_runs(arn),
-                "rows": rows,
+                "maps": [m for m in analysis.maps.values() if m.state not in analysis.map_run_states.values()],
+                "map_runs": [
+                    {**run, "state": analysis.map_run_states.get(run["mapRunArn"], "")} for run in source.map_runs(arn)
+                ],
+                "rows": shown,
+                "row_count": len(rows),
+                "pages": pages,
+                "page_number": page_number,
+                "page_link": lambda n: "?" + urlencode({**keep, "page": str(n)}),
+                "row_query": (f"&iteration={quote(iteration)}" if iteration else ""),
                 "event_count": len(events),
                 "selected_state": selected_state,
                 "visits": visits[:SELECTED_VISITS_SHOWN],
@@ -169,7 +184,11 @@ def create_app(source: ConsoleSource) -> Starlette:
                 labels = values.get(customer.customer_id, [])
                 for label in labels:
                     failure = next(
-                        (v for v in analysis.visits if v.iteration == label and v.error is not None and v.ended_in_failure),
+                        (
+                            v
+                            for v in analysis.visits
+                            if v.iteration == label and v.error is not None and v.ended_in_failure
+                        ),
                         None,
                     )
                     handled.setdefault(customer.customer_id, []).append(

@@ -67,7 +67,7 @@ class _Builder:
         self.lines.append(
             f"{_q(name)} [id={_q(state_element_id(name))}, class={_q(' '.join(classes))}, "
             f"label={_q(name + chr(10) + sub)}, fillcolor={_q(fill)}, color={_q(border)}, penwidth={pen}, "
-            f"style={_q(style)}, URL={_q(self.link + quote(name))}, target=\"_top\", tooltip={_q(tooltip)}];"
+            f'style={_q(style)}, URL={_q(self.link + quote(name))}, target="_top", tooltip={_q(tooltip)}];'
         )
 
     def states(self, states: dict[str, Any], start_at: str, entry: str | None) -> list[tuple[str, str]]:
@@ -117,7 +117,7 @@ class _Builder:
             if "Next" in choice:
                 self.lines.append(f"{_q(tail)} -> {_q(choice['Next'])} [label={_q(f'rule {index + 1}')}{extra}];")
         if "Default" in state:
-            self.lines.append(f"{_q(tail)} -> {_q(state['Default'])} [label=\"Default\"{extra}];")
+            self.lines.append(f'{_q(tail)} -> {_q(state["Default"])} [label="Default"{extra}];')
         for catch in state.get("Catch", []):
             errors = ", ".join(catch.get("ErrorEquals", []))
             self.lines.append(
@@ -142,7 +142,7 @@ def _tooltip(name: str, state: dict[str, Any]) -> str:
     if isinstance(state.get("Resource"), str):
         lines.append(state["Resource"].rsplit(":", 1)[-1])
     for retry in state.get("Retry", []):
-        lines.append(f"Retry {', '.join(retry.get('ErrorEquals', []))} ×{retry.get('MaxAttempts', 3)}")
+        lines.append(f"Retry {', '.join(retry.get('ErrorEquals', []))} x{retry.get('MaxAttempts', 3)}")
     return "\n".join(lines)
 
 
@@ -155,7 +155,8 @@ def execution_dot(definition: str | dict[str, Any], summaries: dict[str, StateSu
         'graph [rankdir=TB, compound=true, nodesep=0.35, ranksep=0.4, fontname="Helvetica", bgcolor="transparent"];',
         'node [shape=box, fontname="Helvetica", fontsize=11, margin="0.18,0.06"];',
         'edge [fontname="Helvetica", fontsize=9, color="#495057", arrowsize=0.7];',
-        '"__start" [id="state-__start", label="Start", shape=oval, style=filled, fillcolor="#212529", fontcolor=white];',
+        '"__start" [id="state-__start", label="Start", shape=oval, style=filled, fillcolor="#212529",'
+        " fontcolor=white];",
         '"__end" [id="state-__end", label="End", shape=oval, style=filled, fillcolor="#212529", fontcolor=white];',
     ]
     terminals = builder.states(asl.get("States", {}), asl.get("StartAt", ""), entry="__start")

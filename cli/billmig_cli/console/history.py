@@ -120,6 +120,7 @@ class ExecutionAnalysis:
     maps: dict[str, MapItems]
     rows: list[EventRow]
     events: dict[int, dict[str, Any]]
+    map_run_states: dict[str, str] = field(default_factory=dict)  # distributed Map run ARN -> its Map state
 
     def visits_of(self, state: str, iteration: str | None = None) -> list[Visit]:
         return [v for v in self.visits if v.state == state and (iteration is None or v.iteration == iteration)]
@@ -151,6 +152,7 @@ def analyse(events: list[dict[str, Any]], *, execution_running: bool) -> Executi
     visits: list[Visit] = []
     maps: dict[str, MapItems] = {}
     rows: list[EventRow] = []
+    map_run_states: dict[str, str] = {}
     start = events[0]["timestamp"] if events else None
 
     for event in events:
@@ -164,14 +166,19 @@ def analyse(events: list[dict[str, Any]], *, execution_running: bool) -> Executi
                 scope = scope[:-1]
             visit = _open_map_visit(visits, scope) or visit
         if kind == "MapIterationStarted":
-            scope = (*scope, (details.get("name", "?"), int(details.get("index", 0))))
+            name = str(details.get("name", "?"))
+            # a later iteration may follow the end of an earlier one: it starts beside it, not inside it
+            outer = next((i for i, (map_name, _) in enumerate(scope) if map_name == name), len(scope))
+            scope = (*scope[:outer], (name, int(details.get("index", 0))))
             visit = None
         scope_of[event["id"]] = scope
 
         if kind.endswith("StateEntered"):
             if visit is not None and visit.exited_id is None and visit.ended_in_failure and visit.scope == scope:
                 visit.exited_id = event["id"]  # a Catch that moved on without an exit event: closed here
-            visit = Visit(state=details.get("name", "?"), scope=scope, entered_id=event["id"], input=details.get("input"))
+            visit = Visit(
+                state=details.get("name", "?"), scope=scope, entered_id=event["id"], input=details.get("input")
+            )
             visits.append(visit)
             open_visits[(scope, visit.state)] = visit
         elif kind.endswith("StateExited"):
@@ -187,6 +194,8 @@ def analyse(events: list[dict[str, Any]], *, execution_running: bool) -> Executi
             visit.ended_in_failure = True
             visit.error, visit.cause = details.get("error"), details.get("cause")
         visit_of[event["id"]] = visit
+        if kind == "MapRunStarted" and visit is not None and details.get("mapRunArn"):
+            map_run_states[str(details["mapRunArn"])] = visit.state
 
         _count_map_items(maps, kind, details, visit)
         rows.append(
@@ -203,7 +212,9 @@ def analyse(events: list[dict[str, Any]], *, execution_running: bool) -> Executi
 
     for visit in visits:
         visit.outcome = _outcome(visit, execution_running)
-    return ExecutionAnalysis(visits=visits, states=_summaries(visits), maps=maps, rows=rows, events=by_id)
+    return ExecutionAnalysis(
+        visits=visits, states=_summaries(visits), maps=maps, rows=rows, events=by_id, map_run_states=map_run_states
+    )
 
 
 def _outcome(visit: Visit, execution_running: bool) -> Outcome:

@@ -50,6 +50,7 @@ class ConsoleSource:
         self._descriptions: dict[str, dict[str, Any]] = {}
         self._histories: dict[str, list[dict[str, Any]]] = {}
         self._definitions: dict[str, str] = {}
+        self._analyses: dict[str, ExecutionAnalysis] = {}
         self._outputs: dict[str, str] | None = None
 
     # -- state machines and executions
@@ -98,8 +99,16 @@ class ConsoleSource:
     def analysis(self, execution_arn: str) -> tuple[dict[str, Any], list[dict[str, Any]], ExecutionAnalysis]:
         description = self.describe(execution_arn)
         running = description["status"] == "RUNNING"
+        with self._lock:
+            kept = self._analyses.get(execution_arn)
+        if kept is not None:
+            return description, self._histories[execution_arn], kept
         events = self.history(execution_arn, finished=not running)
-        return description, events, analyse(events, execution_running=running)
+        analysis = analyse(events, execution_running=running)
+        if not running:
+            with self._lock:
+                self._analyses[execution_arn] = analysis
+        return description, events, analysis
 
     def definition(self, description: dict[str, Any]) -> str:
         """The definition the execution ran (a version or alias may differ from the machine's latest)."""
@@ -110,7 +119,9 @@ class ConsoleSource:
         try:
             definition = str(self.sfn.describe_state_machine_for_execution(executionArn=arn)["definition"])
         except (ClientError, BotoCoreError, KeyError):
-            definition = str(self.sfn.describe_state_machine(stateMachineArn=description["stateMachineArn"])["definition"])
+            definition = str(
+                self.sfn.describe_state_machine(stateMachineArn=description["stateMachineArn"])["definition"]
+            )
         with self._lock:
             self._definitions[arn] = definition
         return definition
@@ -158,11 +169,12 @@ class ConsoleSource:
         return self._outputs
 
     def customers(self, batch_id: str) -> list[CustomerRow]:
+        """Each subject of the run (a customer, or an import's record or chunk) as the progress store has it."""
         from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
 
         store = DynamoDBProgressStore(self.outputs()["ProgressTableName"], client=self._client("dynamodb"))
         rows = []
-        for progress in store.all_in_batch(batch_id):
+        for progress in store.all_in_run(batch_id):
             steps = []
             error_type = error_message = None
             for name, step in progress.steps.items():
@@ -180,7 +192,7 @@ class ConsoleSource:
                     error_type, error_message = step.last_error.type, step.last_error.message
             rows.append(
                 CustomerRow(
-                    customer_id=progress.customer_id,
+                    customer_id=progress.subject,
                     phase=progress.state.value,
                     current_step=progress.current_step,
                     steps=steps,

@@ -1,0 +1,1 @@
+"""The `billmig` command groups, one module each."""
