@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from billmig.errors import PermanentError, TransientError
@@ -16,6 +17,7 @@ from billmig.retry_policy import (
     error_names,
     is_transient,
 )
+from billmig.steps import Step
 from billmig_local.asl_retries import render, tasks, with_policy_retries
 from billmig_local.packaging import load_template
 
@@ -52,6 +54,27 @@ def test_the_policy_sees_transient_errors_at_any_depth() -> None:
     assert "StiggImportPending" in TRANSIENT_ERROR_NAMES  # defined beside its vendor, found through the policy
     assert is_transient("Lambda.TooManyRequestsException")
     assert not is_transient("VendorRejected")
+
+
+def _step_values(node: Any) -> list[str]:
+    """Every literal `step` a state passes to a Lambda (in Parameters, ItemSelector, Pass results)."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "step" and isinstance(value, str):
+                found.append(value)
+            found.extend(_step_values(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(_step_values(value))
+    return found
+
+
+@pytest.mark.parametrize("path", ASL_FILES, ids=lambda p: p.name)
+def test_every_step_an_asl_file_names_is_a_known_step(path: Path) -> None:
+    named = _step_values(json.loads(path.read_text()))
+    assert named, f"{path.name} names no step"
+    assert set(named) <= {step.value for step in Step}, f"{path.name}: {sorted(set(named) - set(Step))}"
 
 
 @pytest.mark.parametrize("path", ASL_FILES, ids=lambda p: p.name)

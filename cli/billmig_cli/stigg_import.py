@@ -174,8 +174,7 @@ def files_from_stripe(
 ) -> tuple[ImportFiles, list[str]]:
     """Build the guide's three files from Stripe, write them where the operator can read them, and name the paid
     plans; the import then treats them exactly like hand-written files."""
-    import stripe
-    from billmig.adapters.stripe_book import StripeAccountBook
+    from billmig.adapters.stripe_sdk import StripeSDKSource
     from billmig.stigg.stripe_mapping import StripeMapping, records_from_stripe
     from pydantic import ValidationError
 
@@ -183,9 +182,7 @@ def files_from_stripe(
         mapping = StripeMapping.model_validate_json(config.read_text(encoding="utf-8"))
     except (OSError, ValidationError) as exc:
         raise ImportRefused([f"{config}: {exc}"]) from exc
-    addresses = {"api": api_base, "meter_events": api_base} if api_base else {}
-    client = stripe.StripeClient(api_key, base_addresses=addresses, max_network_retries=2)  # type: ignore[arg-type]
-    records = records_from_stripe(StripeAccountBook(client), mapping)
+    records = records_from_stripe(StripeSDKSource.connect(api_key, api_base), mapping)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, root in (

@@ -130,3 +130,19 @@ def test_the_daily_canary_schedule_fires_on_the_world_clock(local_stack: LocalSt
     # The same firing never starts twice: its execution name is derived from the firing time.
     name = canary[-1]["execution_arn"].rsplit(":", 1)[1]
     assert name == f"billmig-canary-local-{next_six:%Y%m%dT060000Z}"
+
+
+def test_a_lambda_throttle_on_the_failure_recorder_is_retried_not_fatal(
+    local_stack: LocalStack, sfn: Any, dynamodb: Any, lambda_faults: list[Any]
+) -> None:
+    from billmig_local.lambda_bridge import LambdaFault
+
+    batch = _batch(2, broken={0: {"stripe_customer_id": "cus_ThrottledRecorder"}})
+    lambda_faults.append(LambdaFault(function="record-failure", error="Lambda.TooManyRequestsException", times=2))
+    result, history = _run(local_stack, sfn, batch)
+    assert result["status"] == "SUCCEEDED"
+    failures = [e["lambdaFunctionFailedEventDetails"]["error"] for e in history if e["type"] == "LambdaFunctionFailed"]
+    assert failures == ["InvalidCustomerRecord", "Lambda.TooManyRequestsException", "Lambda.TooManyRequestsException"]
+    progress = _store(local_stack, dynamodb).get(batch["batch_id"], "cus_ThrottledRecorder")
+    assert progress is not None
+    assert progress.state is SubjectState.FAILED

@@ -144,6 +144,45 @@ def test_the_cli_starts_a_batch_reads_its_status_and_moves_the_clock(running: tu
     assert "schedule schedule/default/billmig-canary-local fired" in moved.stdout
 
 
+def test_local_invoke_runs_a_sample_event_against_the_deployed_function(running: tuple) -> None:
+    _, state_dir, _ = running
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    invoke = [str(BIN / "billmig"), "local", "invoke", "--state-dir", str(state_dir)]
+    done = subprocess.run(
+        [*invoke, "report_batch", "-e", "events/report_batch.json"],
+        cwd=REPO,
+        env={**env, "COLUMNS": "250"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["batch_id"] == "wave-1"
+    assert set(result["counts"]) == {"enrolled", "running", "succeeded", "failed"}
+    assert '"step":"report"' in done.stdout and '"run_id":"wave-1"' in done.stdout  # log lines, tailed
+    failed = subprocess.run(
+        [*invoke, "stigg_import_report", "-e", "events/report_batch.json"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert failed.returncode == 1
+    assert "ValidationError" in failed.stdout
+    unknown = subprocess.run(
+        [*invoke, "no_such_function", "-e", "events/report_batch.json"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert unknown.returncode == 2
+    assert "no function 'no_such_function'" in unknown.stdout
+
+
 def test_a_bad_batch_file_starts_nothing(running: tuple, tmp_path: Path) -> None:
     _, _, endpoints = running
     batch = tmp_path / "bad.json"
@@ -198,3 +237,26 @@ def test_ctrl_c_stops_it_cleanly_and_it_printed_execution_events(running: tuple)
     assert "billmig-preflight-local/before-ctrl-c #1 ExecutionStarted" in output
     assert re.search(r"billmig-preflight-local/before-ctrl-c #\d+ ExecutionSucceeded", output)
     assert "stopping" in output
+
+
+def test_billmig_console_serves_the_pages_from_any_endpoint(running: tuple) -> None:
+    _, _, endpoints = running
+    process = subprocess.Popen(
+        [str(BIN / "billmig"), "console", "--port", "0", "--endpoint-url", endpoints["aws"]],
+        env={**_env(endpoints["aws"]), "AWS_ENDPOINT_URL": ""},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        found = re.search(r"console (http://127\.0\.0\.1:\d+)", first)
+        assert found, first
+        listing = httpx.get(found.group(1) + "/", timeout=30)
+        assert listing.status_code == 200
+        assert "billmig-preflight-local" in listing.text and "local stack" in listing.text
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    assert process.returncode == 0

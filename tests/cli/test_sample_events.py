@@ -1,20 +1,39 @@
-"""The sample inputs in `events/` stay valid: operators copy them."""
+"""The sample inputs in `events/` stay valid: operators copy them, and `sam local invoke -e` takes them."""
 
-from pathlib import Path
+import importlib.util
+import json
+from typing import Any
 
-from billmig.preflight import PreflightRequest
+import pytest
 from billmig_cli.batch_file import load_batch_file
 from conftest import REPO
 
+FUNCTION_DIRS = sorted(p.parent.name for p in (REPO / "functions").glob("*/app.py"))
+
+
+def _handler(function_dir: str) -> Any:
+    spec = importlib.util.spec_from_file_location(
+        f"handler_{function_dir}", REPO / "functions" / function_dir / "app.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.lambda_handler
+
+
+@pytest.mark.parametrize("function_dir", FUNCTION_DIRS)
+def test_every_function_has_a_sample_event_its_handler_accepts(function_dir: str) -> None:
+    event = REPO / "events" / f"{function_dir}.json"
+    assert event.is_file(), f"events/{function_dir}.json: a sample event for `sam local invoke -e`"
+    _handler(function_dir).event_model.model_validate(json.loads(event.read_text()))
+
+
+def test_every_top_level_event_names_a_function() -> None:
+    assert sorted(p.stem for p in (REPO / "events").glob("*.json")) == FUNCTION_DIRS
+
 
 def test_the_sample_batch_file_loads() -> None:
-    assert len(load_batch_file(REPO / "events" / "preflight-batch.json").customers) == 3
-
-
-def test_the_sample_task_event_parses() -> None:
-    event = PreflightRequest.model_validate_json((REPO / "events" / "preflight-task.json").read_text())
-    assert event.customer["internal_customer_id"] == "acct-1001"
-    assert Path(REPO / "events").is_dir()
+    assert len(load_batch_file(REPO / "events" / "batches" / "preflight-batch.json").customers) == 3
 
 
 def test_the_sample_stigg_files_and_execution_input_are_valid() -> None:
@@ -29,7 +48,7 @@ def test_the_sample_stigg_files_and_execution_input_are_valid() -> None:
         usage=stigg / "usage.json",
     )
     assert check_files(files) == {"customers": 3, "subscriptions": 3, "usage": 2}
-    request = ImportRequest.model_validate_json((stigg / "import-execution.json").read_text())
+    request = ImportRequest.model_validate_json((REPO / "events" / "stigg_prepare_import.json").read_text())
     assert request.paid_plan_ids == ["plan-growth"]
     mapping = StripeMapping.model_validate_json((stigg / "stripe-to-stigg.json").read_text())
     assert mapping.prices["growth_monthly"].plan == "plan-growth"

@@ -1,1 +1,1 @@
-"""The `billmig` command groups, one module each."""
+"""One module per command group of `billmig`."""

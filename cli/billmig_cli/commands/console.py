@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from billmig_cli import aws_target
+from billmig_cli.options import StackName, console
 
 
 def console_command(
@@ -18,9 +19,7 @@ def console_command(
         str | None,
         typer.Option("--endpoint-url", envvar="AWS_ENDPOINT_URL", help="AWS endpoint (the local stack's URL)."),
     ] = None,
-    stack_name: Annotated[str, typer.Option("--stack-name", help="The stack whose progress table to read.")] = (
-        aws_target.DEFAULT_STACK
-    ),
+    stack_name: StackName = aws_target.DEFAULT_STACK,
 ) -> None:
     """Serve the read-only console: executions, their graphs and histories, and each batch's customers."""
     from billmig_cli.console.links import is_local
@@ -30,8 +29,7 @@ def console_command(
     current = aws_target.endpoint_url()
     local = is_local(current)
     server = ConsoleServer(aws_target.client, port=port, stack_name=stack_name, local=local).start()
-    out = Console()
-    out.print(f"[bold green]console[/] {server.url}  ({'local stack ' + str(current) if local else 'AWS'})")
+    console.print(f"[bold green]console[/] {server.url}  ({'local stack ' + str(current) if local else 'AWS'})")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -7,6 +7,18 @@ from pydantic import BaseModel
 from billmig.progress import ProgressStore, SubjectState
 
 
+class ReportRequest(BaseModel):
+    batch_id: str
+
+    @property
+    def run_id(self) -> str:
+        return self.batch_id
+
+    @property
+    def subject(self) -> str | None:
+        return None
+
+
 class FailedCustomer(BaseModel):
     customer_id: str
     step: str | None

@@ -137,10 +137,19 @@ def remember_vendor_ids(progress: SubjectProgress, step: str, vendor_ids: dict[s
     progress.updated_at = now
 
 
-def succeed(progress: SubjectProgress, step: str, vendor_ids: dict[str, str], now: datetime) -> SubjectProgress:
+def succeed(
+    progress: SubjectProgress,
+    step: str,
+    vendor_ids: dict[str, str],
+    now: datetime,
+    outcome: str | None = None,
+    detail: str | None = None,
+) -> SubjectProgress:
     record = _running_record(progress, step)
     record.status = StepStatus.SUCCEEDED
     record.vendor_ids.update(vendor_ids)
+    record.outcome = outcome
+    record.detail = detail
     record.finished_at = now
     record.lease_until = None
     progress.state = SubjectState.SUCCEEDED
@@ -175,7 +184,15 @@ class ProgressStore(Protocol):
 
     def remember_vendor_ids(self, run_id: str, subject: str, step: str, vendor_ids: dict[str, str]) -> None: ...
 
-    def complete_step(self, run_id: str, subject: str, step: str, vendor_ids: dict[str, str]) -> SubjectProgress: ...
+    def complete_step(
+        self,
+        run_id: str,
+        subject: str,
+        step: str,
+        vendor_ids: dict[str, str],
+        outcome: str | None = None,
+        detail: str | None = None,
+    ) -> SubjectProgress: ...
 
     def fail_step(self, run_id: str, subject: str, step: str, error: ErrorRecord) -> SubjectProgress: ...
 

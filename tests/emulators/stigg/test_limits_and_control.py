@@ -182,10 +182,13 @@ def test_delayed_subscription_import_applies_once_the_clock_moves(own_world: Wor
     world.clock.advance(31)
     [active] = world.client.request(Stigg.query.get_active_subscriptions, read).get_active_subscriptions
     assert active.subscription_id == sid
-    assert httpx.get(task_url).json() | {"taskId": None} == {
-        "taskId": None,
+    report = httpx.get(task_url).json()
+    assert {k: report[k] for k in ("kind", "status", "imported", "skipped", "rowCount", "customersCount")} == {
         "kind": "subscriptions",
         "status": "COMPLETED",
         "imported": [sid],
         "skipped": [],
+        "rowCount": 1,
+        "customersCount": 1,
     }
+    assert report["completedAt"] - report["createdAt"] >= 30

@@ -141,8 +141,16 @@ class DynamoDBProgressStore:
     def remember_vendor_ids(self, run_id: str, subject: str, step: str, vendor_ids: dict[str, str]) -> None:
         self._mutate(run_id, subject, lambda p: rules.remember_vendor_ids(p, step, vendor_ids, self._now()))
 
-    def complete_step(self, run_id: str, subject: str, step: str, vendor_ids: dict[str, str]) -> SubjectProgress:
-        return self._mutate(run_id, subject, lambda p: rules.succeed(p, step, vendor_ids, self._now()))
+    def complete_step(
+        self,
+        run_id: str,
+        subject: str,
+        step: str,
+        vendor_ids: dict[str, str],
+        outcome: str | None = None,
+        detail: str | None = None,
+    ) -> SubjectProgress:
+        return self._mutate(run_id, subject, lambda p: rules.succeed(p, step, vendor_ids, self._now(), outcome, detail))
 
     def fail_step(self, run_id: str, subject: str, step: str, error: ErrorRecord) -> SubjectProgress:
         return self._mutate(run_id, subject, lambda p: rules.fail(p, step, error, self._now()))

@@ -8,11 +8,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from billmig.progress import StepRecord, StepStatus, SubjectProgress, SubjectState
+from billmig.steps import Step
 
-IMPORT_STEP = "stigg.import"
-VERIFY_STEP = "stigg.verify"
-PROVISION_STEP = "stigg.provision"
-CANCEL_STEP = "stripe.cancel"
+IMPORT_STEP = Step.STIGG_IMPORT
+VERIFY_STEP = Step.STIGG_VERIFY
 
 
 def entity_key(kind: str, record_key: str) -> str:

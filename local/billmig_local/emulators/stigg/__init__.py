@@ -6,9 +6,11 @@
 non-empty `X-API-KEY` is accepted unless `api_key=` (or `BILLMIG_STIGG_API_KEY`) configures the one key. POSTs to
 `/graphql` (or `/`) are parsed and validated against the schema before any resolver runs. The request log, faults,
 latency and the generic rate limit are at `/_emulator/*`; Stigg's limits, the import-task delay and import task
-reports at `/_emulator/stigg/*` (see `control.py`). Error codes: `errors.py`. Callers using the SDK's own
-`provision_subscription`, `get_active_subscriptions`, `get_subscription` or `get_customer_by_id` need the sgqlc fix
-in `sgqlc_fragments.py`. `RunningEmulator.extra["environment"]` gives in-process tests read access to the records.
+reports at `/_emulator/stigg/*` (see `control.py`). Error codes: `errors.py`. The list queries `customers`,
+`subscriptions` and `importIntegrationTasks` filter, sort and page as `listing.py` describes. Callers using the
+SDK's own `provision_subscription`, `get_active_subscriptions`, `get_subscription` or `get_customer_by_id` need the
+sgqlc fix in `sgqlc_fragments.py`. `RunningEmulator.extra["environment"]` gives in-process tests read access to
+the records.
 """
 
 from __future__ import annotations
