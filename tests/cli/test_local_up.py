@@ -199,6 +199,29 @@ def test_a_bad_batch_file_starts_nothing(running: tuple, tmp_path: Path) -> None
     assert "nothing was started" in done.stdout
 
 
+def test_billmig_console_serves_the_pages_from_any_endpoint(running: tuple) -> None:
+    _, _, endpoints = running
+    process = subprocess.Popen(
+        [str(BIN / "billmig"), "console", "--port", "0", "--endpoint-url", endpoints["aws"]],
+        env={**_env(endpoints["aws"]), "AWS_ENDPOINT_URL": ""},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        found = re.search(r"console (http://127\.0\.0\.1:\d+)", first)
+        assert found, first
+        listing = httpx.get(found.group(1) + "/", timeout=30)
+        assert listing.status_code == 200
+        assert "billmig-preflight-local" in listing.text and "local stack" in listing.text
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    assert process.returncode == 0
+
+
 def test_ctrl_c_stops_it_cleanly_and_it_printed_execution_events(running: tuple) -> None:
     process, _, endpoints = running
     sfn = boto3.client(
@@ -237,26 +260,3 @@ def test_ctrl_c_stops_it_cleanly_and_it_printed_execution_events(running: tuple)
     assert "billmig-preflight-local/before-ctrl-c #1 ExecutionStarted" in output
     assert re.search(r"billmig-preflight-local/before-ctrl-c #\d+ ExecutionSucceeded", output)
     assert "stopping" in output
-
-
-def test_billmig_console_serves_the_pages_from_any_endpoint(running: tuple) -> None:
-    _, _, endpoints = running
-    process = subprocess.Popen(
-        [str(BIN / "billmig"), "console", "--port", "0", "--endpoint-url", endpoints["aws"]],
-        env={**_env(endpoints["aws"]), "AWS_ENDPOINT_URL": ""},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        found = re.search(r"console (http://127\.0\.0\.1:\d+)", first)
-        assert found, first
-        listing = httpx.get(found.group(1) + "/", timeout=30)
-        assert listing.status_code == 200
-        assert "billmig-preflight-local" in listing.text and "local stack" in listing.text
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
-    assert process.returncode == 0

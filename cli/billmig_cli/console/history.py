@@ -274,7 +274,7 @@ def _details(event: dict[str, Any]) -> dict[str, Any]:
 
 def _detail_line(details: dict[str, Any]) -> str:
     if details.get("error") or details.get("cause"):
-        return f"{details.get('error') or ''}: {_cause_message(details.get('cause'))}"[:300]
+        return f"{details.get('error') or ''}: {cause_message(details.get('cause'))}"[:300]
     if details.get("resource"):
         return str(details["resource"]).rsplit(":", 1)[-1]
     if "index" in details:
@@ -284,16 +284,12 @@ def _detail_line(details: dict[str, Any]) -> str:
     return ""
 
 
-def _cause_message(cause: Any) -> str:
+def cause_message(cause: Any) -> str:
     """A Lambda error's cause is JSON with its message; other causes are shown as they are."""
     parsed = _parse(cause)
     if isinstance(parsed, dict) and "errorMessage" in parsed:
         return str(parsed["errorMessage"])
     return "" if cause is None else str(cause)
-
-
-def cause_message(cause: Any) -> str:
-    return _cause_message(cause)
 
 
 def _parse(text: Any) -> Any:
