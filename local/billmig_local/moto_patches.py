@@ -1,7 +1,7 @@
 """Small, named patches that close moto 5.2.5's gaps for deploying and running this project's template.
 
 Each patch says what moto lacks and why we need it; `install(...)` applies them all once per process, and each has a
-test in `tests/local/test_moto_patches.py` that fails without it. moto is pinned exactly because these reach into
+test in `tests/integration/test_moto_patches.py` that fails without it. moto is pinned exactly because these reach into
 its internals; a moto upgrade means re-checking every one.
 """
 

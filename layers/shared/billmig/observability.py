@@ -10,6 +10,8 @@ the error Step Functions' Retry and Catch match.
 from __future__ import annotations
 
 import functools
+import logging
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -19,9 +21,27 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+SERVICE = "billmig"
+METRICS_NAMESPACE = "BillingMigration"
+
+
+class _CurrentStdout(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stdout` is when a line is logged, not when the logger was made (the local stack's
+    Lambda bridge captures each invocation's stdout for CloudWatch Logs)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
+
+
+# Named here, not only in the template's environment: the objects are made once per process, whatever imports first.
+logger = Logger(service=SERVICE, logger_handler=_CurrentStdout())
+tracer = Tracer(service=SERVICE)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
 
 
 E = TypeVar("E", bound=BaseModel)

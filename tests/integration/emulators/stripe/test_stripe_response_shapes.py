@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from stripe_world import World, at, customer_on_clock, make_prices, usage
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 FIXTURES = Path(os.environ.get("BILLMIG_VENDOR_DATA") or REPO.parent / "shared" / "vendor" / "data")
 # Keys Stripe includes only when they apply, so its example object (where they are null) leaves them out.
 OPTIONAL_KEYS = {"invoice": {"threshold_reason"}}

@@ -21,7 +21,7 @@ from billmig.steps import Step
 from billmig_local.asl_retries import render, tasks, with_policy_retries
 from billmig_local.packaging import load_template
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ASL_FILES = sorted((REPO / "statemachine").glob("*.asl.json"))
 
 

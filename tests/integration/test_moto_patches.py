@@ -44,7 +44,7 @@ def test_lambda_logs_reach_cloudwatch_logs(local_stack: LocalStack) -> None:
         )["events"]
         if e["message"].startswith("{")
     ]
-    assert any(m.get("batch_id") == "logs" and m.get("step") == "report" for m in messages)
+    assert any(m.get("run_id") == "logs" and m.get("step") == "report" for m in messages)
 
 
 def test_state_machines_are_in_the_executing_backend_with_substitutions(local_stack: LocalStack, sfn: Any) -> None:

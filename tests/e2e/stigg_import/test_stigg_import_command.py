@@ -25,7 +25,7 @@ def test_a_file_copied_from_the_guide_starts_nothing(aws: LocalStack, tmp_path: 
 
 
 def test_a_dry_run_checks_every_file_and_sends_nothing(aws: LocalStack, tmp_path: Path, stigg_requests: Any) -> None:
-    stigg = Path(__file__).resolve().parents[2] / "events" / "stigg"
+    stigg = Path(__file__).resolve().parents[3] / "events" / "stigg"
     before = stigg_requests("import")
     done = CliRunner().invoke(
         app,
