@@ -79,7 +79,7 @@ sam-validate: $(SAM_STAMP)
 sam-build: $(SAM_STAMP)
 	@test -n "$(PYTHON312)" || { echo "sam build needs Python 3.12 (the Lambda runtime) and found none:" \
 		"install it (e.g. 'pyenv install 3.12') or pass PYTHON312=/path/to/python3.12"; exit 1; }
-	PATH="$(dir $(PYTHON312)):$$PATH" $(SAM) build --build-dir $(SAM_BUILD_DIR) \
+	PATH="$(dir $(PYTHON312)):$$PATH" $(SAM) build --cached --build-dir $(SAM_BUILD_DIR) \
 		--parameter-overrides Architecture=$(BUILD_ARCH)
 
 pytest: $(STAMP) sam-build $(VIZ_ASSET) $(CHROMIUM)
