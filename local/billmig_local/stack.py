@@ -49,6 +49,7 @@ class StackSettings:
     retry_scale: float = 0.0
     emulators: Iterable[str] = EMULATOR_NAMES
     feed: Callable[[str], None] | None = None
+    console: bool = True  # the read-only state machine console (billmig_cli.console), on its own port
 
 
 class LocalStack:
@@ -61,6 +62,7 @@ class LocalStack:
         self.bridge: LambdaBridge | None = None
         self.scheduler: ScheduleRunner | None = None
         self._feed: ExecutionFeed | None = None
+        self.console: Any = None
         self._server: BaseWSGIServer | None = None
         self._thread: Thread | None = None
 
@@ -83,6 +85,7 @@ class LocalStack:
         found: dict[str, str | None] = {"aws": self.endpoint}
         for name in EMULATOR_NAMES:
             found[name] = self.emulators[name].url if name in self.emulators else None
+        found["console"] = self.console.url if self.console is not None else None
         return found
 
     # ----------------------------------------------------------------------------------------------------------------
@@ -104,6 +107,10 @@ class LocalStack:
         self._start_emulators()
         self.deploy()
         self._store_local_secrets()
+        if self.settings.console:
+            from billmig_cli.console.server import ConsoleServer
+
+            self.console = ConsoleServer(self.client, stack_name=self.settings.stack_name, local=True).start()
         self._write_endpoints()
         self.scheduler = ScheduleRunner(clock=self.clock, clients=self.client, on_fire=self._announce_firing)
         self.scheduler.start()
@@ -113,6 +120,8 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
+        if self.console is not None:
+            self.console.stop()
         if self._feed is not None:
             self._feed.stop()
         if self.scheduler is not None:
