@@ -17,9 +17,9 @@ from billmig_cli.console.history import Outcome
 from billmig_cli.demo import demo_batch
 from billmig_local.lambda_bridge import LambdaFault
 from billmig_local.stack import LocalStack
-from conftest import REPO
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from rich.console import Console
+from suite import REPO
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium keeps trying to reach Google's services.

@@ -15,7 +15,7 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
-from conftest import REPO, until
+from suite import REPO, until
 
 BIN = Path(sys.executable).parent
 
