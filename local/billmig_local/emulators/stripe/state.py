@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from billmig_local.emulators.base import ObjectStore
+from billmig_local.emulators.object_store import ObjectStore
 
 from .errors import no_such
 
@@ -27,6 +27,7 @@ KIND_BY_PREFIX = {
     "sub": "subscription",
     "si": "subscription_item",
     "in": "invoice",
+    "ii": "invoiceitem",
     "credgr": "billing.credit_grant",
     "cbtxn": "billing.credit_balance_transaction",
     "clock": "test_helpers.test_clock",
@@ -39,7 +40,9 @@ NAMES = {
     "billing.meter": "billing meter",
     "subscription": "subscription",
     "subscription_item": "subscription item",
+    "subscription_schedule": "subscription schedule",
     "invoice": "invoice",
+    "invoiceitem": "invoice item",
     "billing.credit_grant": "credit grant",
     "billing.credit_balance_transaction": "credit balance transaction",
     "test_helpers.test_clock": "test clock",
