@@ -142,5 +142,6 @@ def main() -> None:
     print(f"  rate-limit bound (writes evenly at 250/min imports, 600/min usage): {bound:.1f} s")
     print(f"  import / sequential = {seconds / sequential_seconds:.2f}; import / bound = {seconds / bound:.2f}")
 
+
 if __name__ == "__main__":
     main()

@@ -65,7 +65,7 @@ def test_racing_threads_never_get_more_slots_than_a_minute_allows(
         try:
             for _ in range(3):
                 pacer.acquire([limit])
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=runner) for _ in range(8)]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from billmig.adapters.stigg_graphql import StiggGraphQLTarget
 from billmig_cli.main import app
-from billmig_local.emulators.base import FaultRule
+from billmig_local.emulators.control_plane import FaultRule
 from billmig_local.stack import LocalStack
 from billmig_local.stigg_book import generated_book
 from import_world import Write
