@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from billmig_local.clock import WorldClock
-from billmig_local.lambda_bridge import LambdaBridge
+from billmig_local.lambda_bridge import LambdaBridge, Throttled
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,60 @@ def _lambda_bridge() -> None:
 
     function_model: Any = lambda_models.LambdaFunction
 
+    from moto.core.exceptions import JsonRESTError
+
+    class TooManyRequestsException(JsonRESTError):
+        """Lambda's answer at a function's concurrency limit: HTTP 429, which botocore and Step Functions see."""
+
+        code = 429
+
+        def __init__(self, throttled: Throttled) -> None:
+            super().__init__("TooManyRequestsException", "Rate Exceeded.")
+            self.description = json.dumps(
+                {"__type": "TooManyRequestsException", "message": "Rate Exceeded.", "Reason": throttled.reason}
+            )
+
     def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
         if RUNTIME.bridge is None:
             raise RuntimeError("the local Lambda bridge is not configured (billmig_local.moto_patches.install)")
-        return RUNTIME.bridge.invoke(self, event)
+        try:
+            return RUNTIME.bridge.invoke(self, event)
+        except Throttled as throttled:
+            raise TooManyRequestsException(throttled) from throttled
 
     function_model._invoke_lambda = _invoke_lambda
+
+
+def _lambda_task_service_errors() -> None:
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_lambda
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
+        StateTaskServiceLambda,
+    )
+    from moto.stepfunctions.parser.asl.eval.event import event_detail
+
+    details: Any = event_detail.EventDetails  # a TypedDict with every kind of detail; a failure has only one
+    task_model: Any = state_task_lambda.StateTaskLambda
+    original = task_model._from_error
+
+    def _from_error(self: Any, env: Any, ex: Exception) -> Any:
+        from botocore.exceptions import ClientError
+        from moto.stepfunctions.parser.api import HistoryEventType, LambdaFunctionFailedEventDetails
+        from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
+
+        if not isinstance(ex, ClientError):
+            return original(self, env, ex)
+        error, cause = StateTaskServiceLambda._error_cause_from_client_error(ex)
+        return FailureEvent(
+            env=env,
+            error_name=CustomErrorName(error),
+            event_type=HistoryEventType.LambdaFunctionFailed,
+            event_details=details(
+                lambdaFunctionFailedEventDetails=LambdaFunctionFailedEventDetails(error=error, cause=cause)
+            ),
+        )
+
+    task_model._from_error = _from_error
 
 
 def _state_machines_in_executing_backend() -> None:
@@ -298,6 +347,12 @@ def _clock() -> WorldClock:
 
 PATCHES: tuple[Patch, ...] = (
     Patch("lambda_bridge", "moto runs function code only in Docker; none here", _lambda_bridge),
+    Patch(
+        "lambda_task_service_errors",
+        "a Lambda API error on a Task on a function ARN (a throttle) reaches Retry/Catch as `Exception`, "
+        "where Step Functions names it `Lambda.<code>` (e.g. Lambda.TooManyRequestsException)",
+        _lambda_task_service_errors,
+    ),
     Patch(
         "state_machines_in_executing_backend",
         "CloudFormation writes state machines to the non-executing backend the API does not read",

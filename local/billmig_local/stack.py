@@ -27,7 +27,7 @@ from billmig_local.clock import ClockMovedBackwards, WorldClock, parse_duration,
 from billmig_local.emulators import EMULATOR_NAMES, available_emulators
 from billmig_local.emulators.base import RunningEmulator
 from billmig_local.execution_feed import ExecutionFeed
-from billmig_local.lambda_bridge import LambdaBridge, LambdaFault
+from billmig_local.lambda_bridge import DEFAULT_CONCURRENCY, LambdaBridge, LambdaFault
 from billmig_local.packaging import load_template, package, translate
 from billmig_local.schedule_runner import Firing, ScheduleRunner
 
@@ -48,6 +48,9 @@ class StackSettings:
     region: str = "us-east-1"
     parameters: dict[str, str] = field(default_factory=lambda: {"Stage": "local"})
     retry_scale: float = 0.0
+    # Execution environments per function when the template sets no ReservedConcurrentExecutions; past them,
+    # an invocation is throttled (Lambda.TooManyRequestsException), as at Lambda's concurrency limit.
+    lambda_concurrency: int = DEFAULT_CONCURRENCY
     emulators: Iterable[str] = EMULATOR_NAMES
     feed: Callable[[str], None] | None = None
 
@@ -96,8 +99,12 @@ class LocalStack:
         # moto's Step Functions executor reaches Lambda at localhost:$MOTO_PORT.
         os.environ["MOTO_PORT"] = str(self._server.server_port)
         self.bridge = LambdaBridge(
-            cache_dir=self.settings.state_dir / "lambda", endpoint_url=self.endpoint, region=self.settings.region
-        )
+            cache_dir=self.settings.state_dir / "lambda",
+            endpoint_url=self.endpoint,
+            region=self.settings.region,
+            clock=self.clock,
+            concurrency=self.settings.lambda_concurrency,
+        ).start()
         moto_patches.install(clock=self.clock, bridge=self.bridge, retry_scale=self.settings.retry_scale)
         self._thread = Thread(target=self._server.serve_forever, name="local-aws", daemon=True)
         self._thread.start()
@@ -124,6 +131,8 @@ class LocalStack:
             self._server.shutdown()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if self.bridge is not None:
+            self.bridge.close()
 
     def __enter__(self) -> LocalStack:
         return self.start()
