@@ -115,6 +115,61 @@ def _lambda_task_service_errors() -> None:
     task_model._from_error = _from_error
 
 
+def _task_clients_reused() -> None:
+    import sys
+
+    from moto.core.models import botocore_stubber
+    from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils  # noqa: F401
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original = boto_client.boto_client_for
+    clients: dict[tuple[Any, ...], Any] = {}
+    lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        """One client per region, service and endpoint: botocore clients are thread-safe, and they all carry the
+        same dummy keys whatever the credentials."""
+        key = (region, service, botocore_stubber.enabled, moto_server_port())
+        with lock:
+            client = clients.get(key)
+            if client is None:
+                client = clients[key] = original(region=region, service=service, state_credentials=state_credentials)
+            return client
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("moto.stepfunctions.parser") and getattr(module, "boto_client_for", None) is original:
+            module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+
+
+def _json_paths_parsed_once() -> None:
+    import functools
+
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    # Parsed expressions are never mutated by `find`/`update`, so one per path string serves every thread.
+    for module in (json_path, result_path):
+        patched: Any = module
+        patched.parse = functools.lru_cache(maxsize=4096)(patched.parse)
+
+
+def _request_routing_cached() -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    dispatcher: Any = DomainDispatcherApplication
+    original = dispatcher.get_backend_for_host
+    found: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        """The backend for a host never changes: match the patterns once per host, not on every request."""
+        if host not in found:
+            found[host] = original(self, host)
+        return found[host]
+
+    dispatcher.get_backend_for_host = get_backend_for_host
+
+
 def _state_machines_in_executing_backend() -> None:
     from moto.stepfunctions import models as sfn_models
 
@@ -352,6 +407,21 @@ PATCHES: tuple[Patch, ...] = (
         "a Lambda API error on a Task on a function ARN (a throttle) reaches Retry/Catch as `Exception`, "
         "where Step Functions names it `Lambda.<code>` (e.g. Lambda.TooManyRequestsException)",
         _lambda_task_service_errors,
+    ),
+    Patch(
+        "task_clients_reused",
+        "every Task builds a new boto3 client (~13 ms of CPU), which serialises a Map's Tasks on the GIL",
+        _task_clients_reused,
+    ),
+    Patch(
+        "json_paths_parsed_once",
+        "every JSONPath evaluation builds a new parser (ply tables), a tenth of the interpreter's CPU in a Map",
+        _json_paths_parsed_once,
+    ),
+    Patch(
+        "request_routing_cached",
+        "the server matches every request's host against hundreds of URL patterns, under one lock",
+        _request_routing_cached,
     ),
     Patch(
         "state_machines_in_executing_backend",
