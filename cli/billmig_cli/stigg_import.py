@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from billmig.errors import InvalidImportFile
+from billmig.stigg.errors import InvalidImportFile
 from billmig.stigg.import_storage import input_key, report_keys
 from billmig.stigg.record_files import FileProblem, RecordKind, load_records
 
@@ -115,14 +115,10 @@ def start_import(files: ImportFiles, *, import_id: str, paid_plan_ids: Sequence[
 
 def records_done(import_id: str, stack_name: str) -> int:
     """How many records (and chunks) the progress store already holds for this import."""
+    from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
+
     table = aws_target.stack_outputs(stack_name)["ProgressTableName"]
-    response = aws_target.client("dynamodb").query(
-        TableName=table,
-        KeyConditionExpression="batch_id = :b",
-        ExpressionAttributeValues={":b": {"S": import_id}},
-        Select="COUNT",
-    )
-    return int(response.get("Count", 0))
+    return DynamoDBProgressStore(table, client=aws_target.client("dynamodb")).count_in_run(import_id)
 
 
 def follow(
@@ -178,8 +174,7 @@ def files_from_stripe(
 ) -> tuple[ImportFiles, list[str]]:
     """Build the guide's three files from Stripe, write them where the operator can read them, and name the paid
     plans; the import then treats them exactly like hand-written files."""
-    import stripe
-    from billmig.adapters.stripe_book import StripeAccountBook
+    from billmig.adapters.stripe_sdk import StripeSDKSource
     from billmig.stigg.stripe_mapping import StripeMapping, records_from_stripe
     from pydantic import ValidationError
 
@@ -187,9 +182,7 @@ def files_from_stripe(
         mapping = StripeMapping.model_validate_json(config.read_text(encoding="utf-8"))
     except (OSError, ValidationError) as exc:
         raise ImportRefused([f"{config}: {exc}"]) from exc
-    addresses = {"api": api_base, "meter_events": api_base} if api_base else {}
-    client = stripe.StripeClient(api_key, base_addresses=addresses, max_network_retries=2)  # type: ignore[arg-type]
-    records = records_from_stripe(StripeAccountBook(client), mapping)
+    records = records_from_stripe(StripeSDKSource.connect(api_key, api_base), mapping)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, root in (

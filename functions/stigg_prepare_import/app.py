@@ -1,27 +1,11 @@
 """Read an import's files, check every record and the import order, and write the chunks the later steps send."""
 
-from typing import Any
-
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from billmig.observability import step_handler
 from billmig.settings import import_storage, stigg_target
-from billmig.stigg.import_preparation import ImportRequest, prepare_import
-
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+from billmig.steps import Step
+from billmig.stigg.import_preparation import ImportRequest, PreparedImport, prepare_import
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=ImportRequest)
-def lambda_handler(event: ImportRequest, context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(batch_id=event.import_id, step="stigg.prepare")
-    prepared = prepare_import(event, import_storage(), stigg_target())
-    for entity, count in prepared.counts.items():
-        metrics.add_metric(name=f"StiggImport_{entity}", unit=MetricUnit.Count, value=count)
-    logger.info("import prepared", extra={"counts": prepared.counts})
-    return prepared.model_dump(mode="json")
+@step_handler(ImportRequest, Step.STIGG_PREPARE)
+def lambda_handler(request: ImportRequest) -> PreparedImport:
+    return prepare_import(request, import_storage(), stigg_target())

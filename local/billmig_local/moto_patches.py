@@ -1,7 +1,7 @@
 """Small, named patches that close moto 5.2.5's gaps for deploying and running this project's template.
 
 Each patch says what moto lacks and why we need it; `install(...)` applies them all once per process, and each has a
-test in `tests/local/test_moto_patches.py` that fails without it. moto is pinned exactly because these reach into
+test in `tests/integration/test_moto_patches.py` that fails without it. moto is pinned exactly because these reach into
 its internals; a moto upgrade means re-checking every one.
 """
 
@@ -394,6 +394,22 @@ def _retries_on_world_clock() -> None:
     retrier_module.time = _WorldClockTime
 
 
+def _routers_built_one_at_a_time() -> None:
+    """moto builds a service's werkzeug router on its first request; two first requests at once build it in two
+    threads, and CPython 3.11.7's AST constructor is not thread-safe (`SystemError: AST constructor recursion depth
+    mismatch`, fixed in 3.11.8), which failed a request now and then. One lock around the (one-time) build."""
+    from moto.core.routing import ServiceOperationRouter
+
+    build = ServiceOperationRouter._get_router
+    lock = threading.Lock()
+
+    def get_router(self: ServiceOperationRouter, protocol: str) -> Any:
+        with lock:
+            return build(self, protocol)
+
+    ServiceOperationRouter._get_router = get_router  # type: ignore[method-assign]
+
+
 def _clock() -> WorldClock:
     if RUNTIME.clock is None:
         raise RuntimeError("the world clock is not configured (billmig_local.moto_patches.install)")
@@ -440,6 +456,11 @@ PATCHES: tuple[Patch, ...] = (
     Patch("execution_names", "an execution started without a name gets ':None' as its name", _execution_names),
     Patch("waits_on_world_clock", "Wait really sleeps on the host clock", _waits_on_world_clock),
     Patch("retries_on_world_clock", "Retry intervals really sleep on the host clock", _retries_on_world_clock),
+    Patch(
+        "routers_built_one_at_a_time",
+        "two first requests to a service build its router in two threads (a CPython 3.11.7 AST race)",
+        _routers_built_one_at_a_time,
+    ),
 )
 
 

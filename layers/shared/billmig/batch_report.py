@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from billmig.progress import CustomerState, ProgressStore
+from billmig.progress import ProgressStore, SubjectState
+
+
+class ReportRequest(BaseModel):
+    batch_id: str
+
+    @property
+    def run_id(self) -> str:
+        return self.batch_id
+
+    @property
+    def subject(self) -> str | None:
+        return None
 
 
 class FailedCustomer(BaseModel):
@@ -23,16 +35,16 @@ class BatchReport(BaseModel):
 def report_batch(batch_id: str, store: ProgressStore) -> BatchReport:
     counts: dict[str, int] = {}
     failed: list[FailedCustomer] = []
-    for state in CustomerState:
-        customers = store.customers_in_state(batch_id, state)
+    for state in SubjectState:
+        customers = store.subjects_in_state(batch_id, state)
         counts[state.value] = len(customers)
-        if state is CustomerState.FAILED:
+        if state is SubjectState.FAILED:
             for progress in customers:
                 record = progress.steps.get(progress.current_step or "")
                 error = record.last_error if record else None
                 failed.append(
                     FailedCustomer(
-                        customer_id=progress.customer_id,
+                        customer_id=progress.subject,
                         step=progress.current_step,
                         error_type=error.type if error else None,
                         error_message=error.message if error else None,

@@ -1,8 +1,10 @@
 """Typed errors: the class name is the Step Functions error name, so the state machines decide by type.
 
-`TransientError` subclasses are worth retrying (the same call can succeed later); `PermanentError` subclasses are not
-(retrying repeats the failure and, worse, can hide it). Every ASL Task retries exactly the transient names listed in
-`TRANSIENT_ERROR_NAMES`; a test keeps the two in step.
+Two categories, and every error the domain raises on purpose belongs to one: a `TransientError` is worth retrying
+(the same call can succeed later), a `PermanentError` is not (retrying repeats the failure and, worse, can hide it).
+The categories here are vendor-neutral; an error that only one vendor's path raises lives beside that vendor
+(`billmig/stigg/errors.py`) and subclasses one of these. `billmig.retry_policy` collects every transient class, at
+any depth, and is the one definition the state machines' `Retry` blocks are generated from.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ class PermanentError(MigrationError):
 
 # --- transient --------------------------------------------------------------------------------------------------
 class StepClaimedElsewhere(TransientError):
-    """Another runner holds this customer's step; its lease will end or it will finish."""
+    """Another runner holds this step; its lease will end or it will finish."""
 
 
 class VendorThrottled(TransientError):
@@ -50,32 +52,3 @@ class VendorRejected(PermanentError):
 
 class IdempotencyKeyReused(PermanentError):
     """An idempotency key was reused with other parameters: a defect, never retried."""
-
-
-# --- Stigg import -------------------------------------------------------------------------------------------------
-class StiggImportPending(TransientError):
-    """Stigg applies subscription imports in the background; the rows are not readable yet."""
-
-
-class InvalidImportFile(PermanentError):
-    """An import file has problems; every one is listed, naming the file, the record and the field."""
-
-    def __init__(self, message: str, problems: tuple[object, ...] = ()) -> None:
-        super().__init__(message)
-        self.problems = problems
-
-
-class ImportOrderViolated(PermanentError):
-    """Records refer to customers Stigg does not have, or a paid plan lacks what it needs: import those first."""
-
-
-class SubscriptionExists(PermanentError):
-    """Stigg already has an active subscription for this customer and product: resolved by a lookup, not retried."""
-
-
-class PaymentRequired(PermanentError):
-    """Stigg refused a paid plan because the customer has no payment method."""
-
-
-TRANSIENT_ERROR_NAMES: tuple[str, ...] = tuple(sorted(cls.__name__ for cls in TransientError.__subclasses__()))
-PERMANENT_ERROR_NAMES: tuple[str, ...] = tuple(sorted(cls.__name__ for cls in PermanentError.__subclasses__()))

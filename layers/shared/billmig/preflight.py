@@ -5,16 +5,15 @@ Running it twice is harmless: a customer whose preflight already succeeded is re
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
 
 from billmig.batch import parse_customer
 from billmig.progress import ProgressStore
+from billmig.steps import Step, StepKey, StepOutcome, run_once
 
-STEP = "preflight"
-LEASE = timedelta(minutes=5)
+STEP = Step.PREFLIGHT
 
 
 class PreflightRequest(BaseModel):
@@ -22,6 +21,14 @@ class PreflightRequest(BaseModel):
     runner: str
     index: int
     customer: dict[str, Any]
+
+    @property
+    def run_id(self) -> str:
+        return self.batch_id
+
+    @property
+    def subject(self) -> str | None:
+        return str(self.customer.get("stripe_customer_id")) if self.customer.get("stripe_customer_id") else None
 
 
 class PreflightResult(BaseModel):
@@ -34,18 +41,15 @@ class PreflightResult(BaseModel):
 
 def run_preflight(request: PreflightRequest, store: ProgressStore) -> PreflightResult:
     customer = parse_customer(request.customer, source=f"batch {request.batch_id}", index=request.index)
-    store.enrol(request.batch_id, customer.customer_id)
-    claim = store.claim_step(request.batch_id, customer.customer_id, STEP, request.runner, LEASE)
-    if claim.already_succeeded:
-        return PreflightResult(
-            batch_id=request.batch_id, customer_id=customer.customer_id, status="already_done", attempt=claim.attempt
-        )
-    store.complete_step(
-        request.batch_id,
-        customer.customer_id,
-        STEP,
-        {"internal_customer_id": customer.internal_customer_id},
+    done = run_once(
+        store,
+        StepKey(request.batch_id, customer.customer_id, Step.PREFLIGHT),
+        request.runner,
+        lambda _: StepOutcome("done", {"internal_customer_id": customer.internal_customer_id}),
     )
     return PreflightResult(
-        batch_id=request.batch_id, customer_id=customer.customer_id, status="done", attempt=claim.attempt
+        batch_id=request.batch_id,
+        customer_id=customer.customer_id,
+        status="already_done" if done.already_done else "done",
+        attempt=done.attempt,
     )

@@ -1,6 +1,9 @@
-"""Each customer's progress through the migration, and the rules for moving it on.
+"""Each subject's progress through a run, and the rules for moving it on.
 
-The rules are pure functions over a `CustomerProgress` so they can be reasoned about and tested without a database;
+A run is one execution's unit of work (a migration batch, a Stigg import); a subject is what it moves: a customer,
+or an import record or chunk (`paid#...`, `chunk#...`).
+
+The rules are pure functions over a `SubjectProgress` so they can be reasoned about and tested without a database;
 an adapter (`billmig.adapters.dynamodb_progress`) applies them atomically with an optimistic version check, which is
 what keeps two runners from both claiming one step.
 """
@@ -23,8 +26,8 @@ class StepStatus(StrEnum):
     FAILED = "failed"
 
 
-class CustomerState(StrEnum):
-    """The customer's state after its latest step transition: what the status index is queried by."""
+class SubjectState(StrEnum):
+    """The subject's state after its latest step transition: what the status index is queried by."""
 
     ENROLLED = "enrolled"
     RUNNING = "running"
@@ -55,10 +58,10 @@ class StepRecord(BaseModel):
     detail: str | None = None
 
 
-class CustomerProgress(BaseModel):
-    batch_id: str
-    customer_id: str
-    state: CustomerState = CustomerState.ENROLLED
+class SubjectProgress(BaseModel):
+    run_id: str
+    subject: str
+    state: SubjectState = SubjectState.ENROLLED
     current_step: str | None = None
     steps: dict[str, StepRecord] = Field(default_factory=dict)
     enrolled_at: datetime
@@ -82,7 +85,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def claim(progress: CustomerProgress, step: str, runner: str, now: datetime, lease: timedelta) -> StepClaim:
+def claim(progress: SubjectProgress, step: str, runner: str, now: datetime, lease: timedelta) -> StepClaim:
     """Claim `step` for `runner`, or report that it already succeeded; raises if another runner holds it."""
     current = progress.steps.get(step)
     if current is not None and current.status is StepStatus.SUCCEEDED:
@@ -95,7 +98,7 @@ def claim(progress: CustomerProgress, step: str, runner: str, now: datetime, lea
         and current.lease_until > now
     ):
         raise StepClaimedElsewhere(
-            f"step {step!r} of customer {progress.customer_id!r} (batch {progress.batch_id!r}) is held by "
+            f"step {step!r} of {progress.subject!r} (run {progress.run_id!r}) is held by "
             f"{current.runner!r} until {current.lease_until.isoformat()}"
         )
     revision = 1
@@ -114,39 +117,48 @@ def claim(progress: CustomerProgress, step: str, runner: str, now: datetime, lea
         last_error=current.last_error if current else None,
     )
     progress.steps[step] = record
-    progress.state = CustomerState.RUNNING
+    progress.state = SubjectState.RUNNING
     progress.current_step = step
     progress.updated_at = now
     return StepClaim(record=record, already_succeeded=False)
 
 
-def _running_record(progress: CustomerProgress, step: str) -> StepRecord:
+def _running_record(progress: SubjectProgress, step: str) -> StepRecord:
     record = progress.steps.get(step)
     if record is None:
-        raise ValueError(f"step {step!r} of customer {progress.customer_id!r} was never claimed")
+        raise ValueError(f"step {step!r} of {progress.subject!r} was never claimed")
     return record
 
 
-def remember_vendor_ids(progress: CustomerProgress, step: str, vendor_ids: dict[str, str], now: datetime) -> None:
+def remember_vendor_ids(progress: SubjectProgress, step: str, vendor_ids: dict[str, str], now: datetime) -> None:
     """Record ids the moment a vendor object exists, so a crash before completion cannot orphan it."""
     record = _running_record(progress, step)
     record.vendor_ids.update(vendor_ids)
     progress.updated_at = now
 
 
-def succeed(progress: CustomerProgress, step: str, vendor_ids: dict[str, str], now: datetime) -> CustomerProgress:
+def succeed(
+    progress: SubjectProgress,
+    step: str,
+    vendor_ids: dict[str, str],
+    now: datetime,
+    outcome: str | None = None,
+    detail: str | None = None,
+) -> SubjectProgress:
     record = _running_record(progress, step)
     record.status = StepStatus.SUCCEEDED
     record.vendor_ids.update(vendor_ids)
+    record.outcome = outcome
+    record.detail = detail
     record.finished_at = now
     record.lease_until = None
-    progress.state = CustomerState.SUCCEEDED
+    progress.state = SubjectState.SUCCEEDED
     progress.current_step = step
     progress.updated_at = now
     return progress
 
 
-def fail(progress: CustomerProgress, step: str, error: ErrorRecord, now: datetime) -> CustomerProgress:
+def fail(progress: SubjectProgress, step: str, error: ErrorRecord, now: datetime) -> SubjectProgress:
     record = progress.steps.get(step)
     if record is None:
         record = StepRecord(status=StepStatus.FAILED, started_at=now)
@@ -155,33 +167,39 @@ def fail(progress: CustomerProgress, step: str, error: ErrorRecord, now: datetim
     record.last_error = error
     record.finished_at = now
     record.lease_until = None
-    progress.state = CustomerState.FAILED
+    progress.state = SubjectState.FAILED
     progress.current_step = step
     progress.updated_at = now
     return progress
 
 
 class ProgressStore(Protocol):
-    """Where progress lives. Every method is atomic per customer."""
+    """Where progress lives. Every method is atomic per subject."""
 
-    def enrol(self, batch_id: str, customer_id: str) -> CustomerProgress: ...
+    def enrol(self, run_id: str, subject: str) -> SubjectProgress: ...
 
-    def get(self, batch_id: str, customer_id: str) -> CustomerProgress | None: ...
+    def get(self, run_id: str, subject: str) -> SubjectProgress | None: ...
 
-    def claim_step(self, batch_id: str, customer_id: str, step: str, runner: str, lease: timedelta) -> StepClaim: ...
+    def claim_step(self, run_id: str, subject: str, step: str, runner: str, lease: timedelta) -> StepClaim: ...
 
-    def remember_vendor_ids(self, batch_id: str, customer_id: str, step: str, vendor_ids: dict[str, str]) -> None: ...
+    def remember_vendor_ids(self, run_id: str, subject: str, step: str, vendor_ids: dict[str, str]) -> None: ...
 
     def complete_step(
-        self, batch_id: str, customer_id: str, step: str, vendor_ids: dict[str, str]
-    ) -> CustomerProgress: ...
+        self,
+        run_id: str,
+        subject: str,
+        step: str,
+        vendor_ids: dict[str, str],
+        outcome: str | None = None,
+        detail: str | None = None,
+    ) -> SubjectProgress: ...
 
-    def fail_step(self, batch_id: str, customer_id: str, step: str, error: ErrorRecord) -> CustomerProgress: ...
+    def fail_step(self, run_id: str, subject: str, step: str, error: ErrorRecord) -> SubjectProgress: ...
 
-    def customers_in_state(self, batch_id: str, state: CustomerState) -> list[CustomerProgress]: ...
+    def subjects_in_state(self, run_id: str, state: SubjectState) -> list[SubjectProgress]: ...
 
-    def record_outcomes(self, records: list[CustomerProgress]) -> None:
+    def record_outcomes(self, records: list[SubjectProgress]) -> None:
         """Write finished records as they are, in bulk: for idempotent bulk calls, where the last writer is right."""
         ...
 
-    def all_in_batch(self, batch_id: str) -> list[CustomerProgress]: ...
+    def all_in_run(self, run_id: str) -> list[SubjectProgress]: ...

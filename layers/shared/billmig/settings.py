@@ -13,7 +13,7 @@ from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
 if TYPE_CHECKING:  # imported where used, so a Lambda loads only the SDKs it calls
     from billmig.adapters.s3_import_storage import S3ImportStorage
     from billmig.adapters.stigg_graphql import StiggGraphQLTarget
-    from billmig.adapters.stripe_subscriptions import StripeSubscriptionSource
+    from billmig.adapters.stripe_sdk import StripeSDKSource
 
 SECRET_MAX_AGE_SECONDS = 300  # a rotated key reaches warm containers within five minutes
 
@@ -79,8 +79,8 @@ def stigg_target() -> StiggGraphQLTarget:
     return StiggGraphQLTarget.connect(_secret(settings.stigg_api_key_secret), settings.stigg_api_url)
 
 
-def stripe_subscriptions() -> StripeSubscriptionSource:
-    from billmig.adapters.stripe_subscriptions import StripeSubscriptionSource
+def stripe_source() -> StripeSDKSource:
+    from billmig.adapters.stripe_sdk import StripeSDKSource
 
     settings = from_environment(StripeSettings)
-    return StripeSubscriptionSource.connect(_secret(settings.stripe_api_key_secret), settings.stripe_api_base or None)
+    return StripeSDKSource.connect(_secret(settings.stripe_api_key_secret), settings.stripe_api_base or None)

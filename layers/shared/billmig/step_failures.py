@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from billmig.batch import customer_key
-from billmig.errors import TRANSIENT_ERROR_NAMES
 from billmig.progress import ErrorRecord, ProgressStore, utc_now
+from billmig.retry_policy import is_transient
 
 
 class CaughtError(BaseModel):
@@ -33,6 +33,18 @@ class FailureReport(BaseModel):
     customer: dict[str, Any]
     caught: CaughtError
 
+    @property
+    def run_id(self) -> str:
+        return self.batch_id
+
+    @property
+    def subject(self) -> str:
+        """Import steps track records and chunks under their own keys (`paid#...`, `chunk#...`)."""
+        progress_key = self.customer.get("progress_key")
+        if isinstance(progress_key, str) and progress_key:
+            return progress_key
+        return customer_key(self.customer, self.index)
+
 
 class RecordedFailure(BaseModel):
     batch_id: str
@@ -44,21 +56,16 @@ class RecordedFailure(BaseModel):
 
 
 def record_failure(report: FailureReport, store: ProgressStore) -> RecordedFailure:
-    # Import steps track records and chunks under their own progress keys (`paid#...`, `chunk#...`).
-    progress_key = report.customer.get("progress_key")
-    customer_id = (
-        progress_key if isinstance(progress_key, str) and progress_key else customer_key(report.customer, report.index)
-    )
     error = ErrorRecord(
         type=report.caught.error,
         message=report.caught.message(),
-        transient=report.caught.error in TRANSIENT_ERROR_NAMES,
+        transient=is_transient(report.caught.error),
         at=utc_now(),
     )
-    store.fail_step(report.batch_id, customer_id, report.step, error)
+    store.fail_step(report.batch_id, report.subject, report.step, error)
     return RecordedFailure(
         batch_id=report.batch_id,
-        customer_id=customer_id,
+        customer_id=report.subject,
         step=report.step,
         error_type=error.type,
         error_message=error.message,

@@ -1,7 +1,7 @@
-"""The progress store on DynamoDB: one item per (batch, customer), written with an optimistic version check.
+"""The progress store on DynamoDB: one item per (run, subject), written with an optimistic version check.
 
 Every change is read-modify-write guarded by `version`, so two runners racing for a step cannot both win: the loser
-re-reads and sees the winner's claim. A `by-state` index answers "which customers of batch B are in state S".
+re-reads and sees the winner's claim. A `by-state` index answers "which subjects of run R are in state S".
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from billmig import progress as rules
 from billmig.errors import ProgressStoreUnavailable, StepClaimedElsewhere
-from billmig.progress import CustomerProgress, CustomerState, ErrorRecord, StepClaim, utc_now
+from billmig.progress import ErrorRecord, StepClaim, SubjectProgress, SubjectState, utc_now
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -36,12 +36,12 @@ _TRANSIENT_CODES = {
 }
 
 
-def _to_item(progress: CustomerProgress) -> dict[str, Any]:
+def _to_item(progress: SubjectProgress) -> dict[str, Any]:
     return {k: _serializer.serialize(v) for k, v in progress.model_dump(mode="json").items() if v is not None}
 
 
-def _from_item(item: dict[str, Any]) -> CustomerProgress:
-    return CustomerProgress.model_validate({k: _deserializer.deserialize(v) for k, v in item.items()})
+def _from_item(item: dict[str, Any]) -> SubjectProgress:
+    return SubjectProgress.model_validate({k: _deserializer.deserialize(v) for k, v in item.items()})
 
 
 class DynamoDBProgressStore:
@@ -59,46 +59,57 @@ class DynamoDBProgressStore:
         self._max_races = max_races
 
     # -- reads
-    def get(self, batch_id: str, customer_id: str) -> CustomerProgress | None:
+    def get(self, run_id: str, subject: str) -> SubjectProgress | None:
         response = self._call(
             lambda: self._client.get_item(
                 TableName=self.table_name,
-                Key={"batch_id": {"S": batch_id}, "customer_id": {"S": customer_id}},
+                Key={"run_id": {"S": run_id}, "subject": {"S": subject}},
                 ConsistentRead=True,
             )
         )
         item = response.get("Item")
         return _from_item(item) if item else None
 
-    def customers_in_state(self, batch_id: str, state: CustomerState) -> list[CustomerProgress]:
-        found: list[CustomerProgress] = []
+    def subjects_in_state(self, run_id: str, state: SubjectState) -> list[SubjectProgress]:
+        found: list[SubjectProgress] = []
         paginator = self._client.get_paginator("query")
         pages = paginator.paginate(
             TableName=self.table_name,
             IndexName=STATE_INDEX,
-            KeyConditionExpression="batch_id = :b AND #state = :s",
+            KeyConditionExpression="run_id = :r AND #state = :s",
             ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":b": {"S": batch_id}, ":s": {"S": state.value}},
+            ExpressionAttributeValues={":r": {"S": run_id}, ":s": {"S": state.value}},
         )
         for page in self._call(lambda: list(pages)):
             found.extend(_from_item(item) for item in page.get("Items", []))
-        return sorted(found, key=lambda p: p.customer_id)
+        return sorted(found, key=lambda p: p.subject)
 
-    def all_in_batch(self, batch_id: str) -> list[CustomerProgress]:
-        found: list[CustomerProgress] = []
+    def all_in_run(self, run_id: str) -> list[SubjectProgress]:
+        found: list[SubjectProgress] = []
         paginator = self._client.get_paginator("query")
         pages = paginator.paginate(
             TableName=self.table_name,
-            KeyConditionExpression="batch_id = :b",
-            ExpressionAttributeValues={":b": {"S": batch_id}},
+            KeyConditionExpression="run_id = :r",
+            ExpressionAttributeValues={":r": {"S": run_id}},
             ConsistentRead=True,
         )
         for page in self._call(lambda: list(pages)):
             found.extend(_from_item(item) for item in page.get("Items", []))
         return found
 
+    def count_in_run(self, run_id: str) -> int:
+        """How many subjects a run holds (a progress figure; a query that returns counts, not items)."""
+        paginator = self._client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self.table_name,
+            KeyConditionExpression="run_id = :r",
+            ExpressionAttributeValues={":r": {"S": run_id}},
+            Select="COUNT",
+        )
+        return sum(int(page.get("Count", 0)) for page in self._call(lambda: list(pages)))
+
     # -- writes
-    def record_outcomes(self, records: list[CustomerProgress]) -> None:
+    def record_outcomes(self, records: list[SubjectProgress]) -> None:
         for start in range(0, len(records), BATCH_WRITE_SIZE):
             pending: list[Any] = [
                 {"PutRequest": {"Item": _to_item(record)}} for record in records[start : start + BATCH_WRITE_SIZE]
@@ -110,36 +121,44 @@ class DynamoDBProgressStore:
             if pending:
                 raise ProgressStoreUnavailable(f"progress table {self.table_name}: {len(pending)} writes unprocessed")
 
-    def enrol(self, batch_id: str, customer_id: str) -> CustomerProgress:
-        existing = self.get(batch_id, customer_id)
+    def enrol(self, run_id: str, subject: str) -> SubjectProgress:
+        existing = self.get(run_id, subject)
         if existing is not None:
             return existing
         now = self._now()
-        fresh = CustomerProgress(batch_id=batch_id, customer_id=customer_id, enrolled_at=now, updated_at=now)
+        fresh = SubjectProgress(run_id=run_id, subject=subject, enrolled_at=now, updated_at=now)
         try:
             self._put(fresh, expected_version=None)
         except _LostRace:
-            winner = self.get(batch_id, customer_id)
+            winner = self.get(run_id, subject)
             assert winner is not None
             return winner
         return fresh
 
-    def claim_step(self, batch_id: str, customer_id: str, step: str, runner: str, lease: timedelta) -> StepClaim:
-        return self._mutate(batch_id, customer_id, lambda p: rules.claim(p, step, runner, self._now(), lease))
+    def claim_step(self, run_id: str, subject: str, step: str, runner: str, lease: timedelta) -> StepClaim:
+        return self._mutate(run_id, subject, lambda p: rules.claim(p, step, runner, self._now(), lease))
 
-    def remember_vendor_ids(self, batch_id: str, customer_id: str, step: str, vendor_ids: dict[str, str]) -> None:
-        self._mutate(batch_id, customer_id, lambda p: rules.remember_vendor_ids(p, step, vendor_ids, self._now()))
+    def remember_vendor_ids(self, run_id: str, subject: str, step: str, vendor_ids: dict[str, str]) -> None:
+        self._mutate(run_id, subject, lambda p: rules.remember_vendor_ids(p, step, vendor_ids, self._now()))
 
-    def complete_step(self, batch_id: str, customer_id: str, step: str, vendor_ids: dict[str, str]) -> CustomerProgress:
-        return self._mutate(batch_id, customer_id, lambda p: rules.succeed(p, step, vendor_ids, self._now()))
+    def complete_step(
+        self,
+        run_id: str,
+        subject: str,
+        step: str,
+        vendor_ids: dict[str, str],
+        outcome: str | None = None,
+        detail: str | None = None,
+    ) -> SubjectProgress:
+        return self._mutate(run_id, subject, lambda p: rules.succeed(p, step, vendor_ids, self._now(), outcome, detail))
 
-    def fail_step(self, batch_id: str, customer_id: str, step: str, error: ErrorRecord) -> CustomerProgress:
-        return self._mutate(batch_id, customer_id, lambda p: rules.fail(p, step, error, self._now()))
+    def fail_step(self, run_id: str, subject: str, step: str, error: ErrorRecord) -> SubjectProgress:
+        return self._mutate(run_id, subject, lambda p: rules.fail(p, step, error, self._now()))
 
     # -- machinery
-    def _mutate(self, batch_id: str, customer_id: str, change: Callable[[CustomerProgress], _T]) -> _T:
+    def _mutate(self, run_id: str, subject: str, change: Callable[[SubjectProgress], _T]) -> _T:
         for _ in range(self._max_races):
-            progress = self.get(batch_id, customer_id) or self.enrol(batch_id, customer_id)
+            progress = self.get(run_id, subject) or self.enrol(run_id, subject)
             expected = progress.version
             result = change(progress)
             progress.version = expected + 1
@@ -148,13 +167,11 @@ class DynamoDBProgressStore:
             except _LostRace:
                 continue
             return result
-        raise StepClaimedElsewhere(
-            f"customer {customer_id!r} of batch {batch_id!r}: lost {self._max_races} write races in a row"
-        )
+        raise StepClaimedElsewhere(f"{subject!r} of run {run_id!r}: lost {self._max_races} write races in a row")
 
-    def _put(self, progress: CustomerProgress, *, expected_version: int | None) -> None:
+    def _put(self, progress: SubjectProgress, *, expected_version: int | None) -> None:
         if expected_version is None:
-            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(batch_id)"}
+            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(run_id)"}
         else:
             condition = {
                 "ConditionExpression": "version = :expected",

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from billmig.errors import InvalidImportFile, VendorUnavailable
+from billmig.errors import VendorUnavailable
+from billmig.stigg.errors import InvalidImportFile
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

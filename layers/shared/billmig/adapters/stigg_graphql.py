@@ -7,23 +7,42 @@ reply is read raw here and typed: 429 -> `VendorThrottled`, 5xx or no answer -> 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 import requests
 import stigg.generated.schema as stigg_schema
 from sgqlc.operation import Operation
-from sgqlc.types import Arg, Variable, non_null
+from sgqlc.types import Arg, Variable, list_of, non_null
 from stigg import Stigg
 from stigg.client import StiggClient
 
-from billmig.errors import PaymentRequired, SubscriptionExists, VendorRejected, VendorThrottled, VendorUnavailable
+from billmig.errors import VendorRejected, VendorThrottled, VendorUnavailable
+from billmig.stigg.errors import PaymentRequired, SubscriptionExists
 from billmig.stigg.records import CustomerRecord, SubscriptionRecord, UsageRecord
 from billmig.stigg.target import PaidProvision, StiggCustomer, StiggSubscription, UsageReading
 
 _EXISTS_CODES = ("DUPLICATE", "ALREADY_EXIST", "ALREADYEXIST", "DUPLICATED")
 _NOT_FOUND_CODES = ("NOT_FOUND", "NOTFOUND")
+
+
+_CUSTOMER_FIELDS = (
+    "customer_id",
+    "email",
+    "name",
+    "billing_id",
+    "has_payment_method",
+    "created_at",
+    "updated_at",
+    "additional_meta_data",
+)
+
+PAGE_SIZE = 50
+"""Ids per list call and the page size asked for. Stigg documents no GraphQL page size; its schema is nestjs-query's,
+whose default `maxResultsSize` is 50 (the emulator refuses more, with nestjs-query's message)."""
+
+LIVE_STATUSES = ("ACTIVE", "IN_TRIAL")
 
 
 def _find_customer_operation() -> Operation:
@@ -32,16 +51,43 @@ def _find_customer_operation() -> Operation:
         name="BillmigFindCustomer",
         variables={"input": Arg(non_null(stigg_schema.GetCustomerByRefIdInput))},
     )
-    op.get_customer_by_ref_id(input=Variable("input")).__fields__(
-        "customer_id",
-        "email",
-        "name",
-        "billing_id",
-        "has_payment_method",
-        "created_at",
-        "updated_at",
-        "additional_meta_data",
+    op.get_customer_by_ref_id(input=Variable("input")).__fields__(*_CUSTOMER_FIELDS)
+    return op
+
+
+def _list_variables(filter_type: Any, sort_type: Any) -> dict[str, Arg]:
+    return {
+        "filter": Arg(filter_type),
+        "paging": Arg(stigg_schema.CursorPaging),
+        "sorting": Arg(list_of(non_null(sort_type))),
+    }
+
+
+def _list_customers_operation() -> Operation:
+    """`customers(filter, paging, sorting)`: one page of customers, with the cursor to the next."""
+    op = Operation(
+        stigg_schema.Query,
+        name="BillmigListCustomers",
+        variables=_list_variables(stigg_schema.CustomerFilter, stigg_schema.CustomerSort),
     )
+    page = op.customers(filter=Variable("filter"), paging=Variable("paging"), sorting=Variable("sorting"))
+    page.edges().node().__fields__(*_CUSTOMER_FIELDS)
+    page.page_info().__fields__("has_next_page", "end_cursor")
+    return op
+
+
+def _list_subscriptions_operation() -> Operation:
+    """`subscriptions(filter, paging, sorting)`: one page of subscriptions, each with its customer's id."""
+    op = Operation(
+        stigg_schema.Query,
+        name="BillmigListSubscriptions",
+        variables=_list_variables(stigg_schema.SubscriptionQueryFilter, stigg_schema.SubscriptionQuerySort),
+    )
+    page = op.subscriptions(filter=Variable("filter"), paging=Variable("paging"), sorting=Variable("sorting"))
+    node = page.edges().node()
+    _subscription_fields(node)
+    node.customer().customer_id()
+    page.page_info().__fields__("has_next_page", "end_cursor")
     return op
 
 
@@ -95,6 +141,8 @@ FIND_CUSTOMER = _find_customer_operation()
 PROVISION = _provision_operation()
 FIND_SUBSCRIPTION = _find_subscription_operation()
 ACTIVE_SUBSCRIPTIONS = _active_subscriptions_operation()
+LIST_CUSTOMERS = _list_customers_operation()
+LIST_SUBSCRIPTIONS = _list_subscriptions_operation()
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -232,17 +280,7 @@ class StiggGraphQLTarget:
         )
         if result is None or not _present(result, "getCustomerByRefId"):
             return None
-        c = result.get_customer_by_ref_id
-        return StiggCustomer(
-            customer_id=c.customer_id,
-            email=c.email,
-            name=c.name,
-            billing_id=c.billing_id,
-            has_payment_method=bool(c.has_payment_method),
-            created_at=c.created_at,
-            updated_at=c.updated_at,
-            metadata=dict(c.additional_meta_data or {}),
-        )
+        return _customer(result.get_customer_by_ref_id)
 
     def active_subscriptions(self, customer_id: str, resource_id: str | None) -> list[StiggSubscription]:
         variables: dict[str, Any] = {"customerId": customer_id}
@@ -252,6 +290,44 @@ class StiggGraphQLTarget:
         if result is None:
             return []
         return [_subscription(s) for s in result.get_active_subscriptions]
+
+    def customers_by_id(self, customer_ids: Sequence[str]) -> dict[str, StiggCustomer]:
+        found: dict[str, StiggCustomer] = {}
+        sorting = [{"field": "customerId", "direction": "ASC"}]
+        for group in _groups(customer_ids):
+            filter_ = {"customerId": {"in": group}}
+            for node in self._pages(LIST_CUSTOMERS, "customers", filter_, sorting):
+                found[node.customer_id] = _customer(node)
+        return found
+
+    def subscriptions_by_id(self, subscription_ids: Sequence[str]) -> dict[str, StiggSubscription]:
+        found: dict[str, StiggSubscription] = {}
+        sorting = [{"field": "subscriptionId", "direction": "ASC"}]
+        for group in _groups(subscription_ids):
+            filter_ = {"subscriptionId": {"in": group}}
+            for node in self._pages(LIST_SUBSCRIPTIONS, "subscriptions", filter_, sorting):
+                found[node.subscription_id] = _subscription(node)
+        return found
+
+    def live_subscriptions_of(self, customer_ids: Sequence[str]) -> dict[str, list[StiggSubscription]]:
+        found: dict[str, list[StiggSubscription]] = {cid: [] for cid in dict.fromkeys(customer_ids)}
+        sorting = [{"field": "subscriptionId", "direction": "ASC"}]
+        for group in _groups(customer_ids):
+            filter_ = {"customer": {"customerId": {"in": group}}, "status": {"in": list(LIVE_STATUSES)}}
+            for node in self._pages(LIST_SUBSCRIPTIONS, "subscriptions", filter_, sorting):
+                found.setdefault(node.customer.customer_id, []).append(_subscription(node))
+        return found
+
+    def _pages(self, operation: Operation, field: str, filter_: dict[str, Any], sorting: list[Any]) -> Iterator[Any]:
+        """Every node the filter matches, page after page: each page is one call, typed like every other."""
+        paging: dict[str, Any] = {"first": PAGE_SIZE}
+        while True:
+            variables = {"filter": filter_, "paging": paging, "sorting": sorting}
+            page = getattr(self._call(operation, variables, what=field), field)
+            yield from (edge.node for edge in page.edges)
+            if not page.page_info.has_next_page or not page.page_info.end_cursor:
+                return
+            paging = {"first": PAGE_SIZE, "after": page.page_info.end_cursor}
 
     def find_subscription(self, subscription_id: str) -> StiggSubscription | None:
         result = self._call(
@@ -275,6 +351,26 @@ class _Reply:
 
 def _present(result: _Reply, field: str) -> bool:
     return result.data.get(field) is not None
+
+
+def _groups(ids: Sequence[str]) -> Iterator[list[str]]:
+    """The distinct ids, `PAGE_SIZE` at a time: each group's matches fit one page (ids are unique in Stigg)."""
+    distinct = list(dict.fromkeys(ids))
+    for start in range(0, len(distinct), PAGE_SIZE):
+        yield distinct[start : start + PAGE_SIZE]
+
+
+def _customer(c: Any) -> StiggCustomer:
+    return StiggCustomer(
+        customer_id=c.customer_id,
+        email=c.email,
+        name=c.name,
+        billing_id=c.billing_id,
+        has_payment_method=bool(c.has_payment_method),
+        created_at=c.created_at,
+        updated_at=c.updated_at,
+        metadata=dict(c.additional_meta_data or {}),
+    )
 
 
 def _subscription(s: Any) -> StiggSubscription:

@@ -7,17 +7,18 @@ Usage is reported with `SET` and an idempotency key, so a repeat changes nothing
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TypeVar
 
 from pydantic import BaseModel
 
-from billmig.errors import StiggImportPending, VendorRejected
-from billmig.progress import CustomerProgress, ProgressStore, utc_now
+from billmig.bulk import read_all, send_isolating
+from billmig.idempotency_keys import STIGG_IDEMPOTENCY_KEY_MAX, idempotency_key
+from billmig.progress import ProgressStore, SubjectProgress, utc_now
+from billmig.steps import Step
 from billmig.stigg.entity_progress import IMPORT_STEP, VERIFY_STEP, finished
+from billmig.stigg.errors import StiggImportPending
 from billmig.stigg.import_storage import ImportStorage
 from billmig.stigg.records import CustomerRecord, SubscriptionRecord, UsageRecord
 from billmig.stigg.target import StiggCustomer, StiggSubscription, StiggTarget
@@ -29,6 +30,14 @@ _V = TypeVar("_V")
 class ChunkRequest(BaseModel):
     import_id: str
     chunk_key: str
+
+    @property
+    def run_id(self) -> str:
+        return self.import_id
+
+    @property
+    def subject(self) -> str | None:
+        return self.chunk_key
 
 
 class ChunkSummary(BaseModel):
@@ -47,41 +56,16 @@ class SubscriptionChunkSent(BaseModel):
     # Set on the last read-back, after Step Functions' retries ran out: rows still missing are reported as failed.
     final: bool = False
 
+    @property
+    def run_id(self) -> str:
+        return self.import_id
 
-READ_CONCURRENCY = 8  # read-backs are independent lookups; overlapping them hides Stigg's round-trip time
-
-
-def read_all(read: Callable[[_K], _V], keys: list[_K]) -> dict[_K, _V]:
-    """One lookup per key, several at a time; the first error (typed by the adapter) propagates."""
-    with ThreadPoolExecutor(max_workers=READ_CONCURRENCY) as pool:
-        return dict(zip(keys, pool.map(read, keys), strict=True))
-
-
-def send_isolating(records: list[_K], send: Callable[[list[_K]], list[_V]]) -> tuple[list[_V], dict[int, str]]:
-    """Send a bulk call; when Stigg rejects it as a whole, halve it until the rejected records stand alone.
-
-    One bad record must not cost the other 99 of its chunk. Safe because every bulk call here is an upsert or a
-    SET. Returns what the accepted calls answered, and each rejected record's index with Stigg's reason.
-    """
-    answers: list[_V] = []
-    rejected: dict[int, str] = {}
-
-    def attempt(offset: int, part: list[_K]) -> None:
-        try:
-            answers.extend(send(part))
-        except VendorRejected as exc:
-            if len(part) == 1:
-                rejected[offset] = str(exc)
-                return
-            middle = len(part) // 2
-            attempt(offset, part[:middle])
-            attempt(offset + middle, part[middle:])
-
-    attempt(0, records)
-    return answers, rejected
+    @property
+    def subject(self) -> str | None:
+        return self.chunk_key
 
 
-def _summary(request: ChunkRequest, items: list[CustomerProgress], step: str) -> ChunkSummary:
+def _summary(request: ChunkRequest, items: list[SubjectProgress], step: str) -> ChunkSummary:
     outcomes: dict[str, int] = {}
     for item in items:
         outcome = item.steps[step].outcome or "unknown"
@@ -249,7 +233,9 @@ def _differences(record: SubscriptionRecord, subscription: StiggSubscription) ->
 # -- usage -------------------------------------------------------------------------------------------------------
 def usage_idempotency_key(import_id: str, record: UsageRecord) -> str:
     """Same import, record and value -> same key: Stigg ignores the repeat for 7 days."""
-    return hashlib.sha256(f"{import_id}|{record.key}|{record.usage!r}".encode()).hexdigest()[:48]
+    return idempotency_key(
+        import_id, Step.STIGG_USAGE, f"{record.key}={record.usage!r}", max_length=STIGG_IDEMPOTENCY_KEY_MAX
+    )
 
 
 def report_usage_chunk(

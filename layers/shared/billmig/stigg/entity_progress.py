@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from billmig.progress import CustomerProgress, CustomerState, StepRecord, StepStatus
+from billmig.progress import StepRecord, StepStatus, SubjectProgress, SubjectState
+from billmig.steps import Step
 
-IMPORT_STEP = "stigg.import"
-VERIFY_STEP = "stigg.verify"
-PROVISION_STEP = "stigg.provision"
-CANCEL_STEP = "stripe.cancel"
+IMPORT_STEP = Step.STIGG_IMPORT
+VERIFY_STEP = Step.STIGG_VERIFY
 
 
 def entity_key(kind: str, record_key: str) -> str:
@@ -30,7 +29,7 @@ def finished(
     record_key: str,
     steps: dict[str, tuple[str, str | None, dict[str, str]]],
     now: datetime,
-) -> CustomerProgress:
+) -> SubjectProgress:
     """A record's progress item after bulk steps: each step -> (outcome, detail, vendor ids)."""
     records = {
         step: StepRecord(
@@ -45,10 +44,10 @@ def finished(
         for step, (outcome, detail, vendor_ids) in steps.items()
     }
     failed = any(r.status is StepStatus.FAILED for r in records.values())
-    return CustomerProgress(
-        batch_id=import_id,
-        customer_id=entity_key(kind, record_key),
-        state=CustomerState.FAILED if failed else CustomerState.SUCCEEDED,
+    return SubjectProgress(
+        run_id=import_id,
+        subject=entity_key(kind, record_key),
+        state=SubjectState.FAILED if failed else SubjectState.SUCCEEDED,
         current_step=list(steps)[-1],
         steps=records,
         enrolled_at=now,

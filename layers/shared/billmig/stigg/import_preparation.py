@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from billmig.errors import InvalidImportFile
-from billmig.stigg.bulk_import import read_all
+from billmig.bulk import read_all
 from billmig.stigg.entity_progress import entity_key
+from billmig.stigg.errors import InvalidImportFile
 from billmig.stigg.import_plan import ImportRules, Located, plan_import
 from billmig.stigg.import_storage import ImportStorage, chunk_key
 from billmig.stigg.record_files import FileProblem, RecordKind, load_records, problems_error
@@ -23,12 +23,28 @@ class ImportRequest(BaseModel):
     usage_keys: list[str] = Field(default_factory=list)
     paid_plan_ids: list[str] = Field(default_factory=list)
 
+    @property
+    def run_id(self) -> str:
+        return self.import_id
+
+    @property
+    def subject(self) -> str | None:
+        return None
+
 
 class PaidItem(BaseModel):
     import_id: str
     chunk_key: str
     subscription_id: str
     progress_key: str
+
+    @property
+    def run_id(self) -> str:
+        return self.import_id
+
+    @property
+    def subject(self) -> str | None:
+        return self.progress_key
 
 
 class ChunkItem(BaseModel):

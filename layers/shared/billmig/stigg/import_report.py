@@ -12,8 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from billmig.progress import CustomerProgress, ProgressStore, StepStatus
-from billmig.stigg.entity_progress import CANCEL_STEP, IMPORT_STEP, PROVISION_STEP, VERIFY_STEP, split_entity_key
+from billmig.progress import ProgressStore, StepStatus, SubjectProgress
+from billmig.steps import Step
+from billmig.stigg.entity_progress import IMPORT_STEP, VERIFY_STEP, split_entity_key
 from billmig.stigg.import_storage import ImportStorage, report_keys
 
 ENTITY_NAMES = {
@@ -29,6 +30,14 @@ CSV_COLUMNS = ("entity", "record", "outcome", "detail", "stigg_id", "stripe_subs
 class ReportRequest(BaseModel):
     import_id: str
 
+    @property
+    def run_id(self) -> str:
+        return self.import_id
+
+    @property
+    def subject(self) -> str | None:
+        return None
+
 
 class ImportReport(BaseModel):
     import_id: str
@@ -38,27 +47,27 @@ class ImportReport(BaseModel):
     csv_key: str = ""
 
 
-def _row(item: CustomerProgress) -> dict[str, Any] | None:
-    kind, record_key = split_entity_key(item.customer_id)
+def _row(item: SubjectProgress) -> dict[str, Any] | None:
+    kind, record_key = split_entity_key(item.subject)
     entity = ENTITY_NAMES.get(kind)
     if entity is None:
         return None
     row: dict[str, Any] = {column: None for column in CSV_COLUMNS}
     row.update(entity=entity, record=record_key)
     if kind == "paid":
-        provision = item.steps.get(PROVISION_STEP)
-        cancel = item.steps.get(CANCEL_STEP)
+        provision = item.steps.get(Step.STIGG_PROVISION)
+        cancel = item.steps.get(Step.STRIPE_CANCEL)
         if provision is None or provision.status is not StepStatus.SUCCEEDED:
             row["outcome"] = "failed"
             error = provision.last_error if provision else None
             row["detail"] = error.message if error else "not provisioned"
         else:
-            row["outcome"] = provision.vendor_ids.get("outcome", "created")
+            row["outcome"] = provision.outcome or "created"
             row["stigg_id"] = provision.vendor_ids.get("stigg_subscription_id")
         if cancel is not None:
             row["stripe_subscription_id"] = cancel.vendor_ids.get("stripe_subscription_id")
             if cancel.status is StepStatus.SUCCEEDED:
-                row["stripe_outcome"] = cancel.vendor_ids.get("outcome")
+                row["stripe_outcome"] = cancel.outcome
             else:
                 row["stripe_outcome"] = "failed"
                 row["outcome"] = "failed"
@@ -84,7 +93,7 @@ def _row(item: CustomerProgress) -> dict[str, Any] | None:
     return row
 
 
-def build_report(import_id: str, items: list[CustomerProgress]) -> ImportReport:
+def build_report(import_id: str, items: list[SubjectProgress]) -> ImportReport:
     rows = [row for item in items if (row := _row(item)) is not None]
     rows.sort(key=lambda r: (list(ENTITY_NAMES.values()).index(r["entity"]), r["record"]))
     totals: dict[str, dict[str, int]] = {
@@ -104,10 +113,19 @@ def report_as_csv(report: ImportReport) -> str:
     return buffer.getvalue()
 
 
-def write_import_report(request: ReportRequest, store: ProgressStore, storage: ImportStorage) -> ImportReport:
-    report = build_report(request.import_id, store.all_in_batch(request.import_id))
+class ReportWritten(BaseModel):
+    """What the state machine gets back: the totals and where the report is, not its rows."""
+
+    import_id: str
+    totals: dict[str, dict[str, int]]
+    json_key: str
+    csv_key: str
+
+
+def write_import_report(request: ReportRequest, store: ProgressStore, storage: ImportStorage) -> ReportWritten:
+    report = build_report(request.import_id, store.all_in_run(request.import_id))
     json_key, csv_key = report_keys(request.import_id)
     report.json_key, report.csv_key = json_key, csv_key
     storage.write_json(json_key, report.model_dump(mode="json"))
     storage.write_text(csv_key, report_as_csv(report), content_type="text/csv")
-    return report
+    return ReportWritten(import_id=report.import_id, totals=report.totals, json_key=json_key, csv_key=csv_key)

@@ -7,19 +7,17 @@ because neither vendor deduplicates those calls by key.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from pydantic import BaseModel
 
-from billmig.errors import ImportOrderViolated, SubscriptionExists
 from billmig.progress import ProgressStore, StepStatus
-from billmig.stigg.entity_progress import CANCEL_STEP, PROVISION_STEP, entity_key
+from billmig.steps import RunningStep, Step, StepKey, StepOutcome, run_once
+from billmig.stigg.entity_progress import entity_key
+from billmig.stigg.errors import ImportOrderViolated, SubscriptionExists
 from billmig.stigg.import_preparation import PaidItem
 from billmig.stigg.import_storage import ImportStorage
 from billmig.stigg.records import SubscriptionRecord
-from billmig.stigg.target import PaidProvision, StiggSubscription, StiggTarget, StripeSubscriptions
-
-LEASE = timedelta(minutes=5)
+from billmig.stigg.target import PaidProvision, StiggSubscription, StiggTarget
+from billmig.stripe_source.port import StripeSource
 
 
 class PaidStepRequest(PaidItem):
@@ -55,25 +53,15 @@ def provision_paid_subscription(
     request: PaidStepRequest, storage: ImportStorage, target: StiggTarget, store: ProgressStore
 ) -> PaidStepResult:
     record = _record(storage, request)
-    key = entity_key("paid", record.key)
-    store.enrol(request.import_id, key)
-    claim = store.claim_step(request.import_id, key, PROVISION_STEP, request.runner, LEASE)
-    if claim.already_succeeded:
-        return PaidStepResult(
-            import_id=request.import_id,
-            subscription_id=request.subscription_id,
-            step=PROVISION_STEP,
-            outcome="already done",
-            vendor_id=claim.record.vendor_ids.get("stigg_subscription_id", request.subscription_id),
+
+    def provision(_: RunningStep) -> StepOutcome:
+        existing = target.find_subscription(request.subscription_id) or _ours(
+            record, request.subscription_id, target.active_subscriptions(record.customer_id, record.resource_id)
         )
-    existing = target.find_subscription(request.subscription_id) or _ours(
-        record, request.subscription_id, target.active_subscriptions(record.customer_id, record.resource_id)
-    )
-    # Found by the lookup: provisioned by an earlier attempt of this import (a crash before it was recorded), or before.
-    outcome = (
-        "created" if existing is not None and existing.metadata.get("migrationId") == request.import_id else "skipped"
-    )
-    if existing is None:
+        # Found: provisioned by an earlier attempt of this import (a crash before it was recorded), or before it.
+        if existing is not None:
+            mine = existing.metadata.get("migrationId") == request.import_id
+            return StepOutcome("created" if mine else "skipped", {"stigg_subscription_id": existing.subscription_id})
         provision = PaidProvision(
             record=record,
             subscription_id=request.subscription_id,
@@ -81,54 +69,52 @@ def provision_paid_subscription(
             migration_id=request.import_id,
         )
         try:
-            existing = target.provision_paid(provision)
-            outcome = "created"
+            made = target.provision_paid(provision)
         except SubscriptionExists as exc:
-            existing = _ours(
+            found = _ours(
                 record, request.subscription_id, target.active_subscriptions(record.customer_id, record.resource_id)
             )
-            if existing is None:
+            if found is None:
                 raise ImportOrderViolated(
                     f"{record.key}: Stigg already has another active subscription for this customer and product: {exc}"
                 ) from exc
-    store.complete_step(
-        request.import_id, key, PROVISION_STEP, {"stigg_subscription_id": existing.subscription_id, "outcome": outcome}
-    )
+            return StepOutcome("created", {"stigg_subscription_id": found.subscription_id})
+        return StepOutcome("created", {"stigg_subscription_id": made.subscription_id})
+
+    key = StepKey(request.import_id, entity_key("paid", record.key), Step.STIGG_PROVISION)
+    done = run_once(store, key, request.runner, provision)
     return PaidStepResult(
         import_id=request.import_id,
         subscription_id=request.subscription_id,
-        step=PROVISION_STEP,
-        outcome=outcome,
-        vendor_id=existing.subscription_id,
+        step=key.step,
+        outcome="already done" if done.already_done else done.outcome,
+        vendor_id=done.vendor_ids.get("stigg_subscription_id", request.subscription_id),
     )
 
 
 def cancel_stripe_subscription(
-    request: PaidStepRequest, storage: ImportStorage, stripe: StripeSubscriptions, store: ProgressStore
+    request: PaidStepRequest, storage: ImportStorage, stripe: StripeSource, store: ProgressStore
 ) -> PaidStepResult:
+    """At once, without proration and without a final invoice: Stigg bills from the backdated start."""
     record = _record(storage, request)
     stripe_id = record.billing_id or ""
-    key = entity_key("paid", record.key)
-    progress = store.get(request.import_id, key)
-    provisioned = progress.steps.get(PROVISION_STEP) if progress else None
+    subject = entity_key("paid", record.key)
+    progress = store.get(request.import_id, subject)
+    provisioned = progress.steps.get(Step.STIGG_PROVISION) if progress else None
     if provisioned is None or provisioned.status is not StepStatus.SUCCEEDED:
         raise ImportOrderViolated(f"{record.key}: not provisioned in Stigg yet; the Stripe subscription stays")
-    claim = store.claim_step(request.import_id, key, CANCEL_STEP, request.runner, LEASE)
-    if claim.already_succeeded:
-        outcome = "already done"
-    elif stripe.subscription_status(stripe_id) == "canceled":
-        outcome = "skipped"
-    else:
-        stripe.cancel_now_without_proration(stripe_id)
-        outcome = "cancelled"
-    if not claim.already_succeeded:
-        store.complete_step(
-            request.import_id, key, CANCEL_STEP, {"stripe_subscription_id": stripe_id, "outcome": outcome}
-        )
+
+    def cancel(_: RunningStep) -> StepOutcome:
+        if stripe.subscription_status(stripe_id) == "canceled":
+            return StepOutcome("skipped", {"stripe_subscription_id": stripe_id})
+        stripe.cancel_subscription(stripe_id, invoice_now=False, prorate=False)
+        return StepOutcome("cancelled", {"stripe_subscription_id": stripe_id})
+
+    done = run_once(store, StepKey(request.import_id, subject, Step.STRIPE_CANCEL), request.runner, cancel)
     return PaidStepResult(
         import_id=request.import_id,
         subscription_id=request.subscription_id,
-        step=CANCEL_STEP,
-        outcome=outcome,
+        step=Step.STRIPE_CANCEL,
+        outcome="already done" if done.already_done else done.outcome,
         vendor_id=stripe_id,
     )

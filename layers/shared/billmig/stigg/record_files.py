@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from billmig.errors import InvalidImportFile
+from billmig.stigg.errors import InvalidImportFile
 from billmig.stigg.records import CustomerRecord, SubscriptionRecord, UsageRecord
 
 MAX_PROBLEMS_IN_MESSAGE = 50

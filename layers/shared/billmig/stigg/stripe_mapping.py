@@ -7,12 +7,12 @@ feature). The records produced are the guide's, so they go through exactly the c
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from billmig.stripe_source.port import StripeSource
 
 
 class PriceTarget(BaseModel):
@@ -42,46 +42,11 @@ class StripeMapping(BaseModel):
     statuses: list[str] = Field(default_factory=lambda: ["active", "trialing", "past_due"])
 
 
-@dataclass(frozen=True)
-class StripeItem:
-    price_id: str
-    lookup_key: str | None
-    quantity: int
-    interval: str | None
-    meter_id: str | None
-    period_start: int
-    period_end: int
-
-
-@dataclass(frozen=True)
-class StripeSubscriptionView:
-    id: str
-    status: str
-    start_date: int
-    items: tuple[StripeItem, ...]
-
-
-@dataclass(frozen=True)
-class StripeCustomerView:
-    id: str
-    email: str | None
-    name: str | None
-    metadata: dict[str, str]
-    default_payment_method: str | None
-    subscriptions: tuple[StripeSubscriptionView, ...]
-
-
-class StripeBook(Protocol):
-    def customers(self, statuses: Iterable[str]) -> Iterable[StripeCustomerView]: ...
-
-    def metered_usage(self, meter_id: str, customer_id: str, start: int, end: int) -> float: ...
-
-
 def _iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-def records_from_stripe(book: StripeBook, mapping: StripeMapping) -> dict[str, list[dict[str, Any]]]:
+def records_from_stripe(book: StripeSource, mapping: StripeMapping) -> dict[str, list[dict[str, Any]]]:
     """{"customers": [...], "subscriptions": [...], "usages": [...]} in the guide's schemas; usage is each metered
     item's current period so far, as Stripe would bill it."""
     customers: list[dict[str, Any]] = []

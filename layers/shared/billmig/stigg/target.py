@@ -1,4 +1,4 @@
-"""What the Stigg import needs from Stigg and from Stripe, as interfaces the adapters implement.
+"""What the Stigg import needs from Stigg, as an interface the adapter implements (Stripe: `billmig.stripe_source`).
 
 The domain never sees GraphQL or HTTP; tests run the real adapters against the emulators.
 """
@@ -71,14 +71,19 @@ class StiggTarget(Protocol):
 
     def find_subscription(self, subscription_id: str) -> StiggSubscription | None: ...
 
-    def provision_paid(self, provision: PaidProvision) -> StiggSubscription:
-        """Raises `PaymentRequired`, or `SubscriptionExists` when Stigg already has one for the product."""
+    def customers_by_id(self, customer_ids: Sequence[str]) -> dict[str, StiggCustomer]:
+        """The customers Stigg has among these ids, read in pages; an id Stigg does not have is not a key."""
         ...
 
+    def subscriptions_by_id(self, subscription_ids: Sequence[str]) -> dict[str, StiggSubscription]:
+        """The subscriptions Stigg has among these ids, read in pages; an id Stigg does not have is not a key."""
+        ...
 
-class StripeSubscriptions(Protocol):
-    def subscription_status(self, subscription_id: str) -> str: ...
+    def live_subscriptions_of(self, customer_ids: Sequence[str]) -> dict[str, list[StiggSubscription]]:
+        """Each customer's ACTIVE and IN_TRIAL subscriptions, resource-scoped ones included, read in pages; every
+        id given is a key (an empty list: none, or no such customer)."""
+        ...
 
-    def cancel_now_without_proration(self, subscription_id: str) -> str:
-        """Cancel at once, no proration and no final invoice; returns the new status."""
+    def provision_paid(self, provision: PaidProvision) -> StiggSubscription:
+        """Raises `PaymentRequired`, or `SubscriptionExists` when Stigg already has one for the product."""
         ...

@@ -6,9 +6,11 @@
 non-empty `X-API-KEY` is accepted unless `api_key=` (or `BILLMIG_STIGG_API_KEY`) configures the one key. POSTs to
 `/graphql` (or `/`) are parsed and validated against the schema before any resolver runs. The request log, faults,
 latency and the generic rate limit are at `/_emulator/*`; Stigg's limits, the import-task delay and import task
-reports at `/_emulator/stigg/*` (see `control.py`). Error codes: `errors.py`. Callers using the SDK's own
-`provision_subscription`, `get_active_subscriptions`, `get_subscription` or `get_customer_by_id` need the sgqlc fix
-in `sgqlc_fragments.py`. `RunningEmulator.extra["environment"]` gives in-process tests read access to the records.
+reports at `/_emulator/stigg/*` (see `control.py`). Error codes: `errors.py`. The list queries `customers`,
+`subscriptions` and `importIntegrationTasks` filter, sort and page as `listing.py` describes. Callers using the
+SDK's own `provision_subscription`, `get_active_subscriptions`, `get_subscription` or `get_customer_by_id` need the
+sgqlc fix in `sgqlc_fragments.py`. `RunningEmulator.extra["environment"]` gives in-process tests read access to
+the records.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import os
 from pathlib import Path
 
 from billmig_local.clock import WorldClock
-from billmig_local.emulators.base import EmulatorServer, ObjectStore, RunningEmulator
+from billmig_local.emulators import LocalSecret, StackWiring
+from billmig_local.emulators.object_store import ObjectStore
+from billmig_local.emulators.server import EmulatorServer, RunningEmulator
 
 from . import subscriptions
 from .app import GRAPHQL_PATH, build_app
@@ -51,3 +55,9 @@ def start(*, clock: WorldClock, state_dir: Path | None, port: int = 0, api_key: 
     return RunningEmulator(
         "stigg", server, control, extra={"environment": env, "store": store, "graphql_url": server.url + GRAPHQL_PATH}
     )
+
+
+STACK_WIRING = StackWiring(
+    template_parameters=lambda url: {"StiggApiUrl": f"{url}{GRAPHQL_PATH}"},
+    local_secret=LocalSecret(output="StiggApiKeySecretName", value="local-stigg-server-key"),
+)

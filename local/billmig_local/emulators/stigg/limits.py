@@ -27,6 +27,9 @@ class LimitValues:
     report_usage_per_minute: int = 600
     provision_per_minute: int = 250
     provision_per_minute_per_customer: int = 30
+    list_subscriptions_per_minute: int = 1500  # the `subscriptions` query (docs .../graphql/rate-limits)
+    list_customers_per_minute: int = 1500  # `customers`: none published; like `subscriptions`
+    list_page_size_max: int = 50  # `paging.first`/`last`: none documented; nestjs-query's default maxResultsSize
     subscription_import_delay_seconds: int = 0  # not a limit: how long (world clock) an import task stays pending
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import customers, product_catalogue, subscriptions, usage, wire_shapes
+from . import customers, list_queries, product_catalogue, subscriptions, usage, wire_shapes
 from .environment import Environment
 from .errors import StiggError
 from .product_catalogue import ADDON, FEATURE, PLAN, PRODUCT
@@ -87,6 +87,9 @@ def query_fields(env: Environment) -> dict[str, Resolver]:
         "getPlanByRefId": package_by_ref_id(PLAN),
         "getAddonByRefId": package_by_ref_id(ADDON),
         "currentEnvironment": lambda _info: env.environment_id,
+        "customers": lambda _info, **args: list_queries.customers(env, **args),
+        "subscriptions": lambda _info, **args: list_queries.subscriptions_list(env, **args),
+        "importIntegrationTasks": lambda _info, **args: list_queries.import_integration_tasks(env, **args),
     }
 
 

@@ -179,7 +179,10 @@ def import_bulk(env: Environment, data: dict[str, Any]) -> str:
         "taskId": task_id,
         "kind": "subscriptions",
         "status": "PENDING",
+        "createdAt": env.now(),
         "dueAt": env.now() + env.limits.values.subscription_import_delay_seconds,
+        "rowCount": len(rows),
+        "customersCount": len({row.get("customerId") for row in rows}),
         "rows": rows,
     }
     env.store.put(PENDING_IMPORT_TASK, task_id, task)
@@ -196,10 +199,13 @@ def run_due_imports(env: Environment) -> None:
         if task["dueAt"] > now:
             continue
         imported, skipped = _apply_import(env, task["rows"])
+        carried: dict[str, Any] = {
+            k: task[k] for k in ("taskId", "kind", "createdAt", "rowCount", "customersCount") if k in task
+        }
         result = {
-            "taskId": task["taskId"],
-            "kind": "subscriptions",
+            **carried,
             "status": "COMPLETED",
+            "completedAt": now,
             "imported": imported,
             "skipped": skipped,
         }

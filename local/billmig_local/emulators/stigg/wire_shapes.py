@@ -327,3 +327,65 @@ def usage_history_v2(data: Shape) -> Shape:
         for p in data["usageMeasurements"]
     ]
     return {"__typename": "UsageHistoryV2", "markers": data["markers"], "series": [{"tags": [], "points": points}]}
+
+
+def subscription_query(env: Environment, record: Shape) -> Shape:
+    """A `SubscriptionQuery` (the `subscriptions` list's node): a subscription plus the ids it carries itself.
+
+    Its `customerId` is the customer's internal id, as Stigg's docs describe the `subscriptions` filter of that name;
+    the customer's own id is `customer { customerId }`.
+    """
+    customer_record = env.get(CUSTOMER, record["customerId"])
+    assert customer_record is not None
+    return {
+        **subscription(env, record),
+        "__typename": "SubscriptionQuery",
+        "customerId": customer_record["id"],
+        "resourceId": record.get("resourceId"),
+        "syncStates": [],
+    }
+
+
+def import_task_errors(record: Shape) -> list[Shape]:
+    """The rows an import task refused (a row skipped by the `updatedAt` rule is not an error)."""
+    return [
+        {"id": str(row.get("subscriptionId") or row.get("customerId") or row["index"]), "error": row_error(row)}
+        for row in record.get("skipped", [])
+        if row.get("code") != "Skipped"
+    ]
+
+
+def row_error(row: Shape) -> str:
+    return f"{row['code']}: {row['reason']}"
+
+
+def import_task_status(record: Shape) -> str:
+    """PENDING until applied; then COMPLETED, PARTIALLY_FAILED (some rows refused) or FAILED (every row refused).
+
+    Stigg documents no mapping from refused rows to `TaskStatus`; this is the emulator's reading of the enum."""
+    if record["status"] == "PENDING":
+        return "PENDING"
+    errors = len(import_task_errors(record))
+    if errors and errors == record.get("rowCount", errors):
+        return "FAILED"
+    return "PARTIALLY_FAILED" if errors else "COMPLETED"
+
+
+def import_task(env: Environment, record: Shape) -> Shape:
+    """An `ImportIntegrationTask` of type IMPORT_SUBSCRIPTIONS_BULK: what `importSubscriptionsBulk` started."""
+    done = record["status"] != "PENDING"
+    return {
+        "__typename": "ImportIntegrationTask",
+        "id": record["taskId"],
+        "taskType": "IMPORT_SUBSCRIPTIONS_BULK",
+        "status": import_task_status(record),
+        "progress": 100 if done else 0,
+        "totalSubtasksCount": record.get("rowCount", 0),
+        "customersCount": record.get("customersCount", 0),
+        "productsCount": 0,
+        "importErrors": import_task_errors(record),
+        "environmentId": env.environment_id,
+        "createdAt": datetimes.render(record.get("createdAt")),
+        "startDate": datetimes.render(record.get("completedAt")),
+        "endDate": datetimes.render(record.get("completedAt")),
+    }

@@ -1,0 +1,231 @@
+"""`StripeSource` on the official SDK (`stripe` 16.x): the reads both paths make, and the cancel.
+
+Errors are typed so Step Functions retries only 429s and outages; a DELETE carries no idempotency key in Stripe, so
+callers read the status before cancelling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+import stripe
+
+from billmig.errors import IdempotencyKeyReused, VendorRejected, VendorThrottled, VendorUnavailable
+from billmig.stripe_source.views import (
+    StripeCreditGrant,
+    StripeCustomer,
+    StripeInvoice,
+    StripeInvoiceLine,
+    StripeItem,
+    StripeSubscription,
+)
+
+_T = TypeVar("_T")
+PAGE = 100  # Stripe's largest list page
+
+
+def typed_stripe_call(what: str, call: Callable[[], _T]) -> _T:
+    try:
+        return call()
+    except stripe.RateLimitError as exc:
+        raise VendorThrottled(f"Stripe {what}: {exc.user_message or exc}") from exc
+    except stripe.IdempotencyError as exc:
+        raise IdempotencyKeyReused(f"Stripe {what}: {exc.user_message or exc}") from exc
+    except (stripe.APIConnectionError, stripe.APIError) as exc:
+        raise VendorUnavailable(f"Stripe {what}: {exc.user_message or exc}") from exc
+    except stripe.StripeError as exc:
+        if exc.http_status is not None and exc.http_status >= 500:
+            raise VendorUnavailable(f"Stripe {what}: {exc.user_message or exc}") from exc
+        raise VendorRejected(f"Stripe {what}: {exc.user_message or exc}") from exc
+
+
+def _metadata(obj: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (obj.to_dict().get("metadata") or {}).items()}
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if value is not None else None
+
+
+class StripeSDKSource:
+    def __init__(self, client: stripe.StripeClient) -> None:
+        self._client = client
+
+    @classmethod
+    def connect(cls, api_key: str, api_base: str | None = None) -> StripeSDKSource:
+        addresses: dict[str, str] = {"api": api_base, "meter_events": api_base} if api_base else {}
+        return cls(stripe.StripeClient(api_key, base_addresses=addresses, max_network_retries=2))  # type: ignore[arg-type]
+
+    # -- customers and subscriptions --------------------------------------------------------------------------------
+    def customers(self, statuses: Iterable[str]) -> Iterator[StripeCustomer]:
+        wanted = set(statuses)
+        pages = typed_stripe_call("list customers", lambda: self._client.v1.customers.list(params={"limit": PAGE}))
+        for customer in pages.auto_paging_iter():
+            yield self._customer(customer, wanted)
+
+    def customer(self, customer_id: str) -> StripeCustomer:
+        found = typed_stripe_call(f"retrieve {customer_id}", lambda: self._client.v1.customers.retrieve(customer_id))
+        return self._customer(found, None)
+
+    def _customer(self, customer: Any, statuses: set[str] | None) -> StripeCustomer:
+        subscriptions = typed_stripe_call(
+            f"list subscriptions of {customer.id}",
+            lambda: self._client.v1.subscriptions.list(
+                params={"customer": customer.id, "status": "all", "limit": PAGE, "expand": ["data.items.data.price"]}
+            ),
+        )
+        views = [_subscription(s) for s in subscriptions.auto_paging_iter() if statuses is None or s.status in statuses]
+        settings = getattr(customer, "invoice_settings", None)
+        method = getattr(settings, "default_payment_method", None) if settings is not None else None
+        return StripeCustomer(
+            id=customer.id,
+            email=customer.email,
+            name=customer.name,
+            metadata=_metadata(customer),
+            default_payment_method=method if isinstance(method, str) else getattr(method, "id", None),
+            subscriptions=tuple(views),
+        )
+
+    def subscription(self, subscription_id: str) -> StripeSubscription:
+        found = typed_stripe_call(
+            f"retrieve {subscription_id}",
+            lambda: self._client.v1.subscriptions.retrieve(subscription_id, params={"expand": ["items.data.price"]}),
+        )
+        return _subscription(found)
+
+    def subscription_status(self, subscription_id: str) -> str:
+        found = typed_stripe_call(
+            f"retrieve {subscription_id}", lambda: self._client.v1.subscriptions.retrieve(subscription_id)
+        )
+        return str(found.status)
+
+    def cancel_subscription(self, subscription_id: str, *, invoice_now: bool, prorate: bool) -> str:
+        cancelled = typed_stripe_call(
+            f"cancel {subscription_id}",
+            lambda: self._client.v1.subscriptions.cancel(
+                subscription_id, params={"prorate": prorate, "invoice_now": invoice_now}
+            ),
+        )
+        return str(cancelled.status)
+
+    # -- credits, usage, invoices -------------------------------------------------------------------------------------
+    def credit_grants(self, customer_id: str) -> list[StripeCreditGrant]:
+        pages = typed_stripe_call(
+            f"list credit grants of {customer_id}",
+            lambda: self._client.v1.billing.credit_grants.list(params={"customer": customer_id, "limit": PAGE}),
+        )
+        return [self._grant(customer_id, grant) for grant in pages.auto_paging_iter()]
+
+    def _grant(self, customer_id: str, grant: Any) -> StripeCreditGrant:
+        summary = typed_stripe_call(
+            f"credit balance of {grant.id}",
+            lambda: self._client.v1.billing.credit_balance_summary.retrieve(
+                params={"customer": customer_id, "filter": {"type": "credit_grant", "credit_grant": grant.id}}
+            ),
+        )
+        remaining = sum(
+            int(b.available_balance.monetary.value) for b in summary.balances if b.available_balance.monetary
+        )
+        scope = grant.applicability_config.scope
+        prices = getattr(scope, "prices", None) or []
+        return StripeCreditGrant(
+            id=grant.id,
+            name=grant.name,
+            category=grant.category,
+            amount=int(grant.amount.monetary.value),
+            remaining=remaining,
+            currency=str(grant.amount.monetary.currency),
+            priority=int(grant.priority if grant.priority is not None else 50),
+            effective_at=_int_or_none(grant.effective_at),
+            expires_at=_int_or_none(grant.expires_at),
+            voided_at=_int_or_none(grant.voided_at),
+            price_type=getattr(scope, "price_type", None),
+            price_ids=tuple(p.id for p in prices),
+        )
+
+    def metered_usage(self, meter_id: str, customer_id: str, start: int, end: int) -> float:
+        start, end = start - start % 60, end + (-end) % 60  # Stripe wants whole minutes
+        if end <= start:
+            return 0.0
+        summaries = typed_stripe_call(
+            f"event summaries of {meter_id}",
+            lambda: self._client.v1.billing.meters.event_summaries.list(
+                meter_id, params={"customer": customer_id, "start_time": start, "end_time": end, "limit": PAGE}
+            ),
+        )
+        return float(sum(s.aggregated_value for s in summaries.auto_paging_iter()))
+
+    def invoices(self, subscription_id: str) -> list[StripeInvoice]:
+        pages = typed_stripe_call(
+            f"list invoices of {subscription_id}",
+            lambda: self._client.v1.invoices.list(params={"subscription": subscription_id, "limit": PAGE}),
+        )
+        return [_invoice(invoice) for invoice in pages.auto_paging_iter()]
+
+
+def _subscription(subscription: Any) -> StripeSubscription:
+    items = []
+    for item in subscription["items"].data:
+        price = item.price
+        recurring = price.recurring
+        metered = recurring is not None and recurring.meter is not None
+        items.append(
+            StripeItem(
+                price_id=price.id,
+                lookup_key=price.lookup_key,
+                quantity=0 if metered else int(item.quantity or 1),
+                interval=recurring.interval if recurring is not None else None,
+                meter_id=recurring.meter if recurring is not None else None,
+                period_start=int(item.current_period_start),
+                period_end=int(item.current_period_end),
+                unit_amount=_int_or_none(price.unit_amount),
+                currency=str(price.currency),
+                product_id=price.product if isinstance(price.product, str) else getattr(price.product, "id", None),
+            )
+        )
+    first = items[0] if items else None
+    return StripeSubscription(
+        id=subscription.id,
+        status=subscription.status,
+        start_date=int(subscription.start_date),
+        items=tuple(items),
+        billing_cycle_anchor=_int_or_none(subscription.billing_cycle_anchor),
+        current_period_start=first.period_start if first else None,
+        current_period_end=first.period_end if first else None,
+        cancel_at_period_end=bool(subscription.cancel_at_period_end),
+        cancel_at=_int_or_none(subscription.cancel_at),
+        trial_end=_int_or_none(subscription.trial_end),
+        metadata=_metadata(subscription),
+    )
+
+
+def _invoice(invoice: Any) -> StripeInvoice:
+    parent = invoice.parent
+    details = getattr(parent, "subscription_details", None) if parent is not None else None
+    lines = []
+    for line in invoice.lines.data:
+        pricing = getattr(line, "pricing", None)
+        price_details = getattr(pricing, "price_details", None) if pricing is not None else None
+        lines.append(
+            StripeInvoiceLine(
+                price_id=getattr(price_details, "price", None),
+                quantity=float(line.quantity or 0),
+                amount=int(line.amount),
+                period_start=int(line.period.start),
+                period_end=int(line.period.end),
+            )
+        )
+    return StripeInvoice(
+        id=invoice.id,
+        subscription_id=getattr(details, "subscription", None),
+        status=str(invoice.status),
+        period_start=int(invoice.period_start),
+        period_end=int(invoice.period_end),
+        subtotal=int(invoice.subtotal),
+        total=int(invoice.total),
+        credits_applied=sum(int(c.amount) for c in (invoice.total_pretax_credit_amounts or [])),
+        currency=str(invoice.currency),
+        lines=tuple(lines),
+        billing_reason=invoice.billing_reason,
+    )

@@ -1,0 +1,119 @@
+"""Every step's name, and the one way a step runs exactly once.
+
+A step is claimed with a lease (so of two runners one wins), skipped when it already succeeded, and its vendor ids
+are recorded the moment the vendor object exists, so a crash between a vendor write and the step's completion never
+orphans what was made: the resumed attempt finds the ids (or looks the object up) instead of writing it again. A
+typed error is recorded against the step before it propagates to Step Functions, which retries only transient ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+
+from billmig.progress import ErrorRecord, ProgressStore, StepClaim, utc_now
+
+DEFAULT_LEASE = timedelta(minutes=5)
+
+
+class Step(StrEnum):
+    """The steps the progress store and the state machines name; an ASL `step` value must be one of these."""
+
+    PREFLIGHT = "preflight"
+    STIGG_CUSTOMERS = "stigg.customers"
+    STIGG_SUBSCRIPTIONS = "stigg.subscriptions"
+    STIGG_IMPORT = "stigg.import"
+    STIGG_VERIFY = "stigg.verify"
+    STIGG_PROVISION = "stigg.provision"
+    STIGG_USAGE = "stigg.usage"
+    STRIPE_CANCEL = "stripe.cancel"
+    STIGG_PREPARE = "stigg.prepare"
+    STIGG_REPORT = "stigg.report"
+    BATCH_REPORT = "report"
+    RECORD_FAILURE = "record_failure"
+
+
+@dataclass(frozen=True)
+class StepKey:
+    run_id: str
+    subject: str
+    step: str
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What a step's body reports: a word for reports (created, skipped, cancelled...), the ids it made or found."""
+
+    outcome: str
+    vendor_ids: dict[str, str] = field(default_factory=dict)
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class StepDone:
+    outcome: str
+    vendor_ids: dict[str, str]
+    attempt: int
+    revision: int
+    already_done: bool
+
+
+class RunningStep:
+    """What a step's body gets: which attempt and revision this is, ids an earlier attempt recorded, and `remember`."""
+
+    def __init__(self, store: ProgressStore, key: StepKey, claim: StepClaim) -> None:
+        self._store = store
+        self.key = key
+        self.attempt = claim.attempt
+        self.revision = claim.record.revision
+        self.vendor_ids: dict[str, str] = dict(claim.record.vendor_ids)
+
+    def remember(self, vendor_ids: dict[str, str]) -> None:
+        """Record ids as soon as the vendor has the object, before anything else can fail."""
+        self._store.remember_vendor_ids(self.key.run_id, self.key.subject, self.key.step, vendor_ids)
+        self.vendor_ids.update(vendor_ids)
+
+
+def run_once(
+    store: ProgressStore,
+    key: StepKey,
+    runner: str,
+    body: Callable[[RunningStep], StepOutcome],
+    *,
+    lease: timedelta = DEFAULT_LEASE,
+) -> StepDone:
+    """Run `body` unless the step already succeeded; record its outcome, or its typed error, either way."""
+    store.enrol(key.run_id, key.subject)
+    claim = store.claim_step(key.run_id, key.subject, key.step, runner, lease)
+    if claim.already_succeeded:
+        return StepDone(
+            outcome=claim.record.outcome or "done",
+            vendor_ids=dict(claim.record.vendor_ids),
+            attempt=claim.attempt,
+            revision=claim.record.revision,
+            already_done=True,
+        )
+    running = RunningStep(store, key, claim)
+    try:
+        result = body(running)
+    except Exception as exc:
+        error = ErrorRecord(
+            type=type(exc).__name__, message=str(exc), transient=bool(getattr(exc, "transient", False)), at=utc_now()
+        )
+        # The error itself is what Step Functions must see; failing to record it must not replace it.
+        with contextlib.suppress(Exception):
+            store.fail_step(key.run_id, key.subject, key.step, error)
+        raise
+    store.complete_step(
+        key.run_id, key.subject, key.step, {**running.vendor_ids, **result.vendor_ids}, result.outcome, result.detail
+    )
+    return StepDone(
+        outcome=result.outcome,
+        vendor_ids={**running.vendor_ids, **result.vendor_ids},
+        attempt=claim.attempt,
+        revision=claim.record.revision,
+        already_done=False,
+    )

@@ -1,0 +1,36 @@
+"""The port to Stripe both migration paths use: reads for planning and parity, and the cancel a cutover makes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
+from billmig.stripe_source.views import StripeCreditGrant, StripeCustomer, StripeInvoice, StripeSubscription
+
+
+class StripeSource(Protocol):
+    def customers(self, statuses: Iterable[str]) -> Iterator[StripeCustomer]:
+        """Every customer with its subscriptions in these statuses (customers without one are included)."""
+        ...
+
+    def customer(self, customer_id: str) -> StripeCustomer: ...
+
+    def subscription(self, subscription_id: str) -> StripeSubscription: ...
+
+    def subscription_status(self, subscription_id: str) -> str: ...
+
+    def cancel_subscription(self, subscription_id: str, *, invoice_now: bool, prorate: bool) -> str:
+        """Cancel at once; returns the new status. A DELETE takes no idempotency key: read the status first."""
+        ...
+
+    def credit_grants(self, customer_id: str) -> list[StripeCreditGrant]:
+        """Every grant of the customer, each with its own remaining balance (`credit_balance_summary` per grant)."""
+        ...
+
+    def metered_usage(self, meter_id: str, customer_id: str, start: int, end: int) -> float:
+        """The meter's event summaries for the customer over [start, end), summed."""
+        ...
+
+    def invoices(self, subscription_id: str) -> list[StripeInvoice]:
+        """The subscription's invoices, newest first, each with its period and lines."""
+        ...

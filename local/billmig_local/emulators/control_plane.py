@@ -1,0 +1,244 @@
+"""Every emulator's control plane under `/_emulator/` (a path no vendor uses): fault injection, latency, a rate
+limit with the vendor's published presets, and a request log. Each emulator supplies only how its vendor shapes an
+error body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CONTROL_PREFIX = "/_emulator"
+
+# (status, message, code) -> the vendor's own error response
+ErrorResponder = Callable[[int, str, str], Response]
+
+
+@dataclass
+class FaultRule:
+    """Answer matching requests with `status` instead of running them."""
+
+    path: str  # regex, searched in the request path
+    status: int
+    method: str | None = None
+    message: str = "injected fault"
+    code: str = "injected_fault"
+    headers: dict[str, str] = field(default_factory=dict)
+    rate: float = 1.0  # probability a matching request fails
+    times: int | None = None  # how many more times it fires; None = unlimited
+    body: dict[str, Any] | None = None  # a literal body instead of the vendor's error shape
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.times is not None and self.times <= 0:
+            return False
+        if self.method and self.method.upper() != method.upper():
+            return False
+        return re.search(self.path, path) is not None
+
+
+@dataclass
+class LoggedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: str
+    status: int
+    at: float
+    injected: bool = False
+
+
+class TokenBucket:
+    def __init__(self, per_second: float, burst: float | None = None) -> None:
+        self.per_second = per_second
+        self.capacity = burst if burst is not None else max(1.0, per_second)
+        self._tokens = self.capacity
+        self._stamp = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.per_second)
+            self._stamp = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return True
+            return False
+
+
+_LOGGED_HEADERS = ("idempotency-key", "stripe-version", "content-type", "x-api-key", "authorization")
+
+
+class EmulatorControl:
+    """Pure ASGI middleware in front of an emulator app; also serves `/_emulator/*`.
+
+    Control endpoints (JSON):
+      GET/DELETE /_emulator/requests       request log (newest last) / clear it
+      POST/DELETE /_emulator/faults        add a FaultRule / clear all
+      POST /_emulator/latency              {"ms": 20}
+      POST /_emulator/rate_limit           {"per_second": 25, "burst": 25} or {"preset": name} or {} to turn off
+      GET /_emulator/clock                 the world clock as this emulator sees it
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        name: str,
+        error_response: ErrorResponder,
+        now: Callable[[], float],
+        rate_limit_presets: dict[str, tuple[float, float]] | None = None,
+        rate_limit_status: int = 429,
+        log_size: int = 20_000,
+    ) -> None:
+        self.app = app
+        self.name = name
+        self.error_response = error_response
+        self.now = now
+        self.presets = rate_limit_presets or {}
+        self.rate_limit_status = rate_limit_status
+        self.faults: list[FaultRule] = []
+        self.latency_ms = 0.0
+        self.bucket: TokenBucket | None = None
+        self.log: deque[LoggedRequest] = deque(maxlen=log_size)
+        self._lock = threading.Lock()
+        self._random = random.Random(0)
+
+    # -- injection, usable directly by in-process tests too
+    def add_fault(self, rule: FaultRule) -> None:
+        with self._lock:
+            self.faults.append(rule)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self.faults.clear()
+
+    def set_rate_limit(self, per_second: float | None, burst: float | None = None) -> None:
+        self.bucket = TokenBucket(per_second, burst) if per_second else None
+
+    def _pick_fault(self, method: str, path: str) -> FaultRule | None:
+        with self._lock:
+            for rule in self.faults:
+                if rule.matches(method, path) and self._random.random() < rule.rate:
+                    if rule.times is not None:
+                        rule.times -= 1
+                    return rule
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path.startswith(CONTROL_PREFIX + "/"):
+            response = await self._control(Request(scope, receive))
+            await response(scope, receive, send)
+            return
+
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+
+        if self.latency_ms:
+            await asyncio.sleep(self.latency_ms / 1000)
+
+        method: str = scope["method"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        entry = LoggedRequest(
+            method=method,
+            path=path,
+            query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)),
+            headers={k: v for k, v in headers.items() if k in _LOGGED_HEADERS},
+            body=body.decode("utf-8", "replace"),
+            status=0,
+            at=self.now(),
+        )
+
+        injected: Response | None = None
+        if self.bucket is not None and not self.bucket.take():
+            injected = self.error_response(
+                self.rate_limit_status, "Too many requests (emulated rate limit)", "rate_limit"
+            )
+        else:
+            rule = self._pick_fault(method, path)
+            if rule is not None:
+                if rule.body is not None:
+                    injected = JSONResponse(rule.body, status_code=rule.status)
+                else:
+                    injected = self.error_response(rule.status, rule.message, rule.code)
+                for key, value in rule.headers.items():
+                    injected.headers[key] = value
+        if injected is not None:
+            entry.status = injected.status_code
+            entry.injected = True
+            self.log.append(entry)
+            await injected(scope, receive, send)
+            return
+
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                entry.status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, replay, capture)
+        finally:
+            self.log.append(entry)
+
+    async def _control(self, request: Request) -> Response:
+        what = request.url.path[len(CONTROL_PREFIX) + 1 :].strip("/")
+        method = request.method
+        if what == "requests" and method == "GET":
+            return JSONResponse([asdict(e) for e in list(self.log)])
+        if what == "requests" and method == "DELETE":
+            self.log.clear()
+            return JSONResponse({"cleared": True})
+        if what == "faults" and method == "POST":
+            self.add_fault(FaultRule(**(await request.json())))
+            return JSONResponse({"faults": [asdict(f) for f in self.faults]})
+        if what == "faults" and method == "DELETE":
+            self.clear_faults()
+            return JSONResponse({"faults": []})
+        if what == "faults" and method == "GET":
+            return JSONResponse({"faults": [asdict(f) for f in self.faults]})
+        if what == "latency" and method == "POST":
+            self.latency_ms = float((await request.json()).get("ms", 0))
+            return JSONResponse({"ms": self.latency_ms})
+        if what == "rate_limit" and method == "POST":
+            payload = await request.json()
+            if "preset" in payload:
+                if payload["preset"] not in self.presets:
+                    return JSONResponse({"error": f"unknown preset; known: {sorted(self.presets)}"}, 400)
+                per_second, burst = self.presets[payload["preset"]]
+                self.set_rate_limit(per_second, burst)
+            else:
+                self.set_rate_limit(payload.get("per_second"), payload.get("burst"))
+            return JSONResponse({"per_second": self.bucket.per_second if self.bucket else None})
+        if what == "clock" and method == "GET":
+            return JSONResponse({"now": self.now()})
+        return JSONResponse({"error": f"no control endpoint {method} {request.url.path}"}, 404)

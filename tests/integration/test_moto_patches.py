@@ -1,0 +1,94 @@
+"""Each moto patch, shown by the behaviour it provides on the deployed stack (each assertion fails without it)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from billmig_local import moto_patches
+from billmig_local.stack import LocalStack
+
+
+def test_every_patch_is_installed_and_documented(local_stack: LocalStack) -> None:
+    assert moto_patches.installed() == {p.name for p in moto_patches.PATCHES}
+    assert all(p.gap for p in moto_patches.PATCHES)
+
+
+def test_lambda_bridge_runs_the_deployed_code(local_stack: LocalStack) -> None:
+    lam = local_stack.client("lambda")
+    response = lam.invoke(FunctionName="billmig-report-batch-local", Payload=json.dumps({"batch_id": "nobody"}))
+    assert "FunctionError" not in response
+    assert json.loads(response["Payload"].read())["counts"]["succeeded"] == 0
+
+
+def test_lambda_bridge_reports_the_exception_class_as_error_type(local_stack: LocalStack) -> None:
+    lam = local_stack.client("lambda")
+    event = {"batch_id": "b", "runner": "r", "index": 4, "customer": {"stripe_customer_id": "cus_OnlyThis"}}
+    response = lam.invoke(FunctionName="billmig-preflight-local", Payload=json.dumps(event))
+    assert response["FunctionError"] == "Handled"
+    payload = json.loads(response["Payload"].read())
+    assert payload["errorType"] == "InvalidCustomerRecord"
+    assert "record 4 (cus_OnlyThis): internal_customer_id: Field required" in payload["errorMessage"]
+
+
+def test_lambda_logs_reach_cloudwatch_logs(local_stack: LocalStack) -> None:
+    local_stack.client("lambda").invoke(FunctionName="billmig-report-batch-local", Payload=b'{"batch_id": "logs"}')
+    logs = local_stack.client("logs")
+    streams = logs.describe_log_streams(logGroupName="/aws/lambda/billmig-report-batch-local")["logStreams"]
+    messages = [
+        json.loads(e["message"])
+        for s in streams
+        for e in logs.get_log_events(
+            logGroupName="/aws/lambda/billmig-report-batch-local", logStreamName=s["logStreamName"]
+        )["events"]
+        if e["message"].startswith("{")
+    ]
+    assert any(m.get("run_id") == "logs" and m.get("step") == "report" for m in messages)
+
+
+def test_state_machines_are_in_the_executing_backend_with_substitutions(local_stack: LocalStack, sfn: Any) -> None:
+    arn = local_stack.outputs["PreflightStateMachineArn"]
+    assert arn in [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]]
+    definition = sfn.describe_state_machine(stateMachineArn=arn)["definition"]
+    assert "${" not in definition
+    assert "function:billmig-preflight-local" in definition
+    assert "$$.Execution.Name" in definition  # `$$` survives (no Fn::Sub on the definition)
+
+
+def test_layer_ref_and_function_layers(local_stack: LocalStack) -> None:
+    layer_arn = local_stack.outputs["SharedLayerArn"]
+    assert layer_arn.startswith("arn:aws:lambda:us-east-1:") and ":layer:billmig-shared-local:" in layer_arn
+    config = local_stack.client("lambda").get_function(FunctionName="billmig-preflight-local")["Configuration"]
+    assert [layer["Arn"] for layer in config["Layers"]] == [layer_arn]
+
+
+def test_scheduler_schedules_are_created(local_stack: LocalStack) -> None:
+    schedule = local_stack.client("scheduler").get_schedule(Name="billmig-canary-local")
+    assert schedule["ScheduleExpression"] == "cron(0 6 * * ? *)"
+    assert schedule["Target"]["Arn"] == local_stack.outputs["PreflightStateMachineArn"]
+
+
+def test_executions_without_a_name_get_a_unique_one(local_stack: LocalStack, sfn: Any) -> None:
+    arn = local_stack.outputs["PreflightStateMachineArn"]
+    payload = json.dumps({"batch_id": "unnamed", "not_before": "2000-01-01T00:00:00Z", "customers": []})
+    first = sfn.start_execution(stateMachineArn=arn, input=payload)["executionArn"]
+    second = sfn.start_execution(stateMachineArn=arn, input=payload)["executionArn"]
+    assert not first.endswith(":None")
+    assert first != second
+
+
+def test_point_in_time_recovery_follows_the_template(local_stack: LocalStack, dynamodb: Any) -> None:
+    backups = dynamodb.describe_continuous_backups(TableName=local_stack.outputs["ProgressTableName"])
+    status = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"]
+    assert status == "ENABLED"
+
+
+@pytest.mark.parametrize("patch", [p.name for p in moto_patches.PATCHES])
+def test_each_patch_names_the_gap_it_closes(patch: str) -> None:
+    found = [p for p in moto_patches.PATCHES if p.name == patch]
+    assert len(found) == 1 and len(found[0].gap) > 20
+
+
+# `lambda_task_service_errors` and the bridge's execution environments are shown in test_lambda_environments.py
+# (a throttle reaching Step Functions as Lambda.TooManyRequestsException; concurrency, timeouts, crashes, logs).

@@ -1,0 +1,102 @@
+"""The DynamoDB progress store, for real against the template's table on the local stack."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
+from billmig.errors import StepClaimedElsewhere
+from billmig.progress import ErrorRecord, SubjectState
+from billmig_local.stack import LocalStack
+
+
+@pytest.fixture()
+def store(local_stack: LocalStack, dynamodb: Any) -> DynamoDBProgressStore:
+    return DynamoDBProgressStore(local_stack.outputs["ProgressTableName"], client=dynamodb)
+
+
+@pytest.fixture()
+def batch() -> str:
+    return f"batch-{uuid.uuid4().hex[:8]}"
+
+
+def test_the_table_is_deployed_with_recovery_and_protection(local_stack: LocalStack, dynamodb: Any) -> None:
+    table = dynamodb.describe_table(TableName=local_stack.outputs["ProgressTableName"])["Table"]
+    assert table["DeletionProtectionEnabled"] is True
+    assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["by-state"]
+    backups = dynamodb.describe_continuous_backups(TableName=table["TableName"])
+    assert (
+        backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"]
+        == "ENABLED"
+    )
+
+
+def test_enrol_is_idempotent(store: DynamoDBProgressStore, batch: str) -> None:
+    first = store.enrol(batch, "cus_AAAA")
+    second = store.enrol(batch, "cus_AAAA")
+    assert first.enrolled_at == second.enrolled_at
+    assert store.subjects_in_state(batch, SubjectState.ENROLLED)[0].subject == "cus_AAAA"
+
+
+def test_of_many_racing_runners_exactly_one_claims_the_step(store: DynamoDBProgressStore, batch: str) -> None:
+    store.enrol(batch, "cus_RACE")
+    winners: list[str] = []
+    losers: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def runner(name: str) -> None:
+        barrier.wait()
+        try:
+            claim = store.claim_step(batch, "cus_RACE", "contract", name, timedelta(minutes=5))
+        except StepClaimedElsewhere:
+            losers.append(name)
+        else:
+            assert not claim.already_succeeded
+            winners.append(name)
+
+    threads = [threading.Thread(target=runner, args=(f"runner-{n}",)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(winners) == 1
+    assert len(losers) == 5
+    progress = store.get(batch, "cus_RACE")
+    assert progress is not None
+    assert progress.steps["contract"].runner == winners[0]
+    assert progress.steps["contract"].attempts == 1
+
+
+def test_a_completed_step_is_not_claimed_again_and_its_ids_are_kept(store: DynamoDBProgressStore, batch: str) -> None:
+    store.claim_step(batch, "cus_DONE", "prepare", "r1", timedelta(minutes=5))
+    store.remember_vendor_ids(batch, "cus_DONE", "prepare", {"metronome_customer_id": "m-1"})
+    store.complete_step(batch, "cus_DONE", "prepare", {"stripe_link": "cus_DONE"})
+    again = store.claim_step(batch, "cus_DONE", "prepare", "r2", timedelta(minutes=5))
+    assert again.already_succeeded
+    assert again.record.vendor_ids == {"metronome_customer_id": "m-1", "stripe_link": "cus_DONE"}
+    assert [p.subject for p in store.subjects_in_state(batch, SubjectState.SUCCEEDED)] == ["cus_DONE"]
+
+
+def test_the_state_index_answers_which_customers_failed(store: DynamoDBProgressStore, batch: str) -> None:
+    now = datetime.now(UTC)
+    for n in range(5):
+        store.claim_step(batch, f"cus_{n:04d}", "contract", "r", timedelta(minutes=5))
+    for n in (1, 3):
+        store.fail_step(
+            batch,
+            f"cus_{n:04d}",
+            "contract",
+            ErrorRecord(type="VendorRejected", message="bad rate card", transient=False, at=now),
+        )
+    store.complete_step(batch, "cus_0000", "contract", {})
+    assert [p.subject for p in store.subjects_in_state(batch, SubjectState.FAILED)] == ["cus_0001", "cus_0003"]
+    assert [p.subject for p in store.subjects_in_state(batch, SubjectState.RUNNING)] == ["cus_0002", "cus_0004"]
+    failed = store.get(batch, "cus_0003")
+    assert failed is not None
+    error = failed.steps["contract"].last_error
+    assert error is not None
+    assert (error.type, error.transient) == ("VendorRejected", False)
