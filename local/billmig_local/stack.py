@@ -52,6 +52,7 @@ class StackSettings:
     lambda_concurrency: int = DEFAULT_CONCURRENCY
     emulators: Iterable[str] = EMULATOR_NAMES
     feed: Callable[[str], None] | None = None
+    console: bool = True  # the read-only state machine console (billmig_cli.console), on its own port
 
 
 class LocalStack:
@@ -64,6 +65,7 @@ class LocalStack:
         self.bridge: LambdaBridge | None = None
         self.scheduler: ScheduleRunner | None = None
         self._feed: ExecutionFeed | None = None
+        self.console: Any = None
         self._server: BaseWSGIServer | None = None
         self._thread: Thread | None = None
         self._clients: dict[str, Any] = {}
@@ -94,6 +96,7 @@ class LocalStack:
         found: dict[str, str | None] = {"aws": self.endpoint}
         for name in EMULATOR_NAMES:
             found[name] = self.emulators[name].url if name in self.emulators else None
+        found["console"] = self.console.url if self.console is not None else None
         return found
 
     # ----------------------------------------------------------------------------------------------------------------
@@ -119,6 +122,10 @@ class LocalStack:
         self._start_emulators()
         self.deploy()
         self._store_local_secrets()
+        if self.settings.console:
+            from billmig_cli.console.server import ConsoleServer
+
+            self.console = ConsoleServer(self.client, stack_name=self.settings.stack_name, local=True).start()
         self._write_endpoints()
         self.scheduler = ScheduleRunner(clock=self.clock, clients=self.client, on_fire=self._announce_firing)
         self.scheduler.start()
@@ -128,6 +135,8 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
+        if self.console is not None:
+            self.console.stop()
         if self._feed is not None:
             self._feed.stop()
         if self.scheduler is not None:
@@ -200,6 +209,11 @@ class LocalStack:
         for name, start in available_emulators().items():
             if name in self.settings.emulators:
                 self.emulators[name] = start(clock=self.clock, state_dir=self.settings.state_dir)
+        # Metronome delivers billable invoices (and gated auto-recharges) to the Stripe emulator when one runs
+        if "metronome" in self.emulators and "stripe" in self.emulators:
+            connect_stripe = self.emulators["metronome"].extra.get("connect_stripe")
+            if connect_stripe is not None:
+                connect_stripe(self.emulators["stripe"].url)
 
     def _write_endpoints(self) -> None:
         path = self.settings.state_dir / "endpoints.json"

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from billmig_cli import aws_target
+from billmig_cli.commands.console import print_execution_link
 from billmig_cli.options import StackName, console
 
 app = typer.Typer(help="Import customers, subscriptions and usage into Stigg.", no_args_is_help=True)
@@ -73,6 +74,7 @@ def stigg_import(
         return
     started = runner.start_import(files, import_id=import_id, paid_plan_ids=paid_plans, stack_name=stack_name)
     console.print(f"import {started.import_id}: {summary}\nstarted {started.execution_arn}", soft_wrap=True)
+    print_execution_link(console, started.execution_arn)
     if not wait:
         return
     with Progress(

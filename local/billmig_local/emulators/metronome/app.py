@@ -40,6 +40,8 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/v1/customers/{customer_id}", customers.retrieve_customer),
     ("POST", "/v1/customers/{customer_id}/setIngestAliases", customers.set_ingest_aliases),
     ("POST", "/v1/setCustomerBillingProviderConfigurations", customers.set_billing_configurations),
+    ("POST", "/v1/getCustomerBillingProviderConfigurations", customers.get_billing_configurations),
+    ("POST", "/v1/archiveCustomerBillingProviderConfigurations", customers.archive_billing_configurations),
     ("POST", "/v1/contracts/create", contracts.create_contract),
     ("POST", "/v2/contracts/get", contracts.retrieve_contract_v2),
     ("POST", "/v2/contracts/list", contracts.list_contracts_v2),
@@ -115,9 +117,22 @@ def _stripe_deliveries(store: ObjectStore, engine: BillingEngine) -> Any:
     return endpoint
 
 
+BILLABLE_STATUS_PATH = "/_metronome/billable-status"
+"""Not Metronome's: a customer's billable-status changes, scheduled ones included (`?customer_id=`, no auth)."""
+
+
+def _billable_status(store: ObjectStore) -> Any:
+    async def endpoint(request: Request) -> Response:
+        customer_id = request.query_params.get("customer_id", "")
+        return JSONResponse(customers.billable_status_schedule(store, customer_id))
+
+    return endpoint
+
+
 def build_app(store: ObjectStore, engine: BillingEngine, now: Callable[[], float]) -> Starlette:
     routes = [Route(path, _endpoint(handler, store, engine, now), methods=[method]) for method, path, handler in ROUTES]
     routes.append(Route(STRIPE_DELIVERIES_PATH, _stripe_deliveries(store, engine), methods=["GET"]))
+    routes.append(Route(BILLABLE_STATUS_PATH, _billable_status(store), methods=["GET"]))
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)

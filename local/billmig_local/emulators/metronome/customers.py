@@ -8,7 +8,7 @@ from typing import Any
 from .api_call import ApiCall
 from .errors import ApiError, not_found
 from .pagination import page
-from .wire_format import format_time, new_id, parse_time, public
+from .wire_format import derived_id, format_time, new_id, parse_time, public
 
 DEFAULT_BILLABLE_STATUS = os.environ.get("BILLMIG_METRONOME_DEFAULT_BILLABLE_STATUS", "billable")
 """New customers' status before any setBillableStatus (an account-level setting at Metronome)."""
@@ -43,20 +43,68 @@ def _render(customer: dict[str, Any], now: float) -> dict[str, Any]:
     return data
 
 
-def _add_billing_configuration(call: ApiCall, customer_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+def default_delivery_method_id(provider: str, method: str) -> str:
+    """The account's delivery method for a provider (Metronome's `delivery_method_id` when none is named)."""
+    return derived_id("delivery_method", provider, method)
+
+
+def _same_configuration(existing: dict[str, Any], spec: dict[str, Any]) -> bool:
+    """Metronome allows several configurations per provider only when they differ (its example: two Stripe
+    configurations "that each have a distinct collection_method"); an identical one is refused."""
+    if existing.get("archived_at") or existing["billing_provider"] != spec["billing_provider"]:
+        return False
+    if existing["delivery_method_id"] != spec["delivery_method_id"]:
+        return False
+    if spec["billing_provider"] == "stripe":
+        return (existing["configuration"] or {}).get("stripe_collection_method") == (spec["configuration"] or {}).get(
+            "stripe_collection_method"
+        )
+    return bool(existing["configuration"] == spec["configuration"])
+
+
+def _add_billing_configuration(call: ApiCall, customer_id: str, spec: dict[str, Any], where: str) -> dict[str, Any]:
+    method = spec.get("delivery_method") or "direct_to_billing_provider"
+    method_id = spec.get("delivery_method_id") or default_delivery_method_id(spec["billing_provider"], method)
     config = {
-        "id": new_id(call.store, "billing_provider_configuration"),
         "customer_id": customer_id,
         "billing_provider": spec["billing_provider"],
         "configuration": spec.get("configuration") or {},
-        "delivery_method": spec.get("delivery_method") or "direct_to_billing_provider",
+        "delivery_method": method,
+        "delivery_method_id": method_id,
+        "archived_at": None,
     }
-    if spec.get("delivery_method_id"):
-        config["delivery_method_id"] = spec["delivery_method_id"]
+    for existing in customer_billing_configurations(call, customer_id):
+        if _same_configuration(existing, config):
+            raise ApiError(
+                400,
+                f"{where}: customer {customer_id} already has a {config['billing_provider']} billing provider "
+                f"configuration for this delivery method ({existing['id']}); archive it first",
+            )
+    config = {"id": new_id(call.store, "billing_provider_configuration"), **config}
     if spec.get("tax_provider"):
         config["tax_provider"] = spec["tax_provider"]
     call.store.put("billing_provider_configuration", config["id"], config)
     return config
+
+
+def customer_billing_configurations(call: ApiCall, customer_id: str) -> list[dict[str, Any]]:
+    return [c for c in call.store.all("billing_provider_configuration") if c["customer_id"] == customer_id]
+
+
+def _render_configuration(config: dict[str, Any]) -> dict[str, Any]:
+    delivery: dict[str, Any] = {}
+    if config["billing_provider"] == "stripe" and config["delivery_method"] == "direct_to_billing_provider":
+        delivery = {"stripe_account_id": "acct_emulator", "leave_invoices_in_draft": False}
+    return {
+        "id": config["id"],
+        "billing_provider": config["billing_provider"],
+        "customer_id": config["customer_id"],
+        "configuration": config["configuration"],
+        "delivery_method": config["delivery_method"],
+        "delivery_method_id": config["delivery_method_id"],
+        "delivery_method_configuration": delivery,
+        "archived_at": config.get("archived_at"),
+    }
 
 
 def create_customer(call: ApiCall) -> Any:
@@ -81,8 +129,8 @@ def create_customer(call: ApiCall) -> Any:
         call.store.put("customer", customer_id, customer)
         for alias in aliases:
             call.engine.aliases[alias] = customer_id
-        for spec in body.get("customer_billing_provider_configurations") or []:
-            _add_billing_configuration(call, customer_id, spec)
+        for index, spec in enumerate(body.get("customer_billing_provider_configurations") or []):
+            _add_billing_configuration(call, customer_id, spec, f"customer_billing_provider_configurations.{index}")
     data = public(customer)
     del data["customer_config"], data["created_at"], data["updated_at"]
     return {"data": data}
@@ -124,9 +172,46 @@ def set_billing_configurations(call: ApiCall) -> Any:
     with call.store.lock:
         for spec in call.body["data"]:
             get_customer(call, spec["customer_id"])
-        for spec in call.body["data"]:
-            created.append(_add_billing_configuration(call, spec["customer_id"], spec))
-    return {"data": created}
+        for index, spec in enumerate(call.body["data"]):
+            created.append(_add_billing_configuration(call, spec["customer_id"], spec, f"data.{index}"))
+    keys = ("id", "billing_provider", "customer_id", "configuration", "delivery_method_id", "tax_provider")
+    return {"data": [{k: c[k] for k in keys if k in c} for c in created]}
+
+
+def get_billing_configurations(call: ApiCall) -> Any:
+    customer = get_customer(call, call.body["customer_id"])
+    configs = customer_billing_configurations(call, customer["id"])
+    if not call.body.get("include_archived"):
+        configs = [c for c in configs if not c.get("archived_at")]
+    return {"data": [_render_configuration(c) for c in configs]}
+
+
+def archive_billing_configurations(call: ApiCall) -> Any:
+    """Takes effect at once: contracts on an archived configuration stop delivering and their threshold recharge
+    configurations are disabled (all ids are checked before any is archived)."""
+    body = call.body
+    with call.store.lock:
+        customer = get_customer(call, body["customer_id"])
+        owned = {c["id"]: c for c in customer_billing_configurations(call, customer["id"])}
+        ids = list(body["customer_billing_provider_configuration_ids"])
+        for index, config_id in enumerate(ids):
+            if config_id not in owned:
+                raise ApiError(
+                    400,
+                    f"customer_billing_provider_configuration_ids.{index}: no billing provider configuration "
+                    f"{config_id} for customer {customer['id']}",
+                )
+        stamp = format_time(call.now())
+        for config_id in ids:
+            if not owned[config_id].get("archived_at"):
+                call.store.put("billing_provider_configuration", config_id, {**owned[config_id], "archived_at": stamp})
+        for contract in call.engine.contracts_of(customer["id"]):
+            threshold = contract.get("prepaid_balance_threshold_configuration")
+            if contract.get("_billing_provider_configuration_id") in ids and threshold:
+                threshold["is_enabled"] = False
+                call.store.put("contract", contract["id"], contract)
+        call.engine.mark_changed(customer["id"])
+    return {"data": {"customer_id": customer["id"], "customer_billing_provider_configuration_ids": ids}}
 
 
 def set_billable_status(call: ApiCall) -> Any:
@@ -141,10 +226,21 @@ def set_billable_status(call: ApiCall) -> Any:
                 "effective_at: cannot be before the end of the customer's last finalized invoice "
                 f"({format_time(last_final)})",
             )
-        history = [h for h in customer.get("_billable_history", []) if h["_ts"] < effective]
+        # a change replaces only one at the same instant: earlier and later scheduled changes both stand
+        history = [h for h in customer.get("_billable_history", []) if h["_ts"] != effective]
         history.append({"value": body["billable_status"], "effective_at": format_time(effective), "_ts": effective})
+        history.sort(key=lambda h: h["_ts"])
         customer = {**customer, "_billable_history": history, "updated_at": format_time(call.now())}
         call.store.put("customer", customer["id"], customer)
         call.engine.mark_changed(customer["id"])
     current = call.engine.billable_status_at(customer, call.now())
     return {"data": {"id": customer["id"], "current_billable_status": current}}
+
+
+def billable_status_schedule(store: Any, customer_id: str) -> list[dict[str, str]]:
+    """Every billable-status change of a customer, past and scheduled, oldest first (not a Metronome read: its API
+    shows only the status in effect now)."""
+    customer = store.get("customer", customer_id)
+    if customer is None:
+        return []
+    return [{"value": h["value"], "effective_at": h["effective_at"]} for h in customer.get("_billable_history", [])]

@@ -11,7 +11,7 @@ from .customers import get_customer
 from .errors import ApiError
 from .pagination import page
 from .usage_aggregation import aggregate_by_group, metric_matches
-from .wire_format import format_time, json_number, parse_time, public
+from .wire_format import derived_id, format_time, json_number, parse_time, public
 
 MAX_FUTURE_SECONDS = 24 * 3600
 MAX_BACKDATE_SECONDS = 34 * 86400
@@ -35,7 +35,8 @@ def ingest(call: ApiCall) -> Any:
     with call.store.lock:
         for event, ts in accepted:
             if call.store.get("event", event["transaction_id"]) is not None:
-                continue  # a duplicate transaction_id is accepted and ignored
+                _record_duplicate(call, event, now)  # accepted and ignored, but events/search shows it
+                continue
             call.engine.add_event(
                 {
                     "transaction_id": event["transaction_id"],
@@ -50,26 +51,61 @@ def ingest(call: ApiCall) -> Any:
     return None
 
 
+MAX_DUPLICATES_KEPT = 10
+"""Duplicate receipts of one transaction_id kept for events/search (a retry storm must not grow the store)."""
+
+
+def _record_duplicate(call: ApiCall, event: dict[str, Any], now: float) -> None:
+    tid = event["transaction_id"]
+    kept = call.store.get("event_duplicates", tid) or {"receipts": [], "count": 0}
+    receipt = {
+        "customer_id": event["customer_id"],
+        "event_type": event["event_type"],
+        "timestamp": event["timestamp"],
+        "properties": event.get("properties") or {},
+        "processed_at": format_time(now),
+        "_customer_id": call.engine.resolve_customer_id(event["customer_id"]),
+        "_n": kept["count"] + 1,
+    }
+    receipts = [*kept["receipts"], receipt][-MAX_DUPLICATES_KEPT:]
+    call.store.put("event_duplicates", tid, {"receipts": receipts, "count": kept["count"] + 1})
+
+
+def _search_item(call: ApiCall, event: dict[str, Any], metrics: list[dict[str, Any]], **extra: Any) -> Any:
+    customer = call.store.get("customer", event["_customer_id"]) if event.get("_customer_id") else None
+    item = public(event) | extra
+    if customer is not None:
+        item["matched_customer"] = {"id": customer["id"], "name": customer["name"]}
+        item["matched_billable_metrics"] = [
+            {**public(m), "group_keys": m.get("group_keys", [])} for m in metrics if metric_matches(m, event)
+        ]
+    else:
+        item["matched_billable_metrics"] = []
+    return item
+
+
 def search_events(call: ApiCall) -> Any:
+    """Each transaction id's accepted event, then the later receipts of the same id with `is_duplicate: true`;
+    the customer is the one matched at ingestion."""
     metrics = call.store.all("billable_metric")
     found = []
     for transaction_id in call.body["transactionIds"]:
         event = call.store.get("event", transaction_id)
         if event is None:
             continue
-        customer_id = call.engine.resolve_customer_id(event["customer_id"])
-        customer = call.store.get("customer", customer_id) if customer_id else None
-        item = public(event)
-        item["id"] = event["transaction_id"]
-        item["is_duplicate"] = False
-        if customer is not None:
-            item["matched_customer"] = {"id": customer["id"], "name": customer["name"]}
-            item["matched_billable_metrics"] = [
-                {**public(m), "group_keys": m.get("group_keys", [])} for m in metrics if metric_matches(m, event)
-            ]
-        else:
-            item["matched_billable_metrics"] = []
-        found.append(item)
+        found.append(_search_item(call, event, metrics, id=derived_id("event", transaction_id), is_duplicate=False))
+        duplicates = call.store.get("event_duplicates", transaction_id) or {"receipts": []}
+        for receipt in duplicates["receipts"]:
+            duplicate = {**receipt, "transaction_id": transaction_id}
+            found.append(
+                _search_item(
+                    call,
+                    duplicate,
+                    metrics,
+                    id=derived_id("event", transaction_id, str(receipt["_n"])),
+                    is_duplicate=True,
+                )
+            )
     return found
 
 

@@ -1,10 +1,13 @@
 """Stripe emulator: a real HTTP server that the official `stripe` SDK drives, with Stripe's subscription billing.
 
 `start(...)` is what `billmig local up` calls. State lives in `state_dir/stripe/state.sqlite` (or in memory). The
-local stack calls `advance_test_clocks` after moving the world clock, so every test clock moves in step.
+local stack calls `advance_test_clocks` after moving the world clock, so every test clock moves to the world's
+instant.
 
 Where the emulator knowingly simplifies Stripe (each module's docstring says more):
-- no proration except `DELETE ... prorate=true`; periods before a `backdate_start_date` are not invoiced;
+- no proration except `DELETE ... prorate=true` and a first period up to a later billing cycle anchor; periods
+  before a `backdate_start_date` are not invoiced;
+- subscription schedules only `from_subscription`; a phase's item changes apply at its start without proration;
 - invoices finalize at once (no one-hour draft); paid with a default payment method, else open and `past_due`;
 - thresholds compare the period's unbilled metered subtotal (before credits) with `amount_gte`; no
   `reset_billing_cycle_anchor`, no item `usage_gte`; usage during a trial is shown at 0;
@@ -59,25 +62,34 @@ def start(*, clock: WorldClock, state_dir: Path | None, port: int = 0) -> Runnin
     )
 
 
-def advance_test_clocks(api_url: str, seconds: float, *, threads: int = 4) -> int:
-    """Advance every test clock by `seconds` through Stripe's own advance endpoint; how many moved.
+def advance_test_clocks(api_url: str, seconds: float | None = None, *, threads: int = 4) -> int:
+    """Move every test clock that is behind the world clock to the world's instant, through Stripe's own advance
+    endpoint; how many moved.
 
-    A few threads overlap the SDK's per-request work (the emulator bills one clock at a time).
+    To the instant, not by the distance the world moved: a clock created some real time ago would otherwise lag by
+    that much for ever, and month boundaries would land seconds apart here and in the other emulators. A clock
+    ahead of the world stays where it is (a test clock never goes back). `seconds` is how far the world just moved,
+    as `billmig local stack` reports it; 0 means nothing to do. A few threads overlap the SDK's per-request work.
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    import httpx
     import stripe
 
-    step = int(seconds)
-    if step <= 0:
+    if seconds is not None and seconds <= 0:
         return 0
+    world = int(float(httpx.get(api_url.rstrip("/") + "/_emulator/clock", timeout=10).json()["now"]))
     client = stripe.StripeClient(
         "sk_test_local", base_addresses={"api": api_url, "meter_events": api_url}, max_network_retries=2
     )
-    clocks = list(client.v1.test_helpers.test_clocks.list(params={"limit": 100}).auto_paging_iter())
+    clocks = [
+        clock
+        for clock in client.v1.test_helpers.test_clocks.list(params={"limit": 100}).auto_paging_iter()
+        if clock.frozen_time < world
+    ]
 
     def advance(clock: stripe.test_helpers.TestClock) -> None:
-        client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": clock.frozen_time + step})
+        client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": world})
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         list(pool.map(advance, clocks))

@@ -18,13 +18,14 @@ from decimal import Decimal
 from typing import Any
 
 from . import pricing
-from .billing_periods import period_containing
+from .billing_periods import boundary, period_containing
 from .credit_application import apply_credits
 from .meters import aggregate
 from .object_shapes import shaped
 from .state import StripeState
 
 LIVE = ("active", "trialing", "past_due", "unpaid", "incomplete")
+_FALLS_PAST_DUE = {("charge_automatically", "active"), ("charge_automatically", "trialing")}
 
 
 class BillingEngine:
@@ -63,19 +64,28 @@ class BillingEngine:
 
     def _earliest_world_due(self) -> float:
         dues = [
-            min(sub["_period_end"], sub["cancel_at"] if sub.get("cancel_at") is not None else float("inf"))
+            min(
+                sub["_period_end"],
+                sub["cancel_at"] if sub.get("cancel_at") is not None else float("inf"),
+                sub.get("_schedule_phase_end") or float("inf"),
+            )
             for sub in self.state.all("subscription")
             if sub["status"] in LIVE and sub.get("test_clock") is None
         ]
         return min(dues, default=float("inf"))
 
     def advance(self, sub_id: str) -> int:
+        from .subscription_schedules import follow_schedule
+
         issued = 0
         while True:
             sub = self.state.get("subscription", sub_id)
             if sub["status"] not in LIVE:
                 return issued
             now = self.state.now_for(sub["customer"])
+            if sub.get("schedule"):
+                follow_schedule(self.state, sub_id, min(now, sub["_period_end"]))
+                sub = self.state.get("subscription", sub_id)
             issued += self._threshold(sub, now)
             sub = self.state.get("subscription", sub_id)
             end = sub["_period_end"]
@@ -201,10 +211,44 @@ class BillingEngine:
         at: int,
         invoice_id: str | None = None,
     ) -> dict[str, Any]:
-        customer = self.state.get("customer", sub["customer"])
+        parent = {
+            "type": "subscription_details",
+            "quote_details": None,
+            "subscription_details": {"metadata": dict(sub.get("metadata") or {}), "subscription": sub["id"]},
+        }
+        return self.new_invoice(
+            self.state.get("customer", sub["customer"]),
+            reason=reason,
+            lines=lines,
+            period=period,
+            at=at,
+            collection_method=sub["collection_method"],
+            currency=sub["currency"],
+            parent=parent,
+            default_payment_method=sub.get("default_payment_method"),
+            invoice_id=invoice_id,
+        )
+
+    def new_invoice(
+        self,
+        customer: dict[str, Any],
+        *,
+        reason: str,
+        lines: list[dict[str, Any]],
+        period: tuple[int, int],
+        at: int,
+        collection_method: str,
+        currency: str,
+        parent: dict[str, Any] | None,
+        default_payment_method: str | None = None,
+        invoice_id: str | None = None,
+        days_until_due: int | None = None,
+    ) -> dict[str, Any]:
+        """A draft invoice of `customer` (a subscription's, or with `parent=None` a one-off `manual` one)."""
         invoice_id = invoice_id or self.state.new_id("in")
         for line in lines:
             line["invoice"] = invoice_id
+        due_days = days_until_due if days_until_due is not None else 30
         invoice = shaped(
             "invoice",
             id=invoice_id,
@@ -215,27 +259,23 @@ class BillingEngine:
             attempted=False,
             auto_advance=False,
             billing_reason=reason,
-            collection_method=sub["collection_method"],
+            collection_method=collection_method,
             created=at,
-            currency=sub["currency"],
+            currency=currency,
             customer=customer["id"],
             customer_email=customer.get("email"),
             customer_name=customer.get("name"),
             customer_phone=customer.get("phone"),
             customer_tax_exempt="none",
             customer_tax_ids=[],
-            default_payment_method=sub.get("default_payment_method"),
+            default_payment_method=default_payment_method,
             discounts=[],
-            due_date=at + 30 * 86400 if sub["collection_method"] == "send_invoice" else None,
+            due_date=at + due_days * 86400 if collection_method == "send_invoice" else None,
             effective_at=None,
             ending_balance=None,
             issuer={"type": "self"},
             metadata={},
-            parent={
-                "type": "subscription_details",
-                "quote_details": None,
-                "subscription_details": {"metadata": dict(sub.get("metadata") or {}), "subscription": sub["id"]},
-            },
+            parent=parent,
             period_start=period[0],
             period_end=period[1],
             post_payment_credit_notes_amount=0,
@@ -256,11 +296,11 @@ class BillingEngine:
             amount_overpaid=0,
         )
         invoice["_lines"] = lines
-        self._totals(invoice)
+        self.totals(invoice)
         return invoice
 
     @staticmethod
-    def _totals(invoice: dict[str, Any]) -> None:
+    def totals(invoice: dict[str, Any]) -> None:
         subtotal = sum(line["amount"] for line in invoice["_lines"])
         credits = sum(c["amount"] for c in invoice.get("total_pretax_credit_amounts") or [])
         total = subtotal - credits
@@ -276,34 +316,60 @@ class BillingEngine:
 
     def finalize(self, sub: dict[str, Any], invoice: dict[str, Any], at: int) -> dict[str, Any]:
         """Apply credits, then pay with the default payment method (or leave open), and store."""
+        self.finalize_invoice(invoice, at, default_payment_method=sub.get("default_payment_method"))
+        sub = dict(sub)
+        paid = invoice["status"] == "paid"
+        if paid and sub["status"] == "past_due":
+            sub["status"] = "active"
+        elif not paid and (sub["collection_method"], sub["status"]) in _FALLS_PAST_DUE:
+            sub["status"] = "past_due"
+        sub["latest_invoice"] = invoice["id"]
+        self.state.put(sub)
+        return invoice
+
+    def finalize_invoice(
+        self, invoice: dict[str, Any], at: int, *, default_payment_method: str | None = None, pay: bool = True
+    ) -> dict[str, Any]:
+        """Draft -> open: credits, number, then (charge_automatically, `pay`) one payment attempt; stored."""
         apply_credits(self.state, invoice, at, record=True)
-        self._totals(invoice)
-        customer = self.state.get("customer", sub["customer"])
+        self.totals(invoice)
+        customer = self.state.get("customer", invoice["customer"])
         invoice["number"] = f"{customer['invoice_prefix']}-{customer['next_invoice_sequence']:04d}"
         self.state.put({**customer, "next_invoice_sequence": customer["next_invoice_sequence"] + 1})
         invoice["status_transitions"]["finalized_at"] = at
         invoice["effective_at"] = at
         invoice["ending_balance"] = 0
-        has_payment_method = bool(sub.get("default_payment_method")) or bool(
-            (customer.get("invoice_settings") or {}).get("default_payment_method")
-        )
-        sub = dict(sub)
-        if invoice["amount_due"] == 0 or (sub["collection_method"] == "charge_automatically" and has_payment_method):
-            invoice.update(status="paid", amount_paid=invoice["amount_due"], amount_remaining=0, attempted=True)
-            invoice["status_transitions"]["paid_at"] = at
-            invoice["attempt_count"] = 1 if invoice["amount_due"] else 0
-            if sub["status"] == "past_due":
-                sub["status"] = "active"
-        else:
-            invoice["status"] = "open"
-            if sub["collection_method"] == "charge_automatically":
-                invoice.update(attempted=True, attempt_count=1)
-                if sub["status"] in ("active", "trialing"):
-                    sub["status"] = "past_due"
+        invoice["status"] = "open"
+        if invoice["amount_due"] == 0:
+            self._mark_paid(invoice, at)
+        elif invoice["collection_method"] == "charge_automatically" and pay:
+            self.attempt_payment(invoice, at, default_payment_method=default_payment_method)
         self.state.put(invoice)
-        sub["latest_invoice"] = invoice["id"]
-        self.state.put(sub)
         return invoice
+
+    def attempt_payment(self, invoice: dict[str, Any], at: int, *, default_payment_method: str | None = None) -> str:
+        """One charge of the invoice's amount due: "paid", "declined" (a declining test card) or "no_payment_method"."""
+        customer = self.state.get("customer", invoice["customer"])
+        method_id = (
+            invoice.get("default_payment_method")
+            or default_payment_method
+            or (customer.get("invoice_settings") or {}).get("default_payment_method")
+        )
+        invoice.update(attempted=True, attempt_count=invoice["attempt_count"] + 1)
+        if not method_id:
+            outcome = "no_payment_method"
+        elif (self.state.store.get("payment_method", method_id) or {}).get("_declines"):
+            outcome = "declined"
+        else:
+            self._mark_paid(invoice, at)
+            outcome = "paid"
+        self.state.put(invoice)
+        return outcome
+
+    @staticmethod
+    def _mark_paid(invoice: dict[str, Any], at: int) -> None:
+        invoice.update(status="paid", amount_paid=invoice["amount_due"], amount_remaining=0)
+        invoice["status_transitions"]["paid_at"] = at
 
     # ---------------------------------------------------------------------------------------------------------------
     # Lifecycle events
@@ -312,8 +378,25 @@ class BillingEngine:
         """`subscription_create`: licensed items for the first period, in advance (free during a trial)."""
         period = (sub["_period_start"], sub["_period_end"])
         lines = self.licensed_lines(sub, period, free=sub["status"] == "trialing")
+        proration = sub.get("_first_period_proration")
+        if proration is not None:  # up to a later anchor: the part of a cycle that period is (none: free)
+            lines = self._first_period_prorations(sub, lines, free=proration == "none")
         invoice = self.build_invoice(sub, reason="subscription_create", lines=lines, period=(at, at), at=at)
         return self.finalize(sub, invoice, at)
+
+    def _first_period_prorations(
+        self, sub: dict[str, Any], lines: list[dict[str, Any]], *, free: bool
+    ) -> list[dict[str, Any]]:
+        start, anchor = sub["_period_start"], sub["_period_end"]
+        interval, count = self._interval(sub)
+        cycle = anchor - boundary(anchor, interval, count, -1)
+        share = Decimal(anchor - start) / Decimal(cycle)
+        for line in lines:
+            amount = 0 if free else pricing.cents(Decimal(line["amount"]) * share)
+            line["amount"] = line["subtotal"] = amount
+            line["description"] = "Remaining time on " + line["description"]
+            line["parent"]["subscription_item_details"]["proration"] = True
+        return lines
 
     def _threshold(self, sub: dict[str, Any], now: int) -> int:
         thresholds = sub.get("billing_thresholds") or {}
@@ -444,6 +527,6 @@ class BillingEngine:
             invoice_id="upcoming_in_" + sub["id"].removeprefix("sub_"),
         )
         apply_credits(self.state, invoice, end, record=False)
-        self._totals(invoice)
+        self.totals(invoice)
         invoice["id"] = None
         return invoice

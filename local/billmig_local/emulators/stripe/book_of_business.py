@@ -37,8 +37,17 @@ from .billing_periods import boundary
 
 DAY = 86400
 AS_OF_KEY = "billmig_book_as_of"
-SPECIAL_PROFILES = {1: "past_due", 2: "trialing", 3: "cancel_at_period_end", 4: "unrated_region", 5: "threshold"}
-"""Customers 1-5 are the awkward ones, so every book of six or more customers has each of them."""
+SPECIAL_PROFILES = {
+    1: "past_due",
+    2: "trialing",
+    3: "cancel_at_period_end",
+    4: "unrated_region",
+    5: "threshold",
+    6: "mid_month_anchor",
+}
+"""Customers 1-6 are the awkward ones, so every book of seven or more customers has each of them.
+`mid_month_anchor` bills on a day other than the 1st at 09:30 UTC (`billing_cycle_anchor_config`), so its
+Stripe periods never line up with Metronome's FIRST_OF_MONTH statements."""
 
 
 @dataclass(frozen=True)
@@ -307,11 +316,14 @@ class _Customer:
             sub_params["billing_thresholds"] = {"amount_gte": rng.choice([10000, 20000])}
         if profile == "trialing":
             sub_params["trial_period_days"] = 14
-        subscription = c.subscriptions.create(params=sub_params, options=self.key("subscription")).id  # type: ignore[arg-type]
+        if profile == "mid_month_anchor":
+            sub_params["billing_cycle_anchor_config"] = {"day_of_month": rng.randint(2, 28), "hour": 9, "minute": 30}
+        created = c.subscriptions.create(params=sub_params, options=self.key("subscription"))  # type: ignore[arg-type]
+        subscription = created.id
         grants = self._grants(customer, started)
 
-        anchor = started + 14 * DAY if profile == "trialing" else started
-        cuts = sorted({boundary(anchor, "month", 1, k) for k in range(1, 5)} | {book.as_of + 1})
+        anchor = created.billing_cycle_anchor  # the trial's end, a configured day, or the start
+        cuts = sorted({boundary(anchor, "month", 1, k) for k in range(5)} | {book.as_of + 1})
         cuts = [cut for cut in cuts if started < cut <= book.as_of + 1]
         segment_start = started
         for index, segment_end in enumerate(cuts):

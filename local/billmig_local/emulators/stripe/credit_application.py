@@ -70,6 +70,8 @@ def apply_credits(state: StripeState, invoice: dict[str, Any], instant: int, *, 
         line["pretax_credit_amounts"] = []
     for grant in grants:
         for line in invoice["_lines"]:
+            if "_price" not in line:
+                continue  # a one-off invoice item has no price, so no meter: grants never cover it
             price = state.get("price", line["_price"])
             credited = sum(c["amount"] for c in line["pretax_credit_amounts"])
             open_amount = line["amount"] - credited

@@ -13,10 +13,18 @@ from .rendering import render
 _TEST_CARDS = {"visa": "4242", "mastercard": "4444", "amex": "8431", "visa_debit": "5556"}
 
 
+_DECLINING_CARDS = {"chargeDeclined": "0002", "chargeCustomerFail": "0341"}
+"""Stripe's test cards that attach but decline every charge."""
+
+
 def _new_payment_method(call: ApiCall, token: str, customer_id: str | None) -> dict[str, Any]:
     brand = token.removeprefix("pm_card_") if token.startswith("pm_card_") else "visa"
+    declines = brand in _DECLINING_CARDS
+    if declines:
+        brand, last4 = "visa", _DECLINING_CARDS[brand]
     state = call.state
-    card = {"brand": brand.split("_")[0], "last4": _TEST_CARDS.get(brand, "4242"), "exp_month": 12, "exp_year": 2034}
+    last4 = last4 if declines else _TEST_CARDS.get(brand, "4242")
+    card = {"brand": brand.split("_")[0], "last4": last4, "exp_month": 12, "exp_year": 2034}
     card |= {"country": "US", "funding": "credit", "display_brand": brand.split("_")[0]}
     method = shaped(
         "payment_method",
@@ -28,6 +36,8 @@ def _new_payment_method(call: ApiCall, token: str, customer_id: str | None) -> d
         allow_redisplay="unspecified",
         billing_details={"address": None, "email": None, "name": None, "phone": None, "tax_id": None},
     )
+    if declines:
+        method["_declines"] = True
     return state.put(method)
 
 

@@ -23,7 +23,11 @@ def list_invoices(call: ApiCall) -> dict[str, Any]:
     else:
         items = list(reversed(call.state.all("invoice")))
     if params.get("subscription"):
-        items = [i for i in items if i["parent"]["subscription_details"]["subscription"] == params["subscription"]]
+        items = [
+            i
+            for i in items
+            if i["parent"] is not None and i["parent"]["subscription_details"]["subscription"] == params["subscription"]
+        ]
     if params.get("status"):
         items = [i for i in items if i["status"] == params["status"]]
     if params.get("collection_method"):

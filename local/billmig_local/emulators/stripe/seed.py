@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from . import advance_test_clocks
 from .book_of_business import counts, ensure_catalogue, manifest, populate
 
 
@@ -53,6 +54,7 @@ def seed(
     now = int(httpx_now(base_url)) // 3600 * 3600  # the book is dated at the hour (a rerun reuses the first date)
     book = ensure_catalogue(client, now)
     seeded = populate(client, book, customers=customers, seed=seed, workers=workers)
+    advance_test_clocks(base_url)  # the history ends at `as_of`; from here on every clock is at the world's instant
     tally = counts(client, book, seeded)
     seconds = time.perf_counter() - began
     table = Table(title=f"Stripe book of business: seed {seed}, {customers} customers, {seconds:.1f} s")

@@ -7,19 +7,21 @@ unless `billing_cycle_anchor` is given, the anchor, but periods before creation 
 
 from __future__ import annotations
 
+import calendar
+from datetime import UTC, datetime
 from typing import Any
 
 from .api_call import ApiCall, as_int, metadata_update
 from .billing_engine import LIVE
-from .billing_periods import period_containing
+from .billing_periods import boundary, period_containing
 from .errors import StripeError
 from .listing import created_filter, page
 from .object_shapes import shaped
 from .rendering import render
+from .state import StripeState
 
 
-def _new_item(call: ApiCall, sub: dict[str, Any], given: dict[str, Any], index: int | None) -> dict[str, Any]:
-    state = call.state
+def new_item(state: StripeState, sub: dict[str, Any], given: dict[str, Any], index: int | None) -> dict[str, Any]:
     param = f"items[{index}][price]" if index is not None else "price"
     if not given.get("price"):
         raise StripeError(400, f"Missing required param: {param}.", code="parameter_missing", param=param)
@@ -85,7 +87,7 @@ def create_subscription(call: ApiCall) -> dict[str, Any]:
         trial_end_at = now + trial_days * 86400
     if trial_end_at is not None and trial_end_at <= now:
         raise StripeError(400, "trial_end must be in the future.", param="trial_end")
-    anchor = as_int(params.get("billing_cycle_anchor")) or trial_end_at or start
+    anchor = _billing_cycle_anchor(params, start, now, interval, count) or trial_end_at or start
     if trial_end_at is not None:
         period = (now, trial_end_at)
     elif anchor > now:
@@ -99,7 +101,7 @@ def create_subscription(call: ApiCall) -> dict[str, Any]:
         id=state.new_id("sub"),
         automatic_tax={"enabled": False, "liability": None, "disabled_reason": None},
         billing_cycle_anchor=anchor,
-        billing_cycle_anchor_config=None,
+        billing_cycle_anchor_config=_anchor_config_shape(params.get("billing_cycle_anchor_config")),
         billing_mode={"type": (params.get("billing_mode") or {}).get("type") or "classic", "flexible": None},
         billing_thresholds=(
             {
@@ -141,7 +143,9 @@ def create_subscription(call: ApiCall) -> dict[str, Any]:
         next_pending_invoice_item_invoice=None,
     )
     sub["_period_start"], sub["_period_end"] = period
-    items = [_new_item(call, sub, given, index) for index, given in enumerate(items_given)]
+    if trial_end_at is None and start < anchor:  # a first period shorter than a cycle, up to the anchor
+        sub["_first_period_proration"] = params.get("proration_behavior") or "create_prorations"
+    items = [new_item(call.state, sub, given, index) for index, given in enumerate(items_given)]
     for item in items:
         state.put(item)
     sub["_items"] = [item["id"] for item in items]
@@ -153,6 +157,65 @@ def create_subscription(call: ApiCall) -> dict[str, Any]:
     call.engine.advance(sub["id"])
     call.engine.world_due = None  # a new period end to watch
     return render(state, state.get("subscription", sub["id"]))
+
+
+def _billing_cycle_anchor(params: dict[str, Any], start: int, now: int, interval: str, count: int) -> int | None:
+    """`billing_cycle_anchor` (a timestamp) or `billing_cycle_anchor_config` (day of month and time, UTC), checked
+    as Stripe does: not in the past (before the start when backdated), not after the next natural billing date."""
+    given = as_int(params.get("billing_cycle_anchor"))
+    config = params.get("billing_cycle_anchor_config")
+    if given is not None and config:
+        raise StripeError(
+            400,
+            "You may only specify one of these parameters: billing_cycle_anchor, billing_cycle_anchor_config.",
+            param="billing_cycle_anchor_config",
+        )
+    if config:
+        if interval not in ("month", "year"):
+            raise StripeError(
+                400,
+                "billing_cycle_anchor_config is only valid with monthly and yearly price intervals.",
+                param="billing_cycle_anchor_config",
+            )
+        return anchor_from_config(config, start, interval)
+    if given is None:
+        return None
+    earliest = start if params.get("backdate_start_date") else now
+    if given < earliest:
+        raise StripeError(400, "billing_cycle_anchor cannot be in the past.", param="billing_cycle_anchor")
+    natural = boundary(start, interval, count, 1)
+    if given > natural:
+        raise StripeError(
+            400,
+            f"billing_cycle_anchor cannot be later than next natural billing date ({natural}) for plan",
+            param="billing_cycle_anchor",
+        )
+    return given
+
+
+def anchor_from_config(config: dict[str, Any], start: int, interval: str) -> int:
+    """The first instant after `start` on `day_of_month` (clamped to the month's last day) at hour:minute:second
+    UTC, in `month` for yearly prices."""
+    day = int(config["day_of_month"])
+    hour, minute, second = (int(config.get(k) or 0) for k in ("hour", "minute", "second"))
+    begin = datetime.fromtimestamp(start, UTC)
+    if interval == "year":
+        month0 = int(config.get("month") or begin.month) - 1
+        months = [(begin.year + n, month0) for n in range(3)]
+    else:
+        months = [divmod(begin.year * 12 + begin.month - 1 + n, 12) for n in range(3)]
+    for year, month0 in months:
+        last = calendar.monthrange(year, month0 + 1)[1]
+        candidate = int(datetime(year, month0 + 1, min(day, last), hour, minute, second, tzinfo=UTC).timestamp())
+        if candidate > start:
+            return candidate
+    raise AssertionError("unreachable: a later month always has the day")
+
+
+def _anchor_config_shape(config: Any) -> dict[str, Any] | None:
+    if not config:
+        return None
+    return {key: as_int(config.get(key)) for key in ("day_of_month", "hour", "minute", "month", "second")}
 
 
 def _apply_cancel(sub: dict[str, Any], params: dict[str, Any], cancel_at: Any) -> None:
@@ -199,6 +262,12 @@ def update_subscription(call: ApiCall) -> dict[str, Any]:
             "feedback": params["cancellation_details"].get("feedback"),
             "reason": "cancellation_requested",
         }
+    if ("cancel_at_period_end" in params or "cancel_at" in params) and sub.get("schedule"):
+        raise StripeError(
+            400,
+            f"The subscription is managed by the subscription schedule `{sub['schedule']}`, and updating any "
+            "cancelation behavior directly is not allowed. Please update the schedule instead.",
+        )
     if "cancel_at_period_end" in params or "cancel_at" in params:
         _apply_cancel(sub, params, params.get("cancel_at"))
         now = state.now_for(sub["customer"])
@@ -217,7 +286,7 @@ def update_subscription(call: ApiCall) -> dict[str, Any]:
                 item["metadata"] = metadata_update(item["metadata"], given.get("metadata"))
                 state.put(item)
             else:
-                item = _new_item(call, sub, given, index)
+                item = new_item(call.state, sub, given, index)
                 state.put(item)
                 sub["_items"] = [*sub["_items"], item["id"]]
     state.put(sub)
@@ -249,6 +318,10 @@ def cancel_subscription(call: ApiCall) -> dict[str, Any]:
     call.engine.end_subscription(
         sub["id"], now, invoice_now=bool(call.get("invoice_now")), prorate=bool(call.get("prorate"))
     )
+    if sub.get("schedule"):
+        from .subscription_schedules import mark_canceled
+
+        mark_canceled(state, sub["schedule"], now)
     return render(state, state.get("subscription", sub["id"]))
 
 
@@ -283,7 +356,7 @@ def create_item(call: ApiCall) -> dict[str, Any]:
     state = call.state
     sub = dict(state.get("subscription", call.get("subscription"), "subscription"))
     _interval_of(call, [state.get("subscription_item", i)["price"] for i in sub["_items"]] + [call.get("price")])
-    item = _new_item(call, sub, call.params, None)
+    item = new_item(call.state, sub, call.params, None)
     state.put(item)
     sub["_items"] = [*sub["_items"], item["id"]]
     state.put(sub)

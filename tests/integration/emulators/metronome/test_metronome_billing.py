@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import metronome
 import pytest
-from billmig_local.emulators.metronome.app import STRIPE_DELIVERIES_PATH
+from billmig_local.emulators.metronome.app import BILLABLE_STATUS_PATH, STRIPE_DELIVERIES_PATH
 from metronome_world import (
     Catalogue,
     World,
@@ -508,3 +508,28 @@ def test_preview_events_shows_the_draft_with_them_and_stores_nothing(world: Worl
     (stored,) = usage_invoices(world, customer)
     assert stored.total == 200
     assert client.v1.usage.search(transaction_ids=["pv-2", "pv-4"]) == []
+
+
+def billable_schedule(world: World, customer_id: str) -> list[tuple[str, str]]:
+    reply = httpx.get(world.emulator.url + BILLABLE_STATUS_PATH, params={"customer_id": customer_id})
+    return [(change["value"], change["effective_at"]) for change in reply.json()]
+
+
+def test_a_scheduled_billable_status_change_keeps_a_later_one(world: World, catalogue: Catalogue) -> None:
+    customer = new_customer(world.client, "two-changes")
+    contract(world, catalogue, customer)
+    set_billable_status(world.client, customer, "unbillable", at(1))
+    set_billable_status(world.client, customer, "billable", at(1, 3))  # cutover planned for March
+    set_billable_status(world.client, customer, "unbillable", at(1, 2))  # an earlier change, made later
+    assert billable_schedule(world, customer) == [
+        ("unbillable", "2030-01-01T00:00:00.000Z"),
+        ("unbillable", "2030-02-01T00:00:00.000Z"),
+        ("billable", "2030-03-01T00:00:00.000Z"),
+    ]
+    set_billable_status(world.client, customer, "billable", at(1, 2))  # same instant: replaces that one only
+    assert [value for value, _ in billable_schedule(world, customer)] == ["unbillable", "billable", "billable"]
+    status = world.client.v1.customers.retrieve(customer_id=customer).data.current_billable_status
+    assert status is not None and (status.value, status.effective_at) == ("unbillable", at(1))  # in effect now
+    world.set_time(at(2, 3))
+    jan, feb, march = usage_invoices(world, customer)
+    assert [i.billable_status for i in (jan, feb, march)] == ["unbillable", "billable", "billable"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import metronome
@@ -149,3 +150,62 @@ def test_a_fixed_product_cannot_be_priced_on_a_rate_card(shared_world: World) ->
             price=9900,
         )
     assert "FIXED" in error.value.body["message"]
+
+
+def _stripe_config(customer_id: str, stripe_customer: str, method: str = "charge_automatically") -> dict[str, Any]:
+    return {
+        "customer_id": customer_id,
+        "billing_provider": "stripe",
+        "delivery_method": "direct_to_billing_provider",
+        "configuration": {"stripe_customer_id": stripe_customer, "stripe_collection_method": method},
+    }
+
+
+def test_a_rerun_finds_the_billing_provider_configuration_it_made(shared_world: World) -> None:
+    client = shared_world.client
+    customer_id = new_customer(client, "cust-get-bpc", stripe_customer=None)
+    assert client.v1.customers.retrieve_billing_configurations(customer_id=customer_id).data == []
+    (made,) = client.v1.customers.set_billing_configurations(data=[_stripe_config(customer_id, "cus_get")]).data
+    (found,) = client.v1.customers.retrieve_billing_configurations(customer_id=customer_id).data
+    assert (found.id, found.customer_id, found.billing_provider, found.delivery_method) == (
+        made.id,
+        customer_id,
+        "stripe",
+        "direct_to_billing_provider",
+    )
+    assert found.configuration == {"stripe_customer_id": "cus_get", "stripe_collection_method": "charge_automatically"}
+    assert found.delivery_method_id == made.delivery_method_id and found.archived_at is None
+    # made at customer creation: found the same way
+    created = new_customer(client, "cust-get-bpc-2", stripe_customer="cus_get_2")
+    (inline,) = client.v1.customers.retrieve_billing_configurations(customer_id=created).data
+    assert inline.configuration["stripe_customer_id"] == "cus_get_2"
+
+
+def test_a_second_identical_configuration_is_refused_until_the_first_is_archived(shared_world: World) -> None:
+    client = shared_world.client
+    customer_id = new_customer(client, "cust-dup-bpc", stripe_customer="cus_dup_bpc")
+    (first,) = client.v1.customers.retrieve_billing_configurations(customer_id=customer_id).data
+    with pytest.raises(metronome.BadRequestError) as error:
+        client.v1.customers.set_billing_configurations(data=[_stripe_config(customer_id, "cus_dup_bpc")])
+    assert first.id in error.value.body["message"]
+    # Metronome allows two Stripe configurations that differ in collection method
+    (other,) = client.v1.customers.set_billing_configurations(
+        data=[_stripe_config(customer_id, "cus_dup_bpc", "send_invoice")]
+    ).data
+    assert len(client.v1.customers.retrieve_billing_configurations(customer_id=customer_id).data) == 2
+    client.v1.customers.archive_billing_configurations(
+        customer_id=customer_id, customer_billing_provider_configuration_ids=[first.id]
+    )
+    assert [c.id for c in client.v1.customers.retrieve_billing_configurations(customer_id=customer_id).data] == [
+        other.id
+    ]
+    archived = client.v1.customers.retrieve_billing_configurations(customer_id=customer_id, include_archived=True)
+    assert {c.id: c.archived_at is not None for c in archived.data} == {first.id: True, other.id: False}
+    with pytest.raises(metronome.BadRequestError):
+        client.v1.contracts.create(
+            customer_id=customer_id,
+            starting_at=datetime(2030, 1, 1, tzinfo=UTC),
+            billing_provider_configuration={"billing_provider_configuration_id": first.id},
+        )
+    (again,) = client.v1.customers.set_billing_configurations(data=[_stripe_config(customer_id, "cus_dup_bpc")]).data
+    assert again.id not in (first.id, other.id)

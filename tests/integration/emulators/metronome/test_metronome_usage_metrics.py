@@ -101,3 +101,45 @@ def test_ingest_refuses_events_too_far_ahead_or_behind(shared_world: World) -> N
         "edge-ahead",
         "edge-back",
     ]
+
+
+def test_aliases_are_resolved_when_an_event_is_ingested(shared_world: World) -> None:
+    client = shared_world.client
+    counted = metric(client, "uploads by alias", "COUNT")
+    now = shared_world.clock.now_datetime().isoformat()
+
+    def upload(alias: str, tid: str) -> Any:
+        return {"customer_id": alias, "event_type": "upload", "timestamp": now, "transaction_id": tid}
+
+    first = new_customer(client, "moving-alias")
+    client.v1.usage.ingest(usage=[upload("moving-alias", "ma-1"), upload("later-alias", "ma-early")])
+    # the alias moves to another customer: what was ingested stays with the first, what comes next goes to the new
+    client.v1.customers.set_ingest_aliases(customer_id=first, ingest_aliases=["moved-away"])
+    second = new_customer(client, "moving-alias")
+    client.v1.customers.set_ingest_aliases(customer_id=second, ingest_aliases=["moving-alias", "later-alias"])
+    client.v1.usage.ingest(usage=[upload("moving-alias", "ma-2"), upload("moving-alias", "ma-3")])
+    assert (month_value(client, first, counted), month_value(client, second, counted)) == (1, 2)
+    (early,) = client.v1.usage.search(transaction_ids=["ma-1"])
+    assert early.matched_customer is not None and early.matched_customer.id == first
+    # an alias assigned after the event arrived does not adopt it
+    (unmatched,) = client.v1.usage.search(transaction_ids=["ma-early"])
+    assert unmatched.matched_customer is None
+
+
+def test_events_search_reports_duplicates_of_a_transaction_id(shared_world: World) -> None:
+    client = shared_world.client
+    customer = new_customer(client, "dupes")
+    counted = metric(client, "uploads with duplicates", "COUNT")
+    now = shared_world.clock.now_datetime().isoformat()
+    event = {"customer_id": "dupes", "event_type": "upload", "timestamp": now, "transaction_id": "dup-1"}
+    client.v1.usage.ingest(usage=[{**event, "properties": {"n": 1}}])
+    client.v1.usage.ingest(usage=[{**event, "properties": {"n": 2}}])  # a retry with another body: still ignored
+    assert month_value(client, customer, counted) == 1
+    found = client.v1.usage.search(transaction_ids=["dup-1"])
+    assert [(e.transaction_id, e.is_duplicate, (e.properties or {}).get("n")) for e in found] == [
+        ("dup-1", False, 1),
+        ("dup-1", True, 2),
+    ]
+    assert found[0].id != found[1].id
+    assert found[1].matched_customer is not None and found[1].matched_customer.id == customer
+    assert client.v1.usage.search(transaction_ids=["never-sent"]) == []

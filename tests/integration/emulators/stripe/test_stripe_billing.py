@@ -221,8 +221,17 @@ def test_cancel_at_period_end_ends_after_the_last_cycle_invoice(world: World) ->
     _move(world, clock, at(15, 2))
     [cycle] = _cycle_invoices(world, sub.id)
     assert _lines(world, cycle.id) == {prices.per_unit: (10, 30)}  # no licensed fee for a period that never starts
+    assert (cycle.period_end, cycle.status) == (at(1, 2), "paid")
     ended = c.subscriptions.retrieve(sub.id)
-    assert (ended.status, ended.ended_at) == ("canceled", at(1, 2))
+    assert (ended.status, ended.ended_at, ended.canceled_at, ended.latest_invoice) == (
+        "canceled",
+        at(1, 2),
+        at(1),  # when it was asked for
+        cycle.id,
+    )
+    assert ended.cancellation_details is not None and ended.cancellation_details.reason == "cancellation_requested"
+    _move(world, clock, at(15, 3))  # nothing after the end
+    assert [i.id for i in c.invoices.list(params={"subscription": sub.id}).data if i.created > at(1, 2)] == []
 
 
 def test_no_payment_method_leaves_the_invoice_open_and_the_subscription_past_due(world: World) -> None:
@@ -306,9 +315,24 @@ def test_world_clock_moves_bill_subscriptions_off_test_clocks_and_advance_test_c
     moved = 40 * 86400
     world.clock.advance(moved)
     assert [i.total for i in _cycle_invoices(world, sub.id)] == [21]
+    before = int(world.clock.now())
     assert advance_test_clocks(world.emulator.url, moved) == 1
-    assert c.test_helpers.test_clocks.retrieve(clock).frozen_time == at(3) + moved
+    # to the world's instant, not by `moved` from where the clock was (Jan 3, ahead of the world then)
+    assert before <= c.test_helpers.test_clocks.retrieve(clock).frozen_time <= int(world.clock.now())
     assert [i.total for i in _cycle_invoices(world, clocked_sub.id)] == [27]
+    assert advance_test_clocks(world.emulator.url, 0) == 0
+
+
+def test_test_clocks_catch_up_with_the_world_however_long_ago_they_were_made(world: World) -> None:
+    c = world.client.v1
+    # made while the world was at Jan 1 plus some real time; the world then jumps to Jan 31 23:59:30
+    behind, _customer = customer_on_clock(world.client, int(world.clock.now()) - 3600)
+    ahead, _other = customer_on_clock(world.client, at(1, 3))
+    world.set_time(at(31, 1) + 86400 - 30)
+    assert advance_test_clocks(world.emulator.url) == 1
+    frozen = c.test_helpers.test_clocks.retrieve(behind).frozen_time
+    assert at(1, 2) - 30 <= frozen <= int(world.clock.now())
+    assert c.test_helpers.test_clocks.retrieve(ahead).frozen_time == at(1, 3)  # never moved back
 
 
 @pytest.mark.parametrize("formula, expected", [("sum", 12), ("count", 3), ("last", 2)])
@@ -427,3 +451,70 @@ def test_real_time_passing_a_period_end_bills_on_the_next_request(world: World) 
     # without a move (no listener runs), as a long-lived `billmig local up` would see.
     world.clock._offset += 35 * 86400
     assert [i.total for i in _cycle_invoices(world, sub.id)] == [9900]
+
+
+def test_a_billing_cycle_anchor_after_the_start_prorates_the_first_period(world: World) -> None:
+    c = world.client.v1
+    prices = make_prices(world.client)
+    clock, customer = customer_on_clock(world.client, at(1))
+    anchor = at(15, hour=13)
+    sub = c.subscriptions.create(
+        params={
+            "customer": customer,
+            "items": [{"price": prices.licensed}, {"price": prices.per_unit}],
+            "billing_cycle_anchor": anchor,
+        }
+    )
+    assert (sub.billing_cycle_anchor, sub.start_date) == (anchor, at(1))
+    assert {(i.current_period_start, i.current_period_end) for i in sub["items"].data} == {(at(1), anchor)}
+    # 14 days 13 hours of the 31-day cycle Dec 15 13:00 - Jan 15 13:00: 9900 x 349 / 744 = 4643.95
+    (first,) = _cycle_invoices(world, sub.id, "subscription_create")
+    assert _lines(world, first.id) == {prices.licensed: (1, 4644)}
+    _move(world, clock, at(10))
+    usage(world.client, "t.compute", customer, 10, "anchored", at(10))
+    _move(world, clock, anchor)
+    (cycle,) = _cycle_invoices(world, sub.id)
+    assert (cycle.period_start, cycle.period_end) == (at(1), anchor)
+    assert _lines(world, cycle.id) == {prices.licensed: (1, 9900), prices.per_unit: (10, 30)}
+    item = c.subscriptions.retrieve(sub.id)["items"].data[0]
+    assert (item.current_period_start, item.current_period_end) == (anchor, at(15, 2, hour=13))
+
+
+def test_billing_cycle_anchor_config_and_no_proration(world: World) -> None:
+    c = world.client.v1
+    prices = make_prices(world.client)
+    _clock, customer = customer_on_clock(world.client, at(10, 2))
+    sub = c.subscriptions.create(
+        params={
+            "customer": customer,
+            "items": [{"price": prices.licensed}],
+            "billing_cycle_anchor_config": {"day_of_month": 31, "hour": 6},
+            "proration_behavior": "none",
+        }
+    )
+    # the 31st does not exist in February: its last day, at 06:00 UTC
+    assert sub.billing_cycle_anchor == at(28, 2, hour=6)
+    assert sub.billing_cycle_anchor_config is not None
+    assert (sub.billing_cycle_anchor_config.day_of_month, sub.billing_cycle_anchor_config.hour) == (31, 6)
+    (first,) = _cycle_invoices(world, sub.id, "subscription_create")
+    assert first.total == 0  # proration_behavior none: the days up to the anchor are free
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"billing_cycle_anchor": at(1) - 86400}, "in the past"),
+        ({"billing_cycle_anchor": at(2, 2)}, "next natural billing date"),
+        ({"billing_cycle_anchor": at(10), "billing_cycle_anchor_config": {"day_of_month": 10}}, "only specify one"),
+    ],
+)
+def test_billing_cycle_anchors_stripe_refuses(world: World, params: dict[str, Any], message: str) -> None:
+    import stripe
+
+    prices = make_prices(world.client)
+    _clock, customer = customer_on_clock(world.client, at(1))
+    with pytest.raises(stripe.InvalidRequestError) as error:
+        world.client.v1.subscriptions.create(
+            params={"customer": customer, "items": [{"price": prices.licensed}], **params}  # type: ignore[typeddict-item]
+        )
+    assert message in str(error.value.user_message)

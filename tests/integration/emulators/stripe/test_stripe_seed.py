@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,20 @@ def test_same_seed_same_book_and_a_rerun_changes_nothing(tmp_path: Path) -> None
 
         c = first_world.client.v1
         profiles = {entry["profile"]: entry for entry in first["customers"]}
-        assert {"past_due", "trialing", "cancel_at_period_end", "unrated_region", "threshold"} <= set(profiles)
+        assert {
+            "past_due",
+            "trialing",
+            "cancel_at_period_end",
+            "unrated_region",
+            "threshold",
+            "mid_month_anchor",
+        } <= set(profiles)
+        anchored = c.subscriptions.retrieve(profiles["mid_month_anchor"]["subscription"])
+        anchor = datetime.fromtimestamp(anchored.billing_cycle_anchor, UTC)
+        assert (anchor.day != 1, anchor.hour, anchor.minute) == (True, 9, 30)
+        assert anchored.billing_cycle_anchor != anchored.start_date
+        period_end = datetime.fromtimestamp(anchored["items"].data[0].current_period_end, UTC)
+        assert (period_end.day, period_end.hour, period_end.minute) == (anchor.day, 9, 30)
         assert c.subscriptions.retrieve(profiles["past_due"]["subscription"]).status == "past_due"
         assert c.subscriptions.retrieve(profiles["trialing"]["subscription"]).status == "trialing"
         assert c.subscriptions.retrieve(profiles["cancel_at_period_end"]["subscription"]).cancel_at_period_end is True
@@ -108,3 +122,19 @@ def test_seed_command_prints_a_summary_and_writes_a_manifest(shared_world: World
     assert [c["internal_customer_id"] for c in written["customers"]] == ["acct_000001", "acct_000002", "acct_000003"]
     missing = CliRunner().invoke(app, ["--state-dir", str(tmp_path / "nowhere")])
     assert missing.exit_code == 1
+
+
+def test_the_seed_command_leaves_every_test_clock_at_the_world_instant(tmp_path: Path) -> None:
+    from billmig_local.emulators.stripe.seed import seed
+
+    world = start_world(tmp_path)
+    try:
+        world.set_time(int(JAN_1.timestamp()) + 1800)  # half past: the book is dated at the hour
+        before = int(world.clock.now())
+        seed(customers=2, seed=5, state_dir=tmp_path, url=world.emulator.url, workers=1, manifest_path=None)
+        after = int(world.clock.now())
+        clocks = world.client.v1.test_helpers.test_clocks.list(params={"limit": 100}).data
+        # the book's history ends at the hour before `before`; its clocks do not stay there
+        assert len(clocks) == 2 and all(before <= clock.frozen_time <= after for clock in clocks)
+    finally:
+        world.stop()
