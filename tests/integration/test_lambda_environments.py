@@ -20,7 +20,7 @@ from billmig_local.packaging import zip_folder
 from billmig_local.stack import LOCAL_CREDENTIALS, LocalStack
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from conftest import until
+from suite import until
 
 PROBE = zip_folder(Path(__file__).parent / "probe_function")
 TRUST = {
