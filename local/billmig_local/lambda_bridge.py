@@ -40,7 +40,8 @@ from typing import Any, BinaryIO
 from billmig_local.clock import WorldClock
 
 DEFAULT_CONCURRENCY = 10
-# Imported once by the runtime host, before any environment forks from it: what most functions import anyway.
+# Imported once by the runtime host, before any environment forks from it: what most functions import anyway, and
+# the AWS clients they build (`client:SERVICE`, warmed on boto3's default session).
 DEFAULT_PRELOAD = (
     "boto3",
     "botocore.session",
@@ -49,8 +50,12 @@ DEFAULT_PRELOAD = (
     "aws_lambda_powertools.metrics",
     "aws_lambda_powertools.utilities.parser",
     "aws_lambda_powertools.utilities.typing",
+    "aws_xray_sdk",
     "stripe",
     "stigg",
+    "client:dynamodb",
+    "client:s3",
+    "client:secretsmanager",
 )
 INIT_SECONDS = 10.0  # Lambda's limit on the init phase, on top of the function's timeout on a cold start
 _EXIT_STATUS_SECONDS = 5.0

@@ -1,7 +1,8 @@
 """Lambda execution environments for the local stack: one warm process per environment, forked from a runtime host.
 
-The runtime host (`python -P -m billmig_local.lambda_runtime CONTROL_FD [MODULE ...]`) imports the libraries that
-every function uses once, single-threaded, then forks an execution environment whenever the bridge asks for one.
+The runtime host (`python -P -m billmig_local.lambda_runtime CONTROL_FD [MODULE | client:SERVICE ...]`) imports
+the libraries that every function uses once (and warms the AWS clients they build), single-threaded, then forks
+an execution environment whenever the bridge asks for one.
 An environment sets exactly its function's variables and import path (nothing of the host's or the bridge's),
 imports the handler on its first invocation (Lambda's init phase) and then serves invocations one at a time over
 its own socket, keeping module state between them like a warm container. A crash or a kill ends only that process.
@@ -48,9 +49,12 @@ _PR_SET_PDEATHSIG = 1
 # --------------------------------------------------------------------------------------------------------------------
 def serve_host(control: socket.socket, preload: list[str]) -> None:
     """Fork environments on request and report their exits, until the bridge closes the control socket."""
+    clients = [name.removeprefix("client:") for name in preload if name.startswith("client:")]
     for name in preload:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
+        if not name.startswith("client:"):
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
+    _warm_clients(clients)
     children: set[int] = set()
     try:
         while True:
@@ -74,6 +78,19 @@ def serve_host(control: socket.socket, preload: list[str]) -> None:
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def _warm_clients(services: list[str]) -> None:
+    """Build one client per service on boto3's default session and drop it: the session keeps the parsed service
+    models and endpoint data (~90 ms for DynamoDB's), so an environment's first client costs what a warm one does.
+    Explicit dummy keys and region, so the session resolves nothing from this host's (empty) environment."""
+    if not services:
+        return
+    with contextlib.suppress(Exception):
+        import boto3
+
+        for service in services:
+            boto3.client(service, region_name="us-east-1", aws_access_key_id="-", aws_secret_access_key="-")  # type: ignore[call-overload]
 
 
 def _reap(control: socket.socket, children: set[int]) -> None:
