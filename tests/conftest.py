@@ -15,8 +15,6 @@ from billmig_local.stack import LocalStack, StackSettings
 from stigg import Stigg
 from stigg.client import StiggClient
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
@@ -42,20 +40,6 @@ def lambda_faults(local_stack: LocalStack) -> Iterator[list[Any]]:
     assert local_stack.bridge is not None
     yield local_stack.bridge.faults
     local_stack.bridge.faults.clear()
-
-
-def until(predicate: Any, *, timeout: float = 30.0, what: str = "condition") -> Any:
-    """Poll `predicate` until it returns something truthy; fail (not hang) after `timeout` seconds."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 # --- the Stigg import on the local stack: the Stigg and Stripe emulators over HTTP ---------------------------------

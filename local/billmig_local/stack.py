@@ -7,14 +7,13 @@ boto3 reaches it through the standard `AWS_ENDPOINT_URL`; `/_billmig/*` on the s
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from threading import Thread
+from threading import Lock, Thread
 from typing import Any
 
 import boto3
@@ -24,10 +23,10 @@ from werkzeug.wrappers import Request, Response
 
 from billmig_local import moto_patches
 from billmig_local.clock import ClockMovedBackwards, WorldClock, parse_duration, parse_instant, to_rfc3339
-from billmig_local.emulators import EMULATOR_NAMES, available_emulators
-from billmig_local.emulators.base import RunningEmulator
+from billmig_local.emulators import EMULATOR_NAMES, available_emulators, stack_wirings
+from billmig_local.emulators.server import RunningEmulator
 from billmig_local.execution_feed import ExecutionFeed
-from billmig_local.lambda_bridge import LambdaBridge, LambdaFault
+from billmig_local.lambda_bridge import DEFAULT_CONCURRENCY, LambdaBridge, LambdaFault
 from billmig_local.packaging import load_template, package, translate
 from billmig_local.schedule_runner import Firing, ScheduleRunner
 
@@ -48,8 +47,12 @@ class StackSettings:
     region: str = "us-east-1"
     parameters: dict[str, str] = field(default_factory=lambda: {"Stage": "local"})
     retry_scale: float = 0.0
+    # Execution environments per function when the template sets no ReservedConcurrentExecutions; past them,
+    # an invocation is throttled (Lambda.TooManyRequestsException), as at Lambda's concurrency limit.
+    lambda_concurrency: int = DEFAULT_CONCURRENCY
     emulators: Iterable[str] = EMULATOR_NAMES
     feed: Callable[[str], None] | None = None
+    console: bool = True  # the read-only state machine console (billmig_cli.console), on its own port
 
 
 class LocalStack:
@@ -62,8 +65,11 @@ class LocalStack:
         self.bridge: LambdaBridge | None = None
         self.scheduler: ScheduleRunner | None = None
         self._feed: ExecutionFeed | None = None
+        self.console: Any = None
         self._server: BaseWSGIServer | None = None
         self._thread: Thread | None = None
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = Lock()
 
     # ----------------------------------------------------------------------------------------------------------------
     @property
@@ -72,18 +78,25 @@ class LocalStack:
         return f"http://{self.settings.host}:{self._server.server_port}"
 
     def client(self, service: str) -> Any:
-        return boto3.client(
-            service,  # type: ignore[call-overload]
-            endpoint_url=self.endpoint,
-            region_name=self.settings.region,
-            config=Config(retries={"max_attempts": 2, "mode": "standard"}),
-            **LOCAL_CREDENTIALS,
-        )
+        """One client per service, shared (botocore clients are thread-safe): building one costs ~13 ms of CPU, and
+        the schedule runner asks for two every second."""
+        with self._clients_lock:
+            found = self._clients.get(service)
+            if found is None:
+                found = self._clients[service] = boto3.client(
+                    service,  # type: ignore[call-overload]
+                    endpoint_url=self.endpoint,
+                    region_name=self.settings.region,
+                    config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+                    **LOCAL_CREDENTIALS,
+                )
+            return found
 
     def endpoints(self) -> dict[str, str | None]:
         found: dict[str, str | None] = {"aws": self.endpoint}
         for name in EMULATOR_NAMES:
             found[name] = self.emulators[name].url if name in self.emulators else None
+        found["console"] = self.console.url if self.console is not None else None
         return found
 
     # ----------------------------------------------------------------------------------------------------------------
@@ -96,8 +109,12 @@ class LocalStack:
         # moto's Step Functions executor reaches Lambda at localhost:$MOTO_PORT.
         os.environ["MOTO_PORT"] = str(self._server.server_port)
         self.bridge = LambdaBridge(
-            cache_dir=self.settings.state_dir / "lambda", endpoint_url=self.endpoint, region=self.settings.region
-        )
+            cache_dir=self.settings.state_dir / "lambda",
+            endpoint_url=self.endpoint,
+            region=self.settings.region,
+            clock=self.clock,
+            concurrency=self.settings.lambda_concurrency,
+        ).start()
         moto_patches.install(clock=self.clock, bridge=self.bridge, retry_scale=self.settings.retry_scale)
         self._thread = Thread(target=self._server.serve_forever, name="local-aws", daemon=True)
         self._thread.start()
@@ -105,6 +122,10 @@ class LocalStack:
         self._start_emulators()
         self.deploy()
         self._store_local_secrets()
+        if self.settings.console:
+            from billmig_cli.console.server import ConsoleServer
+
+            self.console = ConsoleServer(self.client, stack_name=self.settings.stack_name, local=True).start()
         self._write_endpoints()
         self.scheduler = ScheduleRunner(clock=self.clock, clients=self.client, on_fire=self._announce_firing)
         self.scheduler.start()
@@ -114,6 +135,8 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
+        if self.console is not None:
+            self.console.stop()
         if self._feed is not None:
             self._feed.stop()
         if self.scheduler is not None:
@@ -124,6 +147,8 @@ class LocalStack:
             self._server.shutdown()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if self.bridge is not None:
+            self.bridge.close()
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -160,34 +185,35 @@ class LocalStack:
     def emulator_parameters(self) -> dict[str, str]:
         """Template parameters that point the functions at the emulators instead of the vendors."""
         parameters: dict[str, str] = {}
-        if "stigg" in self.emulators:
-            parameters["StiggApiUrl"] = f"{self.emulators['stigg'].url}/graphql"
-        if "stripe" in self.emulators:
-            parameters["StripeApiBase"] = self.emulators["stripe"].url
-        if "metronome" in self.emulators:
-            parameters["MetronomeApiBase"] = self.emulators["metronome"].url
+        for name, wiring in stack_wirings().items():
+            if name in self.emulators:
+                parameters.update(wiring.template_parameters(self.emulators[name].url))
         return parameters
 
     def _store_local_secrets(self) -> None:
         """The emulators accept any key; the functions still read theirs from Secrets Manager, as on AWS."""
         secrets = self.client("secretsmanager")
-        for output, value in (
-            ("StiggApiKeySecretName", "local-stigg-server-key"),
-            ("StripeApiKeySecretName", "sk_test_local"),
-            ("MetronomeApiKeySecretName", "local-metronome-token"),
-        ):
-            name = self.outputs.get(output)
-            if not name:
+        for name, wiring in stack_wirings().items():
+            secret = wiring.local_secret
+            secret_name = self.outputs.get(secret.output) if secret is not None else None
+            if secret is None or not secret_name or name not in self.emulators:
                 continue
             try:
-                secrets.describe_secret(SecretId=name)
+                secrets.describe_secret(SecretId=secret_name)
             except secrets.exceptions.ResourceNotFoundException:
-                secrets.create_secret(Name=name, SecretString=value, Description="billmig local stack (emulators)")
+                secrets.create_secret(
+                    Name=secret_name, SecretString=secret.value, Description="billmig local stack (emulators)"
+                )
 
     def _start_emulators(self) -> None:
         for name, start in available_emulators().items():
             if name in self.settings.emulators:
                 self.emulators[name] = start(clock=self.clock, state_dir=self.settings.state_dir)
+        # Metronome delivers billable invoices (and gated auto-recharges) to the Stripe emulator when one runs
+        if "metronome" in self.emulators and "stripe" in self.emulators:
+            connect_stripe = self.emulators["metronome"].extra.get("connect_stripe")
+            if connect_stripe is not None:
+                connect_stripe(self.emulators["stripe"].url)
 
     def _write_endpoints(self) -> None:
         path = self.settings.state_dir / "endpoints.json"
@@ -205,12 +231,11 @@ class LocalStack:
         already = len(self.scheduler.fired) if self.scheduler is not None else 0
         after = self.clock.advance(advance) if advance is not None else self.clock.set(to if to is not None else before)
         moved = after - before
-        test_clocks = 0
-        if "stripe" in self.emulators and moved > 0:
-            stripe_emulator = importlib.import_module("billmig_local.emulators.stripe")
-            follow = getattr(stripe_emulator, "advance_test_clocks", None)
-            if follow is not None:
-                test_clocks = int(follow(self.emulators["stripe"].url, moved))
+        followed = 0
+        if moved > 0:
+            for name, wiring in stack_wirings().items():
+                if wiring.on_clock_moved is not None and name in self.emulators:
+                    followed += wiring.on_clock_moved(self.emulators[name].url, moved)
         if self.scheduler is not None:
             self.scheduler.tick()
             fired = list(self.scheduler.fired[already:])
@@ -220,7 +245,7 @@ class LocalStack:
             "now": after,
             "iso": to_rfc3339(after),
             "moved_seconds": moved,
-            "stripe_test_clocks_advanced": test_clocks,
+            "stripe_test_clocks_advanced": followed,
             "fired": [
                 {"schedule": f.schedule, "at": f.at.isoformat(), "execution_arn": f.execution_arn} for f in fired
             ],

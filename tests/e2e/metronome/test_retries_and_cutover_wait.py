@@ -11,8 +11,8 @@ from billmig_cli import executions
 from billmig_cli import metronome_migration as runner
 from billmig_local.lambda_bridge import LambdaFault
 from billmig_local.stack import LocalStack
-from conftest import until
 from metronome_book import Book, book, fresh_customer  # noqa: F401 - the fixture
+from suite import until
 
 
 def test_retries_then_the_wait_for_cutover_released_by_the_world_clock(

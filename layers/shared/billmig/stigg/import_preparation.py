@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from billmig.bulk import read_all
 from billmig.stigg.entity_progress import entity_key
 from billmig.stigg.errors import InvalidImportFile
 from billmig.stigg.import_plan import ImportRules, Located, plan_import
-from billmig.stigg.import_storage import ImportStorage, chunk_key
+from billmig.stigg.import_storage import ImportStorage, chunk_key, manifest_key
 from billmig.stigg.record_files import FileProblem, RecordKind, load_records, problems_error
 from billmig.stigg.records import CustomerRecord, SubscriptionRecord, UsageRecord
 from billmig.stigg.target import StiggTarget
@@ -95,7 +94,7 @@ def prepare_import(request: ImportRequest, storage: ImportStorage, target: Stigg
         raise problems_error(problems)
     in_file = {located.record.customer_id for located in customers}
     elsewhere = sorted({located.record.customer_id for located in [*subscriptions, *usage]} - in_file)
-    in_stigg = read_all(target.find_customer, elsewhere)  # referenced but not in the file: does Stigg have them?
+    in_stigg = target.customers_by_id(elsewhere)  # referenced but not in the file: does Stigg have them? (in pages)
     plan = plan_import(
         customers,  # type: ignore[arg-type]
         subscriptions,  # type: ignore[arg-type]
@@ -130,6 +129,12 @@ def prepare_import(request: ImportRequest, storage: ImportStorage, target: Stigg
         for i, (sid, r) in enumerate(plan.paid)
     ]
     usage_chunks = [item(write("usage", i, [dump(r) for r in chunk])) for i, chunk in enumerate(plan.usage)]
+    manifest = {
+        "customer": [c.chunk_key for c in customer_chunks],
+        "subscription": [c.chunk_key for c in subscription_chunks],
+        "usage": [c.chunk_key for c in usage_chunks],
+    }
+    storage.write_json(manifest_key(request.import_id), manifest)  # the report names every record, even unsent
     return PreparedImport(
         import_id=request.import_id,
         customer_chunks=customer_chunks,

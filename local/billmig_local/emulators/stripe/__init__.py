@@ -5,7 +5,9 @@ local stack calls `advance_test_clocks` after moving the world clock, so every t
 instant.
 
 Where the emulator knowingly simplifies Stripe (each module's docstring says more):
-- no proration except `DELETE ... prorate=true`; periods before a `backdate_start_date` are not invoiced;
+- no proration except `DELETE ... prorate=true` and a first period up to a later billing cycle anchor; periods
+  before a `backdate_start_date` are not invoiced;
+- subscription schedules only `from_subscription`; a phase's item changes apply at its start without proration;
 - invoices finalize at once (no one-hour draft); paid with a default payment method, else open and `past_due`;
 - thresholds compare the period's unbilled metered subtotal (before credits) with `amount_gte`; no
   `reset_billing_cycle_anchor`, no item `usage_gte`; usage during a trial is shown at 0;
@@ -20,7 +22,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from billmig_local.clock import WorldClock
-from billmig_local.emulators.base import EmulatorControl, EmulatorServer, ObjectStore, RunningEmulator
+from billmig_local.emulators import LocalSecret, StackWiring
+from billmig_local.emulators.control_plane import EmulatorControl
+from billmig_local.emulators.object_store import ObjectStore
+from billmig_local.emulators.server import EmulatorServer, RunningEmulator
 
 from .app import build_app
 from .billing_engine import BillingEngine
@@ -30,6 +35,10 @@ from .state import StripeState
 
 # Stripe's published limits (https://docs.stripe.com/rate-limits): 25 ops/s in a sandbox, 100 ops/s live.
 RATE_LIMIT_PRESETS = {"stripe_sandbox": (25.0, 25.0), "stripe_live": (100.0, 100.0), "tight": (5.0, 5.0)}
+
+
+def _advance_test_clocks(url: str, seconds: float) -> int:
+    return advance_test_clocks(url, seconds)
 
 
 def start(*, clock: WorldClock, state_dir: Path | None, port: int = 0) -> RunningEmulator:
@@ -85,3 +94,10 @@ def advance_test_clocks(api_url: str, seconds: float | None = None, *, threads: 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         list(pool.map(advance, clocks))
     return len(clocks)
+
+
+STACK_WIRING = StackWiring(
+    template_parameters=lambda url: {"StripeApiBase": url},
+    local_secret=LocalSecret(output="StripeApiKeySecretName", value="sk_test_local"),
+    on_clock_moved=_advance_test_clocks,
+)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from billmig_local.emulators.base import ObjectStore
+from billmig_local.emulators.object_store import ObjectStore
 
 from .errors import no_such
 
@@ -40,6 +40,7 @@ NAMES = {
     "billing.meter": "billing meter",
     "subscription": "subscription",
     "subscription_item": "subscription item",
+    "subscription_schedule": "subscription schedule",
     "invoice": "invoice",
     "invoiceitem": "invoice item",
     "billing.credit_grant": "credit grant",
