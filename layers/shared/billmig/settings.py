@@ -109,7 +109,13 @@ class MetronomeSettings(BaseModel):
 
 
 def metronome_target() -> MetronomeSDKTarget:
+    settings = from_environment(MetronomeSettings)
+    return _metronome_target(_secret(settings.metronome_api_key_secret), settings.metronome_api_base or None)
+
+
+@cache
+def _metronome_target(token: str, base_url: str | None) -> MetronomeSDKTarget:
+    """One client (and connection pool) per warm container and token: a rotated token makes a new one."""
     from billmig.adapters.metronome_sdk import MetronomeSDKTarget
 
-    settings = from_environment(MetronomeSettings)
-    return MetronomeSDKTarget.connect(_secret(settings.metronome_api_key_secret), settings.metronome_api_base or None)
+    return MetronomeSDKTarget.connect(token, base_url)
