@@ -60,7 +60,7 @@ def stripe_client(local_stack: LocalStack) -> stripe.StripeClient:
 
 @pytest.fixture()
 def aws(local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    """The CLI's boto3 clients pointed at the local stack (explicitly: the in-process Lambdas swap the environment)."""
+    """The CLI's boto3 clients pointed at the local stack explicitly, leaving the process environment alone."""
     monkeypatch.delenv("STIGG_SERVER_API_KEY", raising=False)
     aws_target.pin_local_endpoint(local_stack.endpoint, local_stack.settings.region)
     yield local_stack

@@ -21,6 +21,7 @@ from billmig.idempotency_keys import STIGG_IDEMPOTENCY_KEY_MAX, idempotency_key
 from billmig.steps import Step
 from billmig.stigg.chunk_progress import ChunkProgress, ChunkProgressStore
 from billmig.stigg.errors import StiggImportPending
+from billmig.stigg.import_events import ImportEvent
 from billmig.stigg.import_plan import USAGES_PER_CALL
 from billmig.stigg.import_storage import ImportStorage
 from billmig.stigg.records import CustomerRecord, SubscriptionRecord, UsageRecord
@@ -29,13 +30,8 @@ from billmig.stigg.target import StiggTarget, UsageReading
 USAGE_CALLS_AT_ONCE = 4  # a chunk's usage calls in flight together; the pacer keeps them within Stigg's limits
 
 
-class ChunkRequest(BaseModel):
-    import_id: str
+class ChunkRequest(ImportEvent):
     chunk_key: str
-
-    @property
-    def run_id(self) -> str:
-        return self.import_id
 
     @property
     def subject(self) -> str | None:
@@ -49,20 +45,10 @@ class ChunkSummary(BaseModel):
     outcomes: dict[str, int]
 
 
-class SubscriptionChunkSent(BaseModel):
-    import_id: str
-    chunk_key: str
+class SubscriptionChunkSent(ChunkRequest):
     records: int
     # Set on the last read-back, after Step Functions' retries ran out: rows still pending are reported as failed.
     final: bool = False
-
-    @property
-    def run_id(self) -> str:
-        return self.import_id
-
-    @property
-    def subject(self) -> str | None:
-        return self.chunk_key
 
 
 def _progress(chunks: ChunkProgressStore, import_id: str, chunk_key: str, kind: str, records: int) -> ChunkProgress:

@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field
 
 from billmig.stigg.entity_progress import entity_key
 from billmig.stigg.errors import InvalidImportFile
+from billmig.stigg.import_events import ImportEvent
 from billmig.stigg.import_plan import ImportRules, Located, plan_import
 from billmig.stigg.import_storage import ImportStorage, chunk_key, manifest_key
 from billmig.stigg.record_files import FileProblem, RecordKind, load_records, problems_error
@@ -15,31 +16,18 @@ from billmig.stigg.target import StiggTarget
 IMPORT_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
-class ImportRequest(BaseModel):
+class ImportRequest(ImportEvent):
     import_id: str = Field(pattern=IMPORT_ID)
     customers_keys: list[str] = Field(default_factory=list)
     subscriptions_keys: list[str] = Field(default_factory=list)
     usage_keys: list[str] = Field(default_factory=list)
     paid_plan_ids: list[str] = Field(default_factory=list)
 
-    @property
-    def run_id(self) -> str:
-        return self.import_id
 
-    @property
-    def subject(self) -> str | None:
-        return None
-
-
-class PaidItem(BaseModel):
-    import_id: str
+class PaidItem(ImportEvent):
     chunk_key: str
     subscription_id: str
     progress_key: str
-
-    @property
-    def run_id(self) -> str:
-        return self.import_id
 
     @property
     def subject(self) -> str | None:

@@ -18,6 +18,7 @@ from billmig.progress import ProgressStore, StepStatus, SubjectProgress
 from billmig.steps import Step
 from billmig.stigg.chunk_progress import ChunkProgress, ChunkProgressStore
 from billmig.stigg.entity_progress import split_entity_key
+from billmig.stigg.import_events import ImportEvent
 from billmig.stigg.import_storage import ImportStorage, manifest_key, report_keys
 from billmig.stigg.records import CustomerRecord, SubscriptionRecord, UsageRecord
 
@@ -31,16 +32,8 @@ ENTITY_NAMES = {
 CSV_COLUMNS = ("entity", "record", "outcome", "detail", "stigg_id", "stripe_subscription_id", "stripe_outcome")
 
 
-class ReportRequest(BaseModel):
-    import_id: str
-
-    @property
-    def run_id(self) -> str:
-        return self.import_id
-
-    @property
-    def subject(self) -> str | None:
-        return None
+class ReportRequest(ImportEvent):
+    """The whole import: its report."""
 
 
 COMPLETED = "completed"
