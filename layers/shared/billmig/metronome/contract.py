@@ -106,8 +106,9 @@ def write_contract(
                     raise MetronomeConflict(f"{stripe_id}: contract key {base_key} used, no contract has it") from exc
                 contract_id = found.id
             else:
-                running.remember({f"{ACTION_PREFIX}create_contract": contract_id})
-        running.remember({"metronome_contract_id": contract_id})
+                running.remember({"metronome_contract_id": contract_id, f"{ACTION_PREFIX}create_contract": contract_id})
+        if running.vendor_ids.get("metronome_contract_id") != contract_id:
+            running.remember({"metronome_contract_id": contract_id})
         problems = reconcile(target.contract(customer_id, contract_id), moves)
         if problems:
             raise CreditReconciliationFailed(f"{stripe_id} contract {contract_id}: " + "; ".join(problems))

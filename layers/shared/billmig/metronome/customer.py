@@ -68,7 +68,8 @@ def prepare_customer(
                     raise MetronomeConflict(f"{stripe_id}: alias {alias!r} is taken but no customer has it") from exc
             else:
                 running.remember({"metronome_customer_id": customer.id, f"{ACTION_PREFIX}create_customer": customer.id})
-        running.remember({"metronome_customer_id": customer.id})
+        if running.vendor_ids.get("metronome_customer_id") != customer.id:
+            running.remember({"metronome_customer_id": customer.id})
 
         stripe_configs = [
             c for c in target.billing_configurations(customer.id) if c.billing_provider == "stripe" and not c.archived
@@ -83,8 +84,14 @@ def prepare_customer(
             configuration_id = target.add_stripe_configuration(
                 customer.id, stripe_id, key("billing-provider", running.revision)
             )
-            running.remember({f"{ACTION_PREFIX}add_billing_provider_configuration": configuration_id})
-        running.remember({"billing_provider_configuration_id": configuration_id})
+            running.remember(
+                {
+                    "billing_provider_configuration_id": configuration_id,
+                    f"{ACTION_PREFIX}add_billing_provider_configuration": configuration_id,
+                }
+            )
+        if running.vendor_ids.get("billing_provider_configuration_id") != configuration_id:
+            running.remember({"billing_provider_configuration_id": configuration_id})
 
         status = target.customer(customer.id).billable_status
         if status != UNBILLABLE:
