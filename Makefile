@@ -5,14 +5,30 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 PYTEST_ARGS ?=
+# The SAM CLI lives in a virtualenv of its own: its pins (boto3, pydantic, cfn-lint) are not the dev extra's.
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_STAMP := $(SAM_VENV)/.installed
+SAM_BUILD_DIR := .aws-sam/build
+# `sam build` needs the runtime's Python (python3.12) on PATH; pyenv's are looked for too.
+PYTHON312 ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && command -v "$$p" && break; done)
+# Built for this machine's instruction set, so the test can import every built handler here (Lambda runs arm64).
+BUILD_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 
-.PHONY: demo test lint typecheck cfn-lint asl-validate pytest clean
+.PHONY: demo test lint typecheck cfn-lint asl-validate sam-validate sam-build pytest clean
 
 $(STAMP): pyproject.toml layers/shared/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(SAM_STAMP):
+	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet 'aws-sam-cli>=1.140,<2'
+	touch $(SAM_STAMP)
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -42,10 +58,20 @@ cfn-lint: $(STAMP)
 asl-validate: $(NPM_STAMP)
 	@for f in statemachine/*.asl.json; do npx --no-install asl-validator --no-arn-check --json-path $$f || exit 1; done
 
-pytest: $(STAMP)
-	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+sam-validate: $(SAM_STAMP)
+	$(SAM) validate --lint
 
-test: lint typecheck cfn-lint asl-validate pytest
+sam-build: $(SAM_STAMP)
+	@test -n "$(PYTHON312)" || { echo "sam build needs Python 3.12 (the Lambda runtime) and found none:" \
+		"install it (e.g. 'pyenv install 3.12') or pass PYTHON312=/path/to/python3.12"; exit 1; }
+	PATH="$(dir $(PYTHON312)):$$PATH" $(SAM) build --cached --build-dir $(SAM_BUILD_DIR) \
+		--parameter-overrides Architecture=$(BUILD_ARCH)
+
+pytest: $(STAMP) sam-build
+	BILLMIG_SAM_BUILD_DIR=$(SAM_BUILD_DIR) BILLMIG_PYTHON312=$(PYTHON312) \
+		$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+test: lint typecheck cfn-lint asl-validate sam-validate pytest
 
 clean:
-	rm -rf $(VENV) node_modules .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam node_modules .local .pytest_cache .mypy_cache .ruff_cache

@@ -7,7 +7,6 @@ boto3 reaches it through the standard `AWS_ENDPOINT_URL`; `/_billmig/*` on the s
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -24,8 +23,8 @@ from werkzeug.wrappers import Request, Response
 
 from billmig_local import moto_patches
 from billmig_local.clock import ClockMovedBackwards, WorldClock, parse_duration, parse_instant, to_rfc3339
-from billmig_local.emulators import EMULATOR_NAMES, available_emulators
-from billmig_local.emulators.base import RunningEmulator
+from billmig_local.emulators import EMULATOR_NAMES, available_emulators, stack_wirings
+from billmig_local.emulators.server import RunningEmulator
 from billmig_local.execution_feed import ExecutionFeed
 from billmig_local.lambda_bridge import LambdaBridge, LambdaFault
 from billmig_local.packaging import load_template, package, translate
@@ -160,26 +159,25 @@ class LocalStack:
     def emulator_parameters(self) -> dict[str, str]:
         """Template parameters that point the functions at the emulators instead of the vendors."""
         parameters: dict[str, str] = {}
-        if "stigg" in self.emulators:
-            parameters["StiggApiUrl"] = f"{self.emulators['stigg'].url}/graphql"
-        if "stripe" in self.emulators:
-            parameters["StripeApiBase"] = self.emulators["stripe"].url
+        for name, wiring in stack_wirings().items():
+            if name in self.emulators:
+                parameters.update(wiring.template_parameters(self.emulators[name].url))
         return parameters
 
     def _store_local_secrets(self) -> None:
         """The emulators accept any key; the functions still read theirs from Secrets Manager, as on AWS."""
         secrets = self.client("secretsmanager")
-        for output, value in (
-            ("StiggApiKeySecretName", "local-stigg-server-key"),
-            ("StripeApiKeySecretName", "sk_test_local"),
-        ):
-            name = self.outputs.get(output)
-            if not name:
+        for name, wiring in stack_wirings().items():
+            secret = wiring.local_secret
+            secret_name = self.outputs.get(secret.output) if secret is not None else None
+            if secret is None or not secret_name or name not in self.emulators:
                 continue
             try:
-                secrets.describe_secret(SecretId=name)
+                secrets.describe_secret(SecretId=secret_name)
             except secrets.exceptions.ResourceNotFoundException:
-                secrets.create_secret(Name=name, SecretString=value, Description="billmig local stack (emulators)")
+                secrets.create_secret(
+                    Name=secret_name, SecretString=secret.value, Description="billmig local stack (emulators)"
+                )
 
     def _start_emulators(self) -> None:
         for name, start in available_emulators().items():
@@ -202,12 +200,11 @@ class LocalStack:
         already = len(self.scheduler.fired) if self.scheduler is not None else 0
         after = self.clock.advance(advance) if advance is not None else self.clock.set(to if to is not None else before)
         moved = after - before
-        test_clocks = 0
-        if "stripe" in self.emulators and moved > 0:
-            stripe_emulator = importlib.import_module("billmig_local.emulators.stripe")
-            follow = getattr(stripe_emulator, "advance_test_clocks", None)
-            if follow is not None:
-                test_clocks = int(follow(self.emulators["stripe"].url, moved))
+        followed = 0
+        if moved > 0:
+            for name, wiring in stack_wirings().items():
+                if wiring.on_clock_moved is not None and name in self.emulators:
+                    followed += wiring.on_clock_moved(self.emulators[name].url, moved)
         if self.scheduler is not None:
             self.scheduler.tick()
             fired = list(self.scheduler.fired[already:])
@@ -217,7 +214,7 @@ class LocalStack:
             "now": after,
             "iso": to_rfc3339(after),
             "moved_seconds": moved,
-            "stripe_test_clocks_advanced": test_clocks,
+            "stripe_test_clocks_advanced": followed,
             "fired": [
                 {"schedule": f.schedule, "at": f.at.isoformat(), "execution_arn": f.execution_arn} for f in fired
             ],

@@ -8,7 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 from billmig_local.clock import WorldClock
-from billmig_local.emulators.base import EmulatorControl, EmulatorServer, ObjectStore
+from billmig_local.emulators.control_plane import EmulatorControl
+from billmig_local.emulators.object_store import ObjectStore
+from billmig_local.emulators.server import EmulatorServer
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse

@@ -11,7 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from billmig_local.clock import WorldClock
-from billmig_local.emulators.base import EmulatorControl, EmulatorServer, ObjectStore, RunningEmulator
+from billmig_local.emulators.control_plane import EmulatorControl
+from billmig_local.emulators.object_store import ObjectStore
+from billmig_local.emulators.server import EmulatorServer, RunningEmulator
 
 from .app import build_app
 from .billing_engine import BillingEngine

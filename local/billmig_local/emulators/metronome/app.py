@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from billmig_local.emulators.base import ObjectStore
+from billmig_local.emulators.object_store import ObjectStore
 
 from . import contracts, customers, invoices, pricing, usage
 from .api_call import ApiCall, Handler

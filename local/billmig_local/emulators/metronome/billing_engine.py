@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from billmig_local.emulators.base import ObjectStore
+from billmig_local.emulators.object_store import ObjectStore
 
 from .drawdown import Segment, applies_to, priority_key, segments_of
 from .rating import charge, rate_for

@@ -11,7 +11,8 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from billmig_local.emulators.base import ObjectStore, call_recording
+from billmig_local.emulators.object_store import ObjectStore
+from billmig_local.emulators.server import call_recording
 
 from .errors import error_response
 

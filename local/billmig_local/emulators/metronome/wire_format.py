@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from billmig_local.emulators.base import ObjectStore
+from billmig_local.emulators.object_store import ObjectStore
 
 from .errors import ApiError
 

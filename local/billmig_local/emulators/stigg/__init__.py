@@ -19,7 +19,9 @@ import os
 from pathlib import Path
 
 from billmig_local.clock import WorldClock
-from billmig_local.emulators.base import EmulatorServer, ObjectStore, RunningEmulator
+from billmig_local.emulators import LocalSecret, StackWiring
+from billmig_local.emulators.object_store import ObjectStore
+from billmig_local.emulators.server import EmulatorServer, RunningEmulator
 
 from . import subscriptions
 from .app import GRAPHQL_PATH, build_app
@@ -53,3 +55,9 @@ def start(*, clock: WorldClock, state_dir: Path | None, port: int = 0, api_key: 
     return RunningEmulator(
         "stigg", server, control, extra={"environment": env, "store": store, "graphql_url": server.url + GRAPHQL_PATH}
     )
+
+
+STACK_WIRING = StackWiring(
+    template_parameters=lambda url: {"StiggApiUrl": f"{url}{GRAPHQL_PATH}"},
+    local_secret=LocalSecret(output="StiggApiKeySecretName", value="local-stigg-server-key"),
+)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from billmig_local.emulators.base import CONTROL_PREFIX, EmulatorControl
+from billmig_local.emulators.control_plane import CONTROL_PREFIX, EmulatorControl
 
 from .environment import Environment
 

@@ -20,7 +20,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from billmig_local.clock import WorldClock
-from billmig_local.emulators.base import EmulatorControl, EmulatorServer, ObjectStore, RunningEmulator
+from billmig_local.emulators import LocalSecret, StackWiring
+from billmig_local.emulators.control_plane import EmulatorControl
+from billmig_local.emulators.object_store import ObjectStore
+from billmig_local.emulators.server import EmulatorServer, RunningEmulator
 
 from .app import build_app
 from .billing_engine import BillingEngine
@@ -30,6 +33,10 @@ from .state import StripeState
 
 # Stripe's published limits (https://docs.stripe.com/rate-limits): 25 ops/s in a sandbox, 100 ops/s live.
 RATE_LIMIT_PRESETS = {"stripe_sandbox": (25.0, 25.0), "stripe_live": (100.0, 100.0), "tight": (5.0, 5.0)}
+
+
+def _advance_test_clocks(url: str, seconds: float) -> int:
+    return advance_test_clocks(url, seconds)
 
 
 def start(*, clock: WorldClock, state_dir: Path | None, port: int = 0) -> RunningEmulator:
@@ -85,3 +92,10 @@ def advance_test_clocks(api_url: str, seconds: float | None = None, *, threads: 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         list(pool.map(advance, clocks))
     return len(clocks)
+
+
+STACK_WIRING = StackWiring(
+    template_parameters=lambda url: {"StripeApiBase": url},
+    local_secret=LocalSecret(output="StripeApiKeySecretName", value="sk_test_local"),
+    on_clock_moved=_advance_test_clocks,
+)

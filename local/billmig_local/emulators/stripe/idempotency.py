@@ -15,7 +15,8 @@ from urllib.parse import parse_qsl
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from billmig_local.emulators.base import ObjectStore, call_recording
+from billmig_local.emulators.object_store import ObjectStore
+from billmig_local.emulators.server import call_recording
 
 from .errors import StripeError
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from billmig_local.clock import WorldClock
-from billmig_local.emulators.base import RunningEmulator
 from billmig_local.emulators.metronome import start
+from billmig_local.emulators.server import RunningEmulator
 from metronome import Metronome
 
 JAN_1 = datetime(2030, 1, 1, tzinfo=UTC)

@@ -10,7 +10,7 @@ from typing import Any
 
 import sgqlc.types
 from billmig_local.clock import WorldClock
-from billmig_local.emulators.base import RunningEmulator
+from billmig_local.emulators.server import RunningEmulator
 from billmig_local.emulators.stigg import catalogue_operations as ops
 from billmig_local.emulators.stigg import start
 from billmig_local.emulators.stigg.environment import Environment

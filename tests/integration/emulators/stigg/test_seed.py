@@ -9,7 +9,7 @@ import sgqlc.types
 from billmig_cli.main import app
 from billmig_local.catalogue import STANDARD
 from billmig_local.clock import WorldClock
-from billmig_local.emulators.base import RunningEmulator
+from billmig_local.emulators.server import RunningEmulator
 from billmig_local.emulators.stigg import catalogue_operations as ops
 from billmig_local.emulators.stigg import start
 from sgqlc.operation import Operation

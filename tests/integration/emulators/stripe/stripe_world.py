@@ -8,7 +8,7 @@ from pathlib import Path
 
 import stripe
 from billmig_local.clock import WorldClock
-from billmig_local.emulators.base import RunningEmulator
+from billmig_local.emulators.server import RunningEmulator
 from billmig_local.emulators.stripe import start
 
 JAN_1 = datetime(2030, 1, 1, tzinfo=UTC)

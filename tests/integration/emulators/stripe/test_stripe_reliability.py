@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 import stripe
-from billmig_local.emulators.base import FaultRule
+from billmig_local.emulators.control_plane import FaultRule
 from stripe_world import World, at, client_for, customer_on_clock, make_prices, start_world, usage
 
 

@@ -1,27 +1,21 @@
-"""What every vendor emulator shares: a real HTTP server, a persistent object store, and a control plane.
-
-The control plane lives under `/_emulator/` (a path no vendor uses) and gives tests and operators fault injection,
-latency, a rate limit and a request log. Each emulator supplies only how its vendor shapes an error body.
+"""Every emulator's control plane under `/_emulator/` (a path no vendor uses): fault injection, latency, a rate
+limit with the vendor's published presets, and a request log. Each emulator supplies only how its vendor shapes an
+error body.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import re
-import socket
-import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,75 +26,6 @@ CONTROL_PREFIX = "/_emulator"
 ErrorResponder = Callable[[int, str, str], Response]
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# Persistent object store
-# --------------------------------------------------------------------------------------------------------------------
-class ObjectStore:
-    """JSON objects by (kind, id) in SQLite, mirrored in memory; survives a restart of `billmig local up`.
-
-    Reads come from memory; every write goes through to disk at once, so a crash loses nothing acknowledged.
-    Iteration order is insertion order (what list endpoints page over).
-    """
-
-    def __init__(self, path: Path | None) -> None:
-        self.lock = threading.RLock()
-        self._mem: dict[str, dict[str, dict[str, Any]]] = {}
-        self._db: sqlite3.Connection | None = None
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS objects (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,"
-                " id TEXT NOT NULL, body TEXT NOT NULL, UNIQUE(kind, id))"
-            )
-            for kind, oid, body in self._db.execute("SELECT kind, id, body FROM objects ORDER BY seq"):
-                self._mem.setdefault(kind, {})[oid] = json.loads(body)
-
-    def put(self, kind: str, oid: str, obj: dict[str, Any]) -> dict[str, Any]:
-        with self.lock:
-            self._mem.setdefault(kind, {})[oid] = obj
-            if self._db is not None:
-                self._db.execute(
-                    "INSERT INTO objects(kind, id, body) VALUES (?, ?, ?)"
-                    " ON CONFLICT(kind, id) DO UPDATE SET body = excluded.body",
-                    (kind, oid, json.dumps(obj, separators=(",", ":"))),
-                )
-        return obj
-
-    def get(self, kind: str, oid: str) -> dict[str, Any] | None:
-        with self.lock:
-            return self._mem.get(kind, {}).get(oid)
-
-    def delete(self, kind: str, oid: str) -> None:
-        with self.lock:
-            self._mem.get(kind, {}).pop(oid, None)
-            if self._db is not None:
-                self._db.execute("DELETE FROM objects WHERE kind = ? AND id = ?", (kind, oid))
-
-    def all(self, kind: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return list(self._mem.get(kind, {}).values())
-
-    def ids(self, kind: str) -> Iterator[str]:
-        with self.lock:
-            return iter(list(self._mem.get(kind, {})))
-
-    def count(self, kind: str) -> int:
-        with self.lock:
-            return len(self._mem.get(kind, {}))
-
-    def close(self) -> None:
-        with self.lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Control plane: faults, latency, rate limit, request log
-# --------------------------------------------------------------------------------------------------------------------
 @dataclass
 class FaultRule:
     """Answer matching requests with `status` instead of running them."""
@@ -317,86 +242,3 @@ class EmulatorControl:
         if what == "clock" and method == "GET":
             return JSONResponse({"now": self.now()})
         return JSONResponse({"error": f"no control endpoint {method} {request.url.path}"}, 404)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Server
-# --------------------------------------------------------------------------------------------------------------------
-class EmulatorServer:
-    """Runs an ASGI app with uvicorn on 127.0.0.1 in a background thread (sync endpoints run in its thread pool)."""
-
-    def __init__(self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.app = app
-        self.host = host
-        # IPPROTO_TCP (not 0) so asyncio sets TCP_NODELAY on accepted connections, and the listener's own
-        # TCP_NODELAY, which Linux copies to them: without it a keep-alive response waits ~40 ms for a delayed ACK.
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._sock.bind((host, port))
-        self.port: int = self._sock.getsockname()[1]
-        self._server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30)
-        )
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> str:
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, name=f"emulator:{self.port}", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError(f"emulator server on {self.url} did not start")
-            time.sleep(0.01)
-        return self.url
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._sock.close()
-
-
-async def call_recording(app: ASGIApp, scope: Scope, body: bytes, send: Send) -> tuple[int, bytes]:
-    """Run `app` on a request whose body was already read, passing its response on and keeping a copy: what an
-    idempotency layer stores to replay later."""
-    status = 0
-    chunks: list[bytes] = []
-
-    async def replay_body() -> Message:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def capture(message: Message) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-        await send(message)
-
-    await app(scope, replay_body, capture)
-    return status, b"".join(chunks)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# What an emulator package exposes to `billmig local up`
-# --------------------------------------------------------------------------------------------------------------------
-@dataclass
-class RunningEmulator:
-    name: str
-    server: EmulatorServer
-    control: EmulatorControl
-    extra: MutableMapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-
-AsyncEndpoint = Callable[[Request], Awaitable[Response]]

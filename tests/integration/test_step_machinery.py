@@ -1,0 +1,91 @@
+"""`run_once`, the one way every step runs, against the template's progress table on the local stack."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
+from billmig.errors import StepClaimedElsewhere, VendorRejected, VendorUnavailable
+from billmig.idempotency_keys import idempotency_key
+from billmig.progress import StepStatus, SubjectState
+from billmig.steps import RunningStep, StepKey, StepOutcome, run_once
+from billmig_local.stack import LocalStack
+
+
+@pytest.fixture()
+def store(local_stack: LocalStack, dynamodb: Any) -> DynamoDBProgressStore:
+    return DynamoDBProgressStore(local_stack.outputs["ProgressTableName"], client=dynamodb)
+
+
+@pytest.fixture()
+def key() -> StepKey:
+    return StepKey(f"run-{uuid.uuid4().hex[:8]}", "cus_Machinery", "metronome.contract")
+
+
+def test_a_step_runs_once_and_a_rerun_reports_what_it_did(store: DynamoDBProgressStore, key: StepKey) -> None:
+    calls: list[int] = []
+
+    def body(running: RunningStep) -> StepOutcome:
+        calls.append(running.attempt)
+        return StepOutcome("created", {"contract_id": "c-1"}, detail="rate card standard")
+
+    first = run_once(store, key, "runner-a", body)
+    again = run_once(store, key, "runner-b", body)
+    assert calls == [1]
+    assert (first.outcome, first.already_done) == ("created", False)
+    assert (again.outcome, again.already_done, again.vendor_ids) == ("created", True, {"contract_id": "c-1"})
+    record = store.get(key.run_id, key.subject).steps[key.step]  # type: ignore[union-attr]
+    assert (record.status, record.outcome, record.detail) == (StepStatus.SUCCEEDED, "created", "rate card standard")
+
+
+def test_ids_remembered_before_a_crash_reach_the_resumed_attempt(store: DynamoDBProgressStore, key: StepKey) -> None:
+    def made_then_crashed(running: RunningStep) -> StepOutcome:
+        running.remember({"contract_id": "c-9"})
+        raise VendorUnavailable("connection reset after the contract was created")
+
+    with pytest.raises(VendorUnavailable):
+        run_once(store, key, "runner-a", made_then_crashed)
+    progress = store.get(key.run_id, key.subject)
+    assert progress is not None and progress.state is SubjectState.FAILED
+    error = progress.steps[key.step].last_error
+    assert error is not None and (error.type, error.transient) == ("VendorUnavailable", True)
+
+    seen: dict[str, str] = {}
+
+    def resumed(running: RunningStep) -> StepOutcome:
+        seen.update(running.vendor_ids)
+        return StepOutcome("found", {})  # looked up by the remembered id, not created again
+
+    done = run_once(store, key, "runner-a", resumed)
+    assert seen == {"contract_id": "c-9"}
+    assert done.vendor_ids == {"contract_id": "c-9"}
+    assert (done.attempt, done.revision) == (2, 1)  # transient: same revision, so the same idempotency keys
+
+
+def test_a_permanent_failure_gives_the_next_attempt_a_new_revision_and_key(
+    store: DynamoDBProgressStore, key: StepKey
+) -> None:
+    def rejected(_: RunningStep) -> StepOutcome:
+        raise VendorRejected("400: unknown rate card")
+
+    with pytest.raises(VendorRejected):
+        run_once(store, key, "runner-a", rejected)
+    keys: list[str] = []
+
+    def fixed(running: RunningStep) -> StepOutcome:
+        keys.append(idempotency_key(key.run_id, key.step, key.subject, revision=running.revision))
+        return StepOutcome("created")
+
+    done = run_once(store, key, "runner-a", fixed)
+    assert done.revision == 2
+    assert keys == [f"{key.run_id}:metronome.contract:cus_Machinery:r2"]
+
+
+def test_a_step_held_by_another_runner_is_not_run(store: DynamoDBProgressStore, key: StepKey) -> None:
+    store.enrol(key.run_id, key.subject)
+    store.claim_step(key.run_id, key.subject, key.step, "runner-a", lease=timedelta(minutes=5))
+    with pytest.raises(StepClaimedElsewhere):
+        run_once(store, key, "runner-b", lambda _: pytest.fail("ran while another runner held the step"))
