@@ -63,6 +63,8 @@ class SubjectProgress(BaseModel):
     subject: str
     state: SubjectState = SubjectState.ENROLLED
     current_step: str | None = None
+    # Where the subject is in its migration's lifecycle (e.g. `parallel_run`): what the usage router reads.
+    phase: str | None = None
     steps: dict[str, StepRecord] = Field(default_factory=dict)
     enrolled_at: datetime
     updated_at: datetime
@@ -195,6 +197,8 @@ class ProgressStore(Protocol):
     ) -> SubjectProgress: ...
 
     def fail_step(self, run_id: str, subject: str, step: str, error: ErrorRecord) -> SubjectProgress: ...
+
+    def set_phase(self, run_id: str, subject: str, phase: str) -> SubjectProgress: ...
 
     def subjects_in_state(self, run_id: str, state: SubjectState) -> list[SubjectProgress]: ...
 

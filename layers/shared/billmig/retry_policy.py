@@ -13,6 +13,7 @@ from typing import Any
 from billmig.errors import MigrationError, PermanentError, TransientError
 
 # Every module that defines errors is imported here, so their classes exist when the hierarchy is walked.
+from billmig.metronome import errors as _metronome_errors  # noqa: F401
 from billmig.stigg import errors as _stigg_errors  # noqa: F401
 
 LAMBDA_TRANSIENT_ERROR_NAMES: tuple[str, ...] = (

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
 
 if TYPE_CHECKING:  # imported where used, so a Lambda loads only the SDKs it calls
+    from billmig.adapters.metronome_sdk import MetronomeSDKTarget
     from billmig.adapters.s3_import_storage import S3ImportStorage
     from billmig.adapters.stigg_graphql import StiggGraphQLTarget
     from billmig.adapters.stripe_sdk import StripeSDKSource
@@ -84,3 +85,19 @@ def stripe_source() -> StripeSDKSource:
 
     settings = from_environment(StripeSettings)
     return StripeSDKSource.connect(_secret(settings.stripe_api_key_secret), settings.stripe_api_base or None)
+
+
+class MetronomeSettings(BaseModel):
+    """The bearer token is not here: only the name of the Secrets Manager secret that holds it."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    metronome_api_key_secret: str = Field(alias="METRONOME_API_KEY_SECRET", min_length=1)
+    metronome_api_base: str = Field(default="", alias="METRONOME_API_BASE")
+
+
+def metronome_target() -> MetronomeSDKTarget:
+    from billmig.adapters.metronome_sdk import MetronomeSDKTarget
+
+    settings = from_environment(MetronomeSettings)
+    return MetronomeSDKTarget.connect(_secret(settings.metronome_api_key_secret), settings.metronome_api_base or None)

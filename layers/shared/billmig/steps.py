@@ -32,6 +32,10 @@ class Step(StrEnum):
     STRIPE_CANCEL = "stripe.cancel"
     STIGG_PREPARE = "stigg.prepare"
     STIGG_REPORT = "stigg.report"
+    METRONOME_SNAPSHOT = "metronome.snapshot"
+    METRONOME_PREPARE = "metronome.prepare"
+    METRONOME_CONTRACT = "metronome.contract"
+    METRONOME_PARALLEL_RUN = "metronome.parallel_run"
     BATCH_REPORT = "report"
     RECORD_FAILURE = "record_failure"
 

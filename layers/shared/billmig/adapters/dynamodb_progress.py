@@ -155,6 +155,14 @@ class DynamoDBProgressStore:
     def fail_step(self, run_id: str, subject: str, step: str, error: ErrorRecord) -> SubjectProgress:
         return self._mutate(run_id, subject, lambda p: rules.fail(p, step, error, self._now()))
 
+    def set_phase(self, run_id: str, subject: str, phase: str) -> SubjectProgress:
+        def change(progress: SubjectProgress) -> SubjectProgress:
+            progress.phase = phase
+            progress.updated_at = self._now()
+            return progress
+
+        return self._mutate(run_id, subject, change)
+
     # -- machinery
     def _mutate(self, run_id: str, subject: str, change: Callable[[SubjectProgress], _T]) -> _T:
         for _ in range(self._max_races):

@@ -68,6 +68,27 @@ class StripeSDKSource:
         found = typed_stripe_call(f"retrieve {customer_id}", lambda: self._client.v1.customers.retrieve(customer_id))
         return self._customer(found, None)
 
+    def customers_with_subscription_in(self, statuses: Iterable[str]) -> list[str]:
+        query = " OR ".join(f"status:'{status}'" for status in statuses)
+        pages = typed_stripe_call(
+            "search subscriptions",
+            lambda: self._client.v1.subscriptions.search(params={"query": query, "limit": PAGE}),
+        )
+        found: dict[str, None] = {}
+        for subscription in pages.auto_paging_iter():
+            customer = subscription.customer
+            found[customer if isinstance(customer, str) else customer.id] = None
+        return list(found)
+
+    def price_keys(self) -> set[str]:
+        pages = typed_stripe_call("list prices", lambda: self._client.v1.prices.list(params={"limit": PAGE}))
+        keys: set[str] = set()
+        for price in pages.auto_paging_iter():
+            keys.add(price.id)
+            if price.lookup_key:
+                keys.add(price.lookup_key)
+        return keys
+
     def _customer(self, customer: Any, statuses: set[str] | None) -> StripeCustomer:
         subscriptions = typed_stripe_call(
             f"list subscriptions of {customer.id}",
@@ -185,6 +206,7 @@ def _subscription(subscription: Any) -> StripeSubscription:
             )
         )
     first = items[0] if items else None
+    thresholds = getattr(subscription, "billing_thresholds", None)
     return StripeSubscription(
         id=subscription.id,
         status=subscription.status,
@@ -197,6 +219,7 @@ def _subscription(subscription: Any) -> StripeSubscription:
         cancel_at=_int_or_none(subscription.cancel_at),
         trial_end=_int_or_none(subscription.trial_end),
         metadata=_metadata(subscription),
+        billing_threshold=_int_or_none(getattr(thresholds, "amount_gte", None)) if thresholds else None,
     )
 
 

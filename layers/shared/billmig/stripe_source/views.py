@@ -35,6 +35,7 @@ class StripeSubscription:
     cancel_at: int | None = None
     trial_end: int | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    billing_threshold: int | None = None  # `billing_thresholds.amount_gte`: Stripe invoices early at this amount
 
 
 @dataclass(frozen=True)

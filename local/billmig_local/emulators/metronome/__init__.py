@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from billmig_local.clock import WorldClock
+from billmig_local.emulators import LocalSecret, StackWiring
 from billmig_local.emulators.control_plane import EmulatorControl
 from billmig_local.emulators.object_store import ObjectStore
 from billmig_local.emulators.server import EmulatorServer, RunningEmulator
@@ -21,6 +22,11 @@ from .errors import error_response
 from .idempotency import IdempotencyKeys
 
 RATE_LIMIT_PRESETS = {"metronome": (100.0, 200.0), "tight": (5.0, 5.0)}
+
+STACK_WIRING = StackWiring(
+    template_parameters=lambda url: {"MetronomeApiBase": url},
+    local_secret=LocalSecret(output="MetronomeApiKeySecretName", value="local-metronome-token"),
+)
 
 
 def start(*, clock: WorldClock, state_dir: Path | None, port: int = 0) -> RunningEmulator:

@@ -1,0 +1,113 @@
+"""Step 3, contract: the customer's contract on the rate card, its grants moved, then the credits reconciled.
+
+The contract carries a `uniqueness_key` (decisions.md (d)) and is looked up before it is created, by the id an
+earlier attempt remembered or by that key on the customer's contracts (any revision of it), so a crash after the
+create never makes a second one. Then every moved grant is read back through Metronome's API: Stripe's remaining
+balance must equal the commit's or credit's amount, with its priority and expiry.
+"""
+
+from __future__ import annotations
+
+from billmig.idempotency_keys import metronome_uniqueness_key
+from billmig.metronome.contract_terms import GrantMove, contract_terms, grant_moves, live_subscription
+from billmig.metronome.customer import ACTION_PREFIX, actions_of
+from billmig.metronome.errors import CreditReconciliationFailed, MetronomeAlreadyExists, MetronomeConflict
+from billmig.metronome.ports import MetronomeContract, MetronomeTarget
+from billmig.metronome.snapshot import CustomerStepRequest, CustomerStepResult, read_snapshot, result_of
+from billmig.metronome.storage import MigrationRun, RunStorage
+from billmig.progress import ProgressStore, StepStatus
+from billmig.steps import RunningStep, Step, StepKey, StepOutcome, run_once
+
+CONTRACT_ACTIONS = ("create_contract",)
+
+
+class StepOrderViolated(MetronomeConflict):
+    """A step ran before the step it needs succeeded."""
+
+
+def contract_key(migration_id: str, stripe_customer_id: str, revision: int = 1) -> str:
+    return metronome_uniqueness_key(migration_id, Step.METRONOME_CONTRACT, stripe_customer_id, revision=revision)
+
+
+def find_contract(contracts: list[MetronomeContract], base_key: str) -> MetronomeContract | None:
+    for contract in contracts:
+        key = contract.uniqueness_key or ""
+        if key == base_key or key.startswith(f"{base_key}:r"):
+            return contract
+    return None
+
+
+def reconcile(contract: MetronomeContract, moves: list[GrantMove]) -> list[str]:
+    """Every difference between the grants moved and the contract as Metronome returns it."""
+    problems = []
+    by_name = {b.name: b for b in contract.balances}
+    for move in moves:
+        if move.target is None:
+            continue
+        found = by_name.get(move.grant_id)
+        want_kind = "PREPAID" if move.target == "commit" else "CREDIT"
+        if found is None:
+            problems.append(f"{move.grant_id}: no {want_kind} on contract {contract.id}")
+            continue
+        if found.kind != want_kind:
+            problems.append(f"{move.grant_id}: is {found.kind}, expected {want_kind}")
+        if found.amount != move.remaining:
+            problems.append(f"{move.grant_id}: Metronome {found.amount} cents, Stripe remaining {move.remaining}")
+        if found.priority is not None and float(found.priority) != float(move.priority):
+            problems.append(f"{move.grant_id}: priority {found.priority}, expected {move.priority}")
+        if move.ending_before and found.ending_before and found.ending_before != move.ending_before:
+            problems.append(f"{move.grant_id}: ends {found.ending_before.isoformat()}, expected {move.ending_before}")
+        if want_kind == "PREPAID" and found.invoiced:
+            problems.append(f"{move.grant_id}: the commit would invoice a balance the customer already paid")
+    return problems
+
+
+def write_contract(
+    request: CustomerStepRequest, storage: RunStorage, target: MetronomeTarget, store: ProgressStore
+) -> CustomerStepResult:
+    run = MigrationRun.model_validate(storage.read_json(request.run_key))
+    config = run.config
+    stripe_id = request.stripe_customer_id
+    progress = store.get(request.batch_id, stripe_id)
+    prepared = progress.steps.get(Step.METRONOME_PREPARE) if progress else None
+    if prepared is None or prepared.status is not StepStatus.SUCCEEDED:
+        raise StepOrderViolated(f"{stripe_id}: not prepared in Metronome yet")
+    customer_id = prepared.vendor_ids["metronome_customer_id"]
+    snapshot = read_snapshot(storage, request.batch_id, stripe_id)
+    moves = grant_moves(snapshot, live_subscription(snapshot), config)
+    base_key = contract_key(config.migration_id, stripe_id)
+
+    def body(running: RunningStep) -> StepOutcome:
+        known = running.vendor_ids.get("metronome_contract_id")
+        contract_id = known or getattr(find_contract(target.contracts(customer_id), base_key), "id", None)
+        if contract_id is None:
+            terms = contract_terms(
+                snapshot,
+                config,
+                customer_id=customer_id,
+                billing_provider_configuration_id=prepared.vendor_ids["billing_provider_configuration_id"],
+                uniqueness_key=contract_key(config.migration_id, stripe_id, running.revision),
+            )
+            try:
+                contract_id = target.create_contract(terms)
+            except MetronomeAlreadyExists as exc:
+                found = find_contract(target.contracts(customer_id), base_key)
+                if found is None:
+                    raise MetronomeConflict(f"{stripe_id}: contract key {base_key} used, no contract has it") from exc
+                contract_id = found.id
+            else:
+                running.remember({f"{ACTION_PREFIX}create_contract": contract_id})
+        running.remember({"metronome_contract_id": contract_id})
+        problems = reconcile(target.contract(customer_id, contract_id), moves)
+        if problems:
+            raise CreditReconciliationFailed(f"{stripe_id} contract {contract_id}: " + "; ".join(problems))
+        moved = [m for m in moves if m.target]
+        made = f"{ACTION_PREFIX}create_contract" in running.vendor_ids
+        detail = ",".join(actions_of(running.vendor_ids, CONTRACT_ACTIONS))
+        detail += f";reconciled {len(moved)} grants, {sum(m.remaining for m in moved)} cents"
+        return StepOutcome("created" if made else "found", detail=detail)
+
+    done = run_once(store, StepKey(request.batch_id, stripe_id, Step.METRONOME_CONTRACT), request.runner, body)
+    return result_of(
+        request, Step.METRONOME_CONTRACT, "already done" if done.already_done else done.outcome, done.vendor_ids
+    )

@@ -1,0 +1,34 @@
+"""Errors only the Metronome path raises, each in one of the shared categories of `billmig.errors`."""
+
+from __future__ import annotations
+
+from billmig.errors import PermanentError
+
+
+class InvalidMigrationConfig(PermanentError):
+    """The migration config (or a batch) has problems; every one is listed, naming the file, the record and the key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class CustomerBlocked(PermanentError):
+    """Triage put the customer in a bucket that cannot migrate (past due, unmapped price, no internal id...)."""
+
+
+class CustomerMismatch(PermanentError):
+    """The Metronome customer found by ingest alias belongs to another Stripe customer: never overwritten."""
+
+
+class CreditReconciliationFailed(PermanentError):
+    """Read back from Metronome, a commit or credit does not equal the Stripe grant's remaining balance."""
+
+
+class MetronomeConflict(PermanentError):
+    """Metronome answered 409 where the lookup that should resolve it found nothing (a defect, never retried)."""
+
+
+class MetronomeAlreadyExists(PermanentError):
+    """Metronome answered 409 to a create (a used `uniqueness_key` or ingest alias): already done, resolved by a
+    lookup; raised only by calls made with the SDK's retries off, so it arrives after one request."""
