@@ -28,6 +28,7 @@ from types import ModuleType
 from typing import Any, TextIO
 
 _LOCK = threading.RLock()
+CLOCK_OFFSET_VARIABLE = "BILLMIG_CLOCK_OFFSET_SECONDS"  # how far the world clock is ahead: see billmig.world_time
 
 
 @dataclass
@@ -94,8 +95,11 @@ class _InvocationOutput(io.TextIOBase):
 
 
 class LambdaBridge:
-    def __init__(self, *, cache_dir: Path, endpoint_url: str, region: str) -> None:
+    def __init__(
+        self, *, cache_dir: Path, endpoint_url: str, region: str, clock_offset: Callable[[], float] | None = None
+    ) -> None:
         self.cache_dir = cache_dir
+        self.clock_offset = clock_offset
         self.endpoint_url = endpoint_url
         self.region = region
         self.faults: list[LambdaFault] = []
@@ -199,6 +203,8 @@ class LambdaBridge:
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
         env.update({k: str(v) for k, v in (function.environment_vars or {}).items()})
+        if self.clock_offset is not None:
+            env[CLOCK_OFFSET_VARIABLE] = str(self.clock_offset())
         return env
 
 
