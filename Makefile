@@ -4,6 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
+# The console draws graphs with Graphviz compiled to WebAssembly (npm @viz-js/viz), shipped as a package asset.
+CONSOLE_VENDOR := cli/billmig_cli/console/static/vendor
+VIZ_ASSET := $(CONSOLE_VENDOR)/viz-global.js
+# The console's browser tests run Debian's chromium (never a downloaded browser build).
+CHROMIUM := /usr/bin/chromium
 PYTEST_ARGS ?=
 # The SAM CLI lives in a virtualenv of its own: its pins (boto3, pydantic, cfn-lint) are not the dev extra's.
 SAM_VENV := .venv-sam
@@ -16,7 +21,7 @@ PYTHON312 ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python
 # Built for this machine's instruction set, so the test can import every built handler here (Lambda runs arm64).
 BUILD_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 
-.PHONY: demo test lint typecheck cfn-lint asl-validate sam-validate sam-build pytest clean
+.PHONY: demo test lint typecheck cfn-lint asl-validate sam-validate sam-build pytest clean console-assets
 
 $(STAMP): pyproject.toml layers/shared/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,7 +39,17 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NPM_STAMP)
 
-demo: $(STAMP)
+$(VIZ_ASSET): $(NPM_STAMP)
+	mkdir -p $(CONSOLE_VENDOR)
+	cp node_modules/@viz-js/viz/dist/viz-global.js $(VIZ_ASSET)
+
+console-assets: $(VIZ_ASSET)
+
+$(CHROMIUM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+demo: $(STAMP) $(VIZ_ASSET)
 	$(BIN)/billmig demo
 
 lint: $(STAMP)
@@ -67,11 +82,11 @@ sam-build: $(SAM_STAMP)
 	PATH="$(dir $(PYTHON312)):$$PATH" $(SAM) build --cached --build-dir $(SAM_BUILD_DIR) \
 		--parameter-overrides Architecture=$(BUILD_ARCH)
 
-pytest: $(STAMP) sam-build
+pytest: $(STAMP) sam-build $(VIZ_ASSET) $(CHROMIUM)
 	BILLMIG_SAM_BUILD_DIR=$(SAM_BUILD_DIR) BILLMIG_PYTHON312=$(PYTHON312) \
 		$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 test: lint typecheck cfn-lint asl-validate sam-validate pytest
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam node_modules .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam node_modules .local .pytest_cache .mypy_cache .ruff_cache $(CONSOLE_VENDOR)

@@ -15,8 +15,6 @@ from billmig_local.stack import LocalStack, StackSettings
 from stigg import Stigg
 from stigg.client import StiggClient
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
@@ -44,20 +42,6 @@ def lambda_faults(local_stack: LocalStack) -> Iterator[list[Any]]:
     local_stack.bridge.faults.clear()
 
 
-def until(predicate: Any, *, timeout: float = 30.0, what: str = "condition") -> Any:
-    """Poll `predicate` until it returns something truthy; fail (not hang) after `timeout` seconds."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 # --- the Stigg import on the local stack: the Stigg and Stripe emulators over HTTP ---------------------------------
 @pytest.fixture(scope="module")
 def stigg(local_stack: LocalStack) -> StiggClient:
@@ -76,7 +60,7 @@ def stripe_client(local_stack: LocalStack) -> stripe.StripeClient:
 
 @pytest.fixture()
 def aws(local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    """The CLI's boto3 clients pointed at the local stack (explicitly: the in-process Lambdas swap the environment)."""
+    """The CLI's boto3 clients pointed at the local stack explicitly, leaving the process environment alone."""
     monkeypatch.delenv("STIGG_SERVER_API_KEY", raising=False)
     aws_target.pin_local_endpoint(local_stack.endpoint, local_stack.settings.region)
     yield local_stack

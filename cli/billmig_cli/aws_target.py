@@ -67,6 +67,11 @@ def unpin() -> None:
     stack_outputs.cache_clear()
 
 
+def endpoint_url() -> str | None:
+    """The endpoint the clients use: a pinned one, else `AWS_ENDPOINT_URL`; None means AWS itself."""
+    return _explicit.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
 def client(service: str) -> Any:
     return boto3.client(service, **_explicit)  # type: ignore[call-overload]
 

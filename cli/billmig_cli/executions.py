@@ -39,3 +39,9 @@ def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
     for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
         events.extend(page["events"])
     return events
+
+
+def aws_console_url(execution_arn: str) -> str:
+    """The execution's page in the AWS Step Functions console (its region is the ARN's fourth field)."""
+    region = execution_arn.split(":")[3]
+    return f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution_arn}"

@@ -114,11 +114,14 @@ def start_import(files: ImportFiles, *, import_id: str, paid_plan_ids: Sequence[
 
 
 def records_done(import_id: str, stack_name: str) -> int:
-    """How many records (and chunks) the progress store already holds for this import."""
+    """How many records the progress store already holds an outcome for: bulk records by chunk, paid plans."""
+    from billmig.adapters.dynamodb_chunk_progress import DynamoDBChunkProgressStore
     from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
 
     table = aws_target.stack_outputs(stack_name)["ProgressTableName"]
-    return DynamoDBProgressStore(table, client=aws_target.client("dynamodb")).count_in_run(import_id)
+    client = aws_target.client("dynamodb")
+    bulk = DynamoDBChunkProgressStore(table, client=client).records_done(import_id)
+    return bulk + DynamoDBProgressStore(table, client=client).count_in_run(import_id)
 
 
 def follow(
@@ -164,6 +167,19 @@ def fetch_report(import_id: str, *, stack_name: str, report_dir: Path) -> tuple[
     csv_path.write_text(csv_text)
     list(csv.reader(io.StringIO(csv_text)))  # a report that does not parse is a defect, not a partial result
     return report, json_path, csv_path
+
+
+def resume_command(import_id: str) -> str:
+    """What the operator reruns: the same files with the same import id (settled records are not sent again)."""
+    return f"billmig stigg import <the same files and flags> --import-id {import_id}"
+
+
+def failed_rows(report: dict[str, Any], limit: int = 20) -> list[str]:
+    rows = [r for r in report["rows"] if r["outcome"] == "failed" and r["entity"] != "chunks"]
+    named = [f"{r['entity']} {r['record']}: {r['detail']}" for r in rows[:limit]]
+    if len(rows) > limit:
+        named.append(f"... and {len(rows) - limit} more (see the report)")
+    return named
 
 
 STRIPE_KEY_VARIABLE = "STRIPE_API_KEY"

@@ -69,11 +69,6 @@ class WorldClock:
         with self._lock:
             return time.time() + self._offset
 
-    def offset(self) -> float:
-        """Seconds the world is ahead of the host (what the local Lambdas are told)."""
-        with self._lock:
-            return self._offset
-
     def now_int(self) -> int:
         return int(self.now())
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import threading
 import time
 import uuid
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from billmig_local.clock import WorldClock
-from billmig_local.lambda_bridge import LambdaBridge
+from billmig_local.lambda_bridge import LambdaBridge, Throttled
 
 
 @dataclass(frozen=True)
@@ -59,12 +60,115 @@ def _lambda_bridge() -> None:
 
     function_model: Any = lambda_models.LambdaFunction
 
+    from moto.core.exceptions import JsonRESTError
+
+    class TooManyRequestsException(JsonRESTError):
+        """Lambda's answer at a function's concurrency limit: HTTP 429, which botocore and Step Functions see."""
+
+        code = 429
+
+        def __init__(self, throttled: Throttled) -> None:
+            super().__init__("TooManyRequestsException", "Rate Exceeded.")
+            self.description = json.dumps(
+                {"__type": "TooManyRequestsException", "message": "Rate Exceeded.", "Reason": throttled.reason}
+            )
+
     def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
         if RUNTIME.bridge is None:
             raise RuntimeError("the local Lambda bridge is not configured (billmig_local.moto_patches.install)")
-        return RUNTIME.bridge.invoke(self, event)
+        try:
+            return RUNTIME.bridge.invoke(self, event)
+        except Throttled as throttled:
+            raise TooManyRequestsException(throttled) from throttled
 
     function_model._invoke_lambda = _invoke_lambda
+
+
+def _lambda_task_service_errors() -> None:
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_lambda
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
+        StateTaskServiceLambda,
+    )
+    from moto.stepfunctions.parser.asl.eval.event import event_detail
+
+    details: Any = event_detail.EventDetails  # a TypedDict with every kind of detail; a failure has only one
+    task_model: Any = state_task_lambda.StateTaskLambda
+    original = task_model._from_error
+
+    def _from_error(self: Any, env: Any, ex: Exception) -> Any:
+        from botocore.exceptions import ClientError
+        from moto.stepfunctions.parser.api import HistoryEventType, LambdaFunctionFailedEventDetails
+        from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
+
+        if not isinstance(ex, ClientError):
+            return original(self, env, ex)
+        error, cause = StateTaskServiceLambda._error_cause_from_client_error(ex)
+        return FailureEvent(
+            env=env,
+            error_name=CustomErrorName(error),
+            event_type=HistoryEventType.LambdaFunctionFailed,
+            event_details=details(
+                lambdaFunctionFailedEventDetails=LambdaFunctionFailedEventDetails(error=error, cause=cause)
+            ),
+        )
+
+    task_model._from_error = _from_error
+
+
+def _task_clients_reused() -> None:
+    import sys
+
+    from moto.core.models import botocore_stubber
+    from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils  # noqa: F401
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original = boto_client.boto_client_for
+    clients: dict[tuple[Any, ...], Any] = {}
+    lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        """One client per region, service and endpoint: botocore clients are thread-safe, and they all carry the
+        same dummy keys whatever the credentials."""
+        key = (region, service, botocore_stubber.enabled, moto_server_port())
+        with lock:
+            client = clients.get(key)
+            if client is None:
+                client = clients[key] = original(region=region, service=service, state_credentials=state_credentials)
+            return client
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("moto.stepfunctions.parser") and getattr(module, "boto_client_for", None) is original:
+            module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+
+
+def _json_paths_parsed_once() -> None:
+    import functools
+
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    # Parsed expressions are never mutated by `find`/`update`, so one per path string serves every thread.
+    for module in (json_path, result_path):
+        patched: Any = module
+        patched.parse = functools.lru_cache(maxsize=4096)(patched.parse)
+
+
+def _request_routing_cached() -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    dispatcher: Any = DomainDispatcherApplication
+    original = dispatcher.get_backend_for_host
+    found: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        """The backend for a host never changes: match the patterns once per host, not on every request."""
+        if host not in found:
+            found[host] = original(self, host)
+        return found[host]
+
+    dispatcher.get_backend_for_host = get_backend_for_host
 
 
 def _state_machines_in_executing_backend() -> None:
@@ -349,6 +453,27 @@ def _clock() -> WorldClock:
 
 PATCHES: tuple[Patch, ...] = (
     Patch("lambda_bridge", "moto runs function code only in Docker; none here", _lambda_bridge),
+    Patch(
+        "lambda_task_service_errors",
+        "a Lambda API error on a Task on a function ARN (a throttle) reaches Retry/Catch as `Exception`, "
+        "where Step Functions names it `Lambda.<code>` (e.g. Lambda.TooManyRequestsException)",
+        _lambda_task_service_errors,
+    ),
+    Patch(
+        "task_clients_reused",
+        "every Task builds a new boto3 client (~13 ms of CPU), which serialises a Map's Tasks on the GIL",
+        _task_clients_reused,
+    ),
+    Patch(
+        "json_paths_parsed_once",
+        "every JSONPath evaluation builds a new parser (ply tables), a tenth of the interpreter's CPU in a Map",
+        _json_paths_parsed_once,
+    ),
+    Patch(
+        "request_routing_cached",
+        "the server matches every request's host against hundreds of URL patterns, under one lock",
+        _request_routing_cached,
+    ),
     Patch(
         "state_machines_in_executing_backend",
         "CloudFormation writes state machines to the non-executing backend the API does not read",

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
+import httpx
 import pytest
-from conftest import REPO, until
+from suite import REPO, until
 
 BIN = Path(sys.executable).parent
 
@@ -54,7 +55,7 @@ def _env(endpoint: str) -> dict[str, str]:
 
 def test_plain_boto3_in_another_process_drives_the_local_stack(running: tuple) -> None:
     _, _, endpoints = running
-    assert set(endpoints) == {"aws", "stripe", "metronome", "stigg"}
+    assert set(endpoints) == {"aws", "stripe", "metronome", "stigg", "console"}
     script = textwrap.dedent("""
         import json, time, boto3
         sfn, ddb = boto3.client("stepfunctions"), boto3.client("dynamodb")
@@ -117,6 +118,11 @@ def test_the_cli_starts_a_batch_reads_its_status_and_moves_the_clock(running: tu
     )
     assert started.returncode == 0, started.stdout + started.stderr
     assert "SUCCEEDED" in started.stdout
+    # locally, the execution's page in the stack's own console (on AWS: the Step Functions console)
+    link = re.search(r"console (http://127\.0\.0\.1:\d+/executions/\S+)", started.stdout)
+    assert link is not None and link.group(1).startswith(endpoints["console"]), started.stdout
+    page = httpx.get(link.group(1), timeout=30)
+    assert page.status_code == 200 and "cli-batch" in page.text
     status = subprocess.run(
         [cli, "batch", "status", "--batch-id", "cli-batch"],
         env=env,
@@ -193,6 +199,29 @@ def test_a_bad_batch_file_starts_nothing(running: tuple, tmp_path: Path) -> None
     assert "nothing was started" in done.stdout
 
 
+def test_billmig_console_serves_the_pages_from_any_endpoint(running: tuple) -> None:
+    _, _, endpoints = running
+    process = subprocess.Popen(
+        [str(BIN / "billmig"), "console", "--port", "0", "--endpoint-url", endpoints["aws"]],
+        env={**_env(endpoints["aws"]), "AWS_ENDPOINT_URL": ""},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        found = re.search(r"console (http://127\.0\.0\.1:\d+)", first)
+        assert found, first
+        listing = httpx.get(found.group(1) + "/", timeout=30)
+        assert listing.status_code == 200
+        assert "billmig-preflight-local" in listing.text and "local stack" in listing.text
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    assert process.returncode == 0
+
+
 def test_ctrl_c_stops_it_cleanly_and_it_printed_execution_events(running: tuple) -> None:
     process, _, endpoints = running
     sfn = boto3.client(
@@ -227,6 +256,7 @@ def test_ctrl_c_stops_it_cleanly_and_it_printed_execution_events(running: tuple)
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 0
     assert "local AWS http://127.0.0.1:" in output
+    assert f"console    {endpoints['console']}" in output
     assert "billmig-preflight-local/before-ctrl-c #1 ExecutionStarted" in output
     assert re.search(r"billmig-preflight-local/before-ctrl-c #\d+ ExecutionSucceeded", output)
     assert "stopping" in output

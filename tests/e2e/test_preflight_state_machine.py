@@ -12,7 +12,7 @@ from billmig.progress import SubjectState
 from billmig_cli import executions
 from billmig_local import moto_patches
 from billmig_local.stack import LocalStack
-from conftest import until
+from suite import until
 
 
 def _batch(n: int, *, broken: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:

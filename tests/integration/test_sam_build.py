@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from billmig_local.packaging import load_template
-from conftest import REPO
+from suite import REPO
 
 BUILD_DIR = os.environ.get("BILLMIG_SAM_BUILD_DIR")
 PYTHON312 = os.environ.get("BILLMIG_PYTHON312")

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from billmig_cli.batch_file import load_batch_file
-from conftest import REPO
+from suite import REPO
 
 FUNCTION_DIRS = sorted(p.parent.name for p in (REPO / "functions").glob("*/app.py"))
 

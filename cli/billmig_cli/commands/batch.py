@@ -11,6 +11,7 @@ from rich.table import Table
 
 from billmig_cli import aws_target, executions
 from billmig_cli.batch_file import BatchFileError, load_batch_file
+from billmig_cli.commands.console import print_execution_link
 from billmig_cli.options import StackName, console
 
 app = typer.Typer(help="Start and inspect migration batches.", no_args_is_help=True)
@@ -48,6 +49,7 @@ def batch_start(
     name = executions.execution_name(machine, batch.batch_id, datetime.now(UTC).strftime("%Y%m%dT%H%M%S"))
     execution_arn = executions.start(sfn, arn, payload, name)
     console.print(f"started {execution_arn}")
+    print_execution_link(console, execution_arn)
     if wait:
         result = executions.wait(sfn, execution_arn)
         console.print(f"{result['status']}")

@@ -41,12 +41,26 @@ def local_up(
     retry_scale: Annotated[
         float, typer.Option(help="Retry back-off as a fraction of the ASL interval (0 = retry at once).")
     ] = 0.0,
+    lambda_concurrency: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Execution environments per function when the template sets no ReservedConcurrentExecutions "
+            "(past them an invocation is throttled).",
+        ),
+    ] = 10,
 ) -> None:
     """Run the local AWS (with the template deployed) and every emulator, in the foreground, until Ctrl-C."""
     from billmig_local.stack import LocalStack, StackSettings
 
     stop = threading.Event()
-    settings = StackSettings(port=port, state_dir=state_dir.resolve(), retry_scale=retry_scale, feed=_print_event)
+    settings = StackSettings(
+        port=port,
+        state_dir=state_dir.resolve(),
+        retry_scale=retry_scale,
+        lambda_concurrency=lambda_concurrency,
+        feed=_print_event,
+    )
     stack = LocalStack(settings).start()
     console.print(f"[bold green]local AWS[/] {stack.endpoint}  (stack {settings.stack_name}, template deployed)")
     for name, url in stack.endpoints().items():

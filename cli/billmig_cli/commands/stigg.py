@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from billmig_cli import aws_target
+from billmig_cli.commands.console import print_execution_link
 from billmig_cli.options import StackName, console
 
 app = typer.Typer(help="Import customers, subscriptions and usage into Stigg.", no_args_is_help=True)
@@ -73,6 +74,7 @@ def stigg_import(
         return
     started = runner.start_import(files, import_id=import_id, paid_plan_ids=paid_plans, stack_name=stack_name)
     console.print(f"import {started.import_id}: {summary}\nstarted {started.execution_arn}", soft_wrap=True)
+    print_execution_link(console, started.execution_arn)
     if not wait:
         return
     with Progress(
@@ -90,5 +92,14 @@ def stigg_import(
             table.add_row(entity, *(str(totals[k]) for k in ("created", "updated", "skipped", "failed")))
     console.print(table)
     console.print(f"report: {json_path}  {csv_path}")
-    if any(t["failed"] for t in report["totals"].values()):
+    failures = {entity: t["failed"] for entity, t in report["totals"].items() if t["failed"] and entity != "chunks"}
+    if failures or report.get("status") == "completed with errors":
+        failed_counts = ", ".join(f"{number} {name}" for name, number in failures.items())
+        console.print(
+            f"[red]completed with errors[/]: {sum(failures.values())} failed ({failed_counts})", soft_wrap=True
+        )
+        for line in runner.failed_rows(report):
+            console.print(f"  - {line}", soft_wrap=True, markup=False, highlight=False)
+        console.print(f"resume: {runner.resume_command(started.import_id)}", soft_wrap=True, markup=False)
         raise typer.Exit(1)
+    console.print(f"completed: import {started.import_id}", soft_wrap=True)

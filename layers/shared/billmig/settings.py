@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
 
 if TYPE_CHECKING:  # imported where used, so a Lambda loads only the SDKs it calls
+    from billmig.adapters.dynamodb_chunk_progress import DynamoDBChunkProgressStore
     from billmig.adapters.metronome_sdk import MetronomeSDKTarget
     from billmig.adapters.s3_import_storage import S3ImportStorage
     from billmig.adapters.stigg_graphql import StiggGraphQLTarget
@@ -36,6 +37,14 @@ def from_environment(model: type[_M]) -> _M:
 def progress_store() -> DynamoDBProgressStore:
     """One store per warm container (the boto3 client is reused across invocations)."""
     return DynamoDBProgressStore(from_environment(ProgressTableSettings).progress_table_name)
+
+
+@cache
+def chunk_progress() -> DynamoDBChunkProgressStore:
+    """Where a bulk chunk's Task records what it has done (the progress table)."""
+    from billmig.adapters.dynamodb_chunk_progress import DynamoDBChunkProgressStore
+
+    return DynamoDBChunkProgressStore(from_environment(ProgressTableSettings).progress_table_name)
 
 
 class ImportBucketSettings(BaseModel):
@@ -75,10 +84,13 @@ def import_storage() -> S3ImportStorage:
 
 
 def stigg_target() -> StiggGraphQLTarget:
+    """Every call paced within Stigg's limits by the pacer all Tasks share (on the progress table)."""
+    from billmig.adapters.dynamodb_pacer import DynamoDBPacer
     from billmig.adapters.stigg_graphql import StiggGraphQLTarget
 
     settings = from_environment(StiggSettings)
-    return StiggGraphQLTarget.connect(_secret(settings.stigg_api_key_secret), settings.stigg_api_url)
+    pacer = DynamoDBPacer(from_environment(ProgressTableSettings).progress_table_name)
+    return StiggGraphQLTarget.connect(_secret(settings.stigg_api_key_secret), settings.stigg_api_url, pacer)
 
 
 def stripe_source() -> StripeSDKSource:

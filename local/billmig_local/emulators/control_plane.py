@@ -126,6 +126,12 @@ class EmulatorControl:
         with self._lock:
             self.faults.clear()
 
+    def seed_faults(self, seed: int) -> None:
+        """Which requests a rate-based fault picks is a seeded draw per request: a test with few requests chooses a
+        seed whose draws reach them (the sequence, not the rate, is what it fixes)."""
+        with self._lock:
+            self._random = random.Random(seed)
+
     def set_rate_limit(self, per_second: float | None, burst: float | None = None) -> None:
         self.bucket = TokenBucket(per_second, burst) if per_second else None
 

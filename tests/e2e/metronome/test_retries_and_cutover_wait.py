@@ -11,7 +11,7 @@ from billmig_cli import executions
 from billmig_cli import metronome_migration as runner
 from billmig_local.lambda_bridge import LambdaFault
 from billmig_local.stack import LocalStack
-from conftest import until
+from suite import until
 from metronome_book import Book, book, fresh_customer  # noqa: F401 - the fixture
 
 

@@ -126,10 +126,11 @@ def test_order_and_paid_plans_are_checked_before_any_call() -> None:
 
 
 def test_chunks_follow_stiggs_call_sizes() -> None:
+    """A customer chunk is one call of 1,000; a usage chunk is ten calls of 100 (one Task, resumable between them)."""
     customers = _located("c.json", [CustomerRecord(customerId=f"c-{i}") for i in range(2500)])
     usage = _located(
-        "u.json", [UsageRecord(customerId=f"c-{i}", featureId="feature-api-calls", usage=i) for i in range(250)]
+        "u.json", [UsageRecord(customerId=f"c-{i}", featureId="feature-api-calls", usage=i) for i in range(2500)]
     )
     plan = plan_import(customers, [], usage, ImportRules(), lambda _id: None)
     assert [len(c) for c in plan.customers] == [1000, 1000, 500]
-    assert [len(c) for c in plan.usage] == [100, 100, 50]
+    assert [len(c) for c in plan.usage] == [1000, 1000, 500]

@@ -14,7 +14,7 @@ from billmig.idempotency_keys import usage_event_id
 from billmig_cli.main import app
 from billmig_local.emulators.control_plane import FaultRule
 from billmig_local.stack import LocalStack
-from conftest import until
+from suite import until
 from typer.testing import CliRunner
 from usage_world import UsageWorld, expected_sums
 

@@ -20,8 +20,9 @@ from stigg.client import StiggClient
 
 from billmig.errors import VendorRejected, VendorThrottled, VendorUnavailable
 from billmig.stigg.errors import PaymentRequired, SubscriptionExists
+from billmig.stigg.pacing import Pacer, Unpaced, limits_for
 from billmig.stigg.records import CustomerRecord, SubscriptionRecord, UsageRecord
-from billmig.stigg.target import PaidProvision, StiggCustomer, StiggSubscription, UsageReading
+from billmig.stigg.target import ImportTask, PaidProvision, StiggCustomer, StiggSubscription, UsageReading
 
 _EXISTS_CODES = ("DUPLICATE", "ALREADY_EXIST", "ALREADYEXIST", "DUPLICATED")
 _NOT_FOUND_CODES = ("NOT_FOUND", "NOTFOUND")
@@ -137,12 +138,45 @@ def _provision_operation() -> Operation:
     return op
 
 
+def _existing_ids_operation(name: str, field: str, filter_type: Any, id_field: str) -> Operation:
+    """One page of just the ids a filter matches, and how many it matches in all (`totalCount`)."""
+    op = Operation(
+        stigg_schema.Query,
+        name=name,
+        variables={"filter": Arg(filter_type), "paging": Arg(stigg_schema.CursorPaging)},
+    )
+    page = getattr(op, field)(filter=Variable("filter"), paging=Variable("paging"))
+    page.total_count()
+    getattr(page.edges().node(), id_field)()
+    page.page_info().__fields__("has_next_page", "end_cursor")
+    return op
+
+
+def _import_task_operation() -> Operation:
+    op = Operation(
+        stigg_schema.Query,
+        name="BillmigImportTask",
+        variables={"filter": Arg(stigg_schema.ImportIntegrationTaskFilter), "paging": Arg(stigg_schema.CursorPaging)},
+    )
+    node = op.import_integration_tasks(filter=Variable("filter"), paging=Variable("paging")).edges().node()
+    node.__fields__("id", "status", "total_subtasks_count")
+    node.import_errors().__fields__("id", "error")
+    return op
+
+
 FIND_CUSTOMER = _find_customer_operation()
 PROVISION = _provision_operation()
 FIND_SUBSCRIPTION = _find_subscription_operation()
 ACTIVE_SUBSCRIPTIONS = _active_subscriptions_operation()
 LIST_CUSTOMERS = _list_customers_operation()
 LIST_SUBSCRIPTIONS = _list_subscriptions_operation()
+EXISTING_CUSTOMERS = _existing_ids_operation(
+    "BillmigExistingCustomers", "customers", stigg_schema.CustomerFilter, "customer_id"
+)
+EXISTING_SUBSCRIPTIONS = _existing_ids_operation(
+    "BillmigExistingSubscriptions", "subscriptions", stigg_schema.SubscriptionQueryFilter, "subscription_id"
+)
+IMPORT_TASK = _import_task_operation()
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -159,15 +193,27 @@ def _error_codes(errors: list[dict[str, Any]]) -> list[str]:
 
 
 class StiggGraphQLTarget:
-    def __init__(self, client: StiggClient) -> None:
+    def __init__(self, client: StiggClient, pacer: Pacer | None = None) -> None:
         self._client = client
+        self._pacer: Pacer = pacer or Unpaced()
 
     @classmethod
-    def connect(cls, api_key: str, api_url: str) -> StiggGraphQLTarget:
-        return cls(Stigg.create_client(api_key, api_url=api_url, enable_edge=False))
+    def connect(cls, api_key: str, api_url: str, pacer: Pacer | None = None) -> StiggGraphQLTarget:
+        return cls(Stigg.create_client(api_key, api_url=api_url, enable_edge=False), pacer)
 
     # -- the one way every call goes -----------------------------------------------------------------------------
-    def _call(self, operation: Operation, variables: dict[str, Any], *, what: str, missing_ok: bool = False) -> Any:
+    def _call(
+        self,
+        operation: Operation,
+        variables: dict[str, Any],
+        *,
+        what: str,
+        missing_ok: bool = False,
+        customer_key: str | None = None,
+    ) -> Any:
+        """One request: paced within Stigg's limits, its reply typed; a 429 all the same cools its limits down."""
+        limits = limits_for(what, customer_key)
+        self._pacer.acquire(limits)
         try:
             raw = self._client.request(operation, variables, raw_response=True)
         except requests.RequestException as exc:
@@ -181,6 +227,7 @@ class StiggGraphQLTarget:
             )
             upper = [c.upper() for c in codes] + [str(e.get("message", "")).upper().replace(" ", "_") for e in errors]
             if status == 429 or any("RATE_LIMIT" in c or "TOO_MANY" in c for c in upper):
+                self._pacer.throttled(limits)
                 raise VendorThrottled(f"Stigg {what}: {message}")
             if isinstance(status, int) and status >= 500:
                 raise VendorUnavailable(f"Stigg {what}: HTTP {status}: {message}")
@@ -267,7 +314,8 @@ class StiggGraphQLTarget:
             or None,
         }
         request.update({k: v for k, v in optional.items() if v is not None})
-        result = self._call(PROVISION, {"input": request}, what="provisionSubscriptionV2")
+        customer_key = f"{record.customer_id}:{record.resource_id}" if record.resource_id else record.customer_id
+        result = self._call(PROVISION, {"input": request}, what="provisionSubscriptionV2", customer_key=customer_key)
         outcome = result.provision_subscription_v2
         if str(outcome.status) == "PAYMENT_REQUIRED":
             raise PaymentRequired(f"Stigg provisionSubscriptionV2 for {record.key}: PAYMENT_REQUIRED")
@@ -276,7 +324,11 @@ class StiggGraphQLTarget:
     # -- reads ---------------------------------------------------------------------------------------------------
     def find_customer(self, customer_id: str) -> StiggCustomer | None:
         result = self._call(
-            FIND_CUSTOMER, {"input": {"customerId": customer_id}}, what="getCustomerByRefId", missing_ok=True
+            FIND_CUSTOMER,
+            {"input": {"customerId": customer_id}},
+            what="getCustomerByRefId",
+            missing_ok=True,
+            customer_key=customer_id,
         )
         if result is None or not _present(result, "getCustomerByRefId"):
             return None
@@ -286,7 +338,13 @@ class StiggGraphQLTarget:
         variables: dict[str, Any] = {"customerId": customer_id}
         if resource_id:
             variables["resourceId"] = resource_id
-        result = self._call(ACTIVE_SUBSCRIPTIONS, {"input": variables}, what="getActiveSubscriptions", missing_ok=True)
+        result = self._call(
+            ACTIVE_SUBSCRIPTIONS,
+            {"input": variables},
+            what="getActiveSubscriptions",
+            missing_ok=True,
+            customer_key=customer_id,
+        )
         if result is None:
             return []
         return [_subscription(s) for s in result.get_active_subscriptions]
@@ -317,6 +375,44 @@ class StiggGraphQLTarget:
             for node in self._pages(LIST_SUBSCRIPTIONS, "subscriptions", filter_, sorting):
                 found.setdefault(node.customer.customer_id, []).append(_subscription(node))
         return found
+
+    def existing_customer_ids(self, customer_ids: Sequence[str]) -> set[str]:
+        return self._existing(EXISTING_CUSTOMERS, "customers", "customerId", "customer_id", customer_ids)
+
+    def existing_subscription_ids(self, subscription_ids: Sequence[str]) -> set[str]:
+        return self._existing(
+            EXISTING_SUBSCRIPTIONS, "subscriptions", "subscriptionId", "subscription_id", subscription_ids
+        )
+
+    def _existing(self, operation: Operation, field: str, key: str, attribute: str, ids: Sequence[str]) -> set[str]:
+        """One filter on every id: the first page's `totalCount` settles "none" and "all" at once; otherwise the
+        matching ids are paged through (only they, 50 a page)."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return set()
+        paging: dict[str, Any] = {"first": PAGE_SIZE}
+        found: set[str] = set()
+        while True:
+            variables = {"filter": {key: {"in": wanted}}, "paging": paging}
+            page = getattr(self._call(operation, variables, what=field), field)
+            if int(page.total_count or 0) in (0, len(wanted)) and not found:
+                return set(wanted) if page.total_count else set()
+            found.update(getattr(edge.node, attribute) for edge in page.edges)
+            if not page.page_info.has_next_page or not page.page_info.end_cursor:
+                return found
+            paging = {"first": PAGE_SIZE, "after": page.page_info.end_cursor}
+
+    def import_task(self, task_id: str) -> ImportTask | None:
+        variables = {"filter": {"id": {"eq": task_id}}, "paging": {"first": 1}}
+        page = self._call(IMPORT_TASK, variables, what="importIntegrationTasks").import_integration_tasks
+        for edge in page.edges:
+            node = edge.node
+            return ImportTask(
+                task_id=str(node.id),
+                status=str(node.status),
+                errors={str(e.id): str(e.error) for e in (node.import_errors or [])},
+            )
+        return None
 
     def _pages(self, operation: Operation, field: str, filter_: dict[str, Any], sorting: list[Any]) -> Iterator[Any]:
         """Every node the filter matches, page after page: each page is one call, typed like every other."""

@@ -18,9 +18,9 @@ from typing import Any, Literal
 
 import stripe
 
-from billmig import world_time
 from billmig.bulk import chunked
 from billmig.usage.ports import Refusal, StripeMeterEvent
+from billmig.world_clock import WorldClock
 
 STREAM_BATCH = 100  # Stripe: at most 100 events per meter event stream request
 SESSION_RENEW_SECONDS = 10 * 60  # sessions last 15 minutes; renew well before
@@ -29,6 +29,7 @@ FUTURE_WINDOW = 5 * 60
 WINDOW_MARGIN = 60
 METERS_CACHE_SECONDS = 60.0
 V1_CONCURRENCY = 8
+_WORLD = WorldClock()  # the host's clock on AWS, the local world's on the local stack
 
 
 def _reason(exc: stripe.StripeError) -> str:
@@ -54,7 +55,7 @@ class StripeMeterEventSink:
         client: stripe.StripeClient,
         transport: Literal["stream", "v1"] = "stream",
         *,
-        now: Callable[[], float] = world_time.now,
+        now: Callable[[], float] = _WORLD.now,
     ) -> None:
         self._client = client
         self.client = client  # shared with the customer directory: one connection pool

@@ -27,3 +27,7 @@ class SubscriptionExists(PermanentError):
 
 class PaymentRequired(PermanentError):
     """Stigg refused a paid plan because the customer has no payment method."""
+
+
+class StiggPaced(TransientError):
+    """Stigg's limits leave no room for this call within the wait a Task may spend; Step Functions retries it later."""

@@ -19,6 +19,7 @@ from billmig.stigg.target import StiggCustomer
 CUSTOMERS_PER_CALL = 1000  # importCustomersBulk: 1-1000 records
 SUBSCRIPTIONS_PER_CALL = 1000  # importSubscriptionsBulk: 1-1000 records
 USAGES_PER_CALL = 100  # reportUsageBulk: 1-100 records
+USAGES_PER_CHUNK = 10 * USAGES_PER_CALL  # one Task sends ten calls, several at a time, and resumes between them
 
 _T = TypeVar("_T")
 _R = TypeVar("_R", CustomerRecord, SubscriptionRecord, UsageRecord)
@@ -38,7 +39,7 @@ class ImportRules:
     paid_plan_ids: frozenset[str] = frozenset()
     customers_per_call: int = CUSTOMERS_PER_CALL
     subscriptions_per_call: int = SUBSCRIPTIONS_PER_CALL
-    usages_per_call: int = USAGES_PER_CALL
+    usages_per_chunk: int = USAGES_PER_CHUNK
 
 
 @dataclass
@@ -136,7 +137,7 @@ def plan_import(
         customers=chunked([c.record for c in customers], rules.customers_per_call),
         subscriptions=chunked(bulk, rules.subscriptions_per_call),
         paid=paid,
-        usage=chunked(usage_records, rules.usages_per_call),
+        usage=chunked(usage_records, rules.usages_per_chunk),
     )
 
 

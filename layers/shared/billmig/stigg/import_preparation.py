@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from billmig.bulk import read_all
 from billmig.stigg.entity_progress import entity_key
 from billmig.stigg.errors import InvalidImportFile
+from billmig.stigg.import_events import ImportEvent
 from billmig.stigg.import_plan import ImportRules, Located, plan_import
-from billmig.stigg.import_storage import ImportStorage, chunk_key
+from billmig.stigg.import_storage import ImportStorage, chunk_key, manifest_key
 from billmig.stigg.record_files import FileProblem, RecordKind, load_records, problems_error
 from billmig.stigg.records import CustomerRecord, SubscriptionRecord, UsageRecord
 from billmig.stigg.target import StiggTarget
@@ -16,31 +16,18 @@ from billmig.stigg.target import StiggTarget
 IMPORT_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
-class ImportRequest(BaseModel):
+class ImportRequest(ImportEvent):
     import_id: str = Field(pattern=IMPORT_ID)
     customers_keys: list[str] = Field(default_factory=list)
     subscriptions_keys: list[str] = Field(default_factory=list)
     usage_keys: list[str] = Field(default_factory=list)
     paid_plan_ids: list[str] = Field(default_factory=list)
 
-    @property
-    def run_id(self) -> str:
-        return self.import_id
 
-    @property
-    def subject(self) -> str | None:
-        return None
-
-
-class PaidItem(BaseModel):
-    import_id: str
+class PaidItem(ImportEvent):
     chunk_key: str
     subscription_id: str
     progress_key: str
-
-    @property
-    def run_id(self) -> str:
-        return self.import_id
 
     @property
     def subject(self) -> str | None:
@@ -95,7 +82,7 @@ def prepare_import(request: ImportRequest, storage: ImportStorage, target: Stigg
         raise problems_error(problems)
     in_file = {located.record.customer_id for located in customers}
     elsewhere = sorted({located.record.customer_id for located in [*subscriptions, *usage]} - in_file)
-    in_stigg = read_all(target.find_customer, elsewhere)  # referenced but not in the file: does Stigg have them?
+    in_stigg = target.customers_by_id(elsewhere)  # referenced but not in the file: does Stigg have them? (in pages)
     plan = plan_import(
         customers,  # type: ignore[arg-type]
         subscriptions,  # type: ignore[arg-type]
@@ -130,6 +117,12 @@ def prepare_import(request: ImportRequest, storage: ImportStorage, target: Stigg
         for i, (sid, r) in enumerate(plan.paid)
     ]
     usage_chunks = [item(write("usage", i, [dump(r) for r in chunk])) for i, chunk in enumerate(plan.usage)]
+    manifest = {
+        "customer": [c.chunk_key for c in customer_chunks],
+        "subscription": [c.chunk_key for c in subscription_chunks],
+        "usage": [c.chunk_key for c in usage_chunks],
+    }
+    storage.write_json(manifest_key(request.import_id), manifest)  # the report names every record, even unsent
     return PreparedImport(
         import_id=request.import_id,
         customer_chunks=customer_chunks,

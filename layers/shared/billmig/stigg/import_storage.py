@@ -30,6 +30,11 @@ def chunk_key(import_id: str, kind: str, index: int) -> str:
     return f"{import_prefix(import_id)}chunks/{kind}-{index:05d}.json"
 
 
+def manifest_key(import_id: str) -> str:
+    """The bulk chunks of an import by kind (`customer`, `subscription`, `usage`): what the report goes through."""
+    return f"{import_prefix(import_id)}chunks/manifest.json"
+
+
 def report_keys(import_id: str) -> tuple[str, str]:
     prefix = import_prefix(import_id)
     return f"{prefix}report.json", f"{prefix}report.csv"

@@ -45,6 +45,19 @@ class UsageReading:
 
 
 @dataclass(frozen=True)
+class ImportTask:
+    """A subscription import as Stigg ran it: PENDING until applied, then each refused row's id and reason."""
+
+    task_id: str
+    status: str
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> bool:
+        return self.status in ("PENDING", "IN_PROGRESS")
+
+
+@dataclass(frozen=True)
 class PaidProvision:
     """A paid plan provisioned backdated in Stigg; Stripe goes on billing until its subscription is cancelled."""
 
@@ -82,6 +95,18 @@ class StiggTarget(Protocol):
     def live_subscriptions_of(self, customer_ids: Sequence[str]) -> dict[str, list[StiggSubscription]]:
         """Each customer's ACTIVE and IN_TRIAL subscriptions, resource-scoped ones included, read in pages; every
         id given is a key (an empty list: none, or no such customer)."""
+        ...
+
+    def existing_customer_ids(self, customer_ids: Sequence[str]) -> set[str]:
+        """Which of these customers Stigg has: one call when it has none or all of them."""
+        ...
+
+    def existing_subscription_ids(self, subscription_ids: Sequence[str]) -> set[str]:
+        """Which of these subscriptions Stigg has: one call when it has none or all of them."""
+        ...
+
+    def import_task(self, task_id: str) -> ImportTask | None:
+        """The asynchronous subscription import `import_subscriptions` started, as Stigg reports it."""
         ...
 
     def provision_paid(self, provision: PaidProvision) -> StiggSubscription:

@@ -2,12 +2,19 @@
 
 `start(...)` is what `billmig local up` calls. State lives in `state_dir/metronome/state.sqlite` (or in memory).
 Besides Metronome's own operations (`app.ROUTES`) it serves `/_emulator/*` (faults, latency, rate limit, request
-log, clock; see `base.EmulatorControl`) and `GET /_metronome/stripe-deliveries[?customer_id=]`, the invoices it has
-sent to Stripe. `billmig local seed metronome` (`seed.py`) creates the shared catalogue in it.
+log, clock; see `base.EmulatorControl`), `GET /_metronome/stripe-deliveries[?customer_id=]` (the invoices it has
+sent to Stripe, with the Stripe invoice id and status) and `GET /_metronome/billable-status?customer_id=` (past and
+scheduled billable-status changes, which Metronome's API does not show). `billmig local seed metronome`
+(`seed.py`) creates the shared catalogue in it.
+
+Stripe: `extra["connect_stripe"](url)` (or $BILLMIG_METRONOME_STRIPE_API_BASE) points it at a Stripe emulator;
+billable invoices then arrive there as invoices of the configured Stripe customer and a STRIPE payment gate
+charges auto-recharges there (`stripe_delivery.py`). Without it deliveries are only recorded.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from billmig_local.clock import WorldClock
@@ -20,6 +27,7 @@ from .app import build_app
 from .billing_engine import BillingEngine
 from .errors import error_response
 from .idempotency import IdempotencyKeys
+from .stripe_delivery import STRIPE_URL_ENV, StripeGateway
 
 RATE_LIMIT_PRESETS = {"metronome": (100.0, 200.0), "tight": (5.0, 5.0)}
 
@@ -31,7 +39,7 @@ STACK_WIRING = StackWiring(
 
 def start(*, clock: WorldClock, state_dir: Path | None, port: int = 0) -> RunningEmulator:
     store = ObjectStore(state_dir / "metronome" / "state.sqlite" if state_dir is not None else None)
-    engine = BillingEngine(store, clock.now)
+    engine = BillingEngine(store, clock.now, StripeGateway(os.environ.get(STRIPE_URL_ENV)))
     app = IdempotencyKeys(build_app(store, engine, clock.now), store)
     control = EmulatorControl(
         app, name="metronome", error_response=error_response, now=clock.now, rate_limit_presets=RATE_LIMIT_PRESETS
@@ -39,4 +47,9 @@ def start(*, clock: WorldClock, state_dir: Path | None, port: int = 0) -> Runnin
     clock.subscribe(lambda _old, _new: engine.catch_up())
     server = EmulatorServer(control, port=port)
     server.start()
-    return RunningEmulator("metronome", server, control, extra={"store": store, "engine": engine})
+    return RunningEmulator(
+        "metronome",
+        server,
+        control,
+        extra={"store": store, "engine": engine, "connect_stripe": engine.connect_stripe},
+    )

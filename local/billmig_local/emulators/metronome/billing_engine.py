@@ -23,6 +23,7 @@ from billmig_local.emulators.object_store import ObjectStore
 from .drawdown import Segment, applies_to, priority_key, segments_of
 from .rating import charge, rate_for
 from .statement_periods import Period, statement_periods
+from .stripe_delivery import StripeGateway
 from .usage_aggregation import aggregate_by_group, metric_matches
 from .wire_format import (
     FAR_FUTURE,
@@ -61,9 +62,11 @@ class _Line:
 
 
 class BillingEngine:
-    def __init__(self, store: ObjectStore, now: Callable[[], float]) -> None:
+    def __init__(self, store: ObjectStore, now: Callable[[], float], stripe: StripeGateway | None = None) -> None:
         self.store = store
         self.now = now
+        self.stripe = stripe or StripeGateway()
+        self._undelivered = True  # look for pending Stripe deliveries on the next catch-up
         self._events_by_customer: dict[str, list[dict[str, Any]]] = {}
         self._next_due = 0.0
         self._dirty: set[str] = set()
@@ -363,7 +366,9 @@ class BillingEngine:
             }
             if source.get("_contract_id"):
                 invoice["contract_id"] = source["_contract_id"]
-            if status == "FINALIZED":
+            if source.get("_gate_delivery"):  # paid through the payment gate: that Stripe invoice is this one
+                invoice["external_invoice"] = self._external_invoice(source["_gate_delivery"], invoice["issued_at"])
+            elif status == "FINALIZED":
                 invoice["external_invoice"] = self._delivery(invoice, customer, source.get("_contract_id"))
             invoices.append(invoice)
         return invoices
@@ -394,6 +399,13 @@ class BillingEngine:
             return next((c for c in configs if c["id"] == wanted and not c.get("archived_at")), None)
         return next((c for c in configs if c["billing_provider"] == "stripe" and not c.get("archived_at")), None)
 
+    def connect_stripe(self, url: str | None) -> None:
+        """Deliver to the Stripe emulator at `url` from now on (None: only record deliveries)."""
+        with self.store.lock:
+            self.stripe.connect(url)
+            self._undelivered = True
+            self._next_due = 0.0
+
     def _delivery(self, invoice: dict[str, Any], customer: dict[str, Any], contract_id: str | None) -> Any:
         """Billable finalized invoices go to the customer's billing provider; unbillable ones never do."""
         if invoice["billable_status"] != "billable":
@@ -403,20 +415,67 @@ class BillingEngine:
             return None
         delivery = self.store.get("stripe_delivery", invoice["id"])
         if delivery is None:
+            settings = config.get("configuration") or {}
             delivery = {
                 "invoice_id": invoice["id"],
                 "customer_id": customer["id"],
-                "stripe_customer_id": (config.get("configuration") or {}).get("stripe_customer_id"),
+                "stripe_customer_id": settings.get("stripe_customer_id"),
+                "collection_method": settings.get("stripe_collection_method") or "charge_automatically",
                 "total": invoice["total"],
                 "delivered_at": format_time(self.now()),
+                "status": "pending" if self.stripe.connected else "recorded",
+                "stripe_invoice_id": None,
+                "error": None,
+                "_lines": [(str(li.get("name") or "Metronome"), int(li["total"])) for li in invoice["line_items"]],
+                "_issued_at": invoice["issued_at"],
             }
             self.store.put("stripe_delivery", invoice["id"], delivery)
+            self._undelivered = True
+        return self._external_invoice(delivery, invoice["issued_at"])
+
+    @staticmethod
+    def _external_invoice(delivery: dict[str, Any], issued_at: str) -> dict[str, Any]:
+        status = {"pending": "QUEUED", "open": "FINALIZED", "paid": "PAID", "failed": "INVALID_REQUEST_ERROR"}
+        stripe_id = delivery.get("stripe_invoice_id")
         return {
             "billing_provider_type": "stripe",
-            "invoice_id": "in_emu_" + invoice["id"].replace("-", "")[:24],
-            "issued_at_timestamp": invoice["issued_at"],
-            "external_status": "FINALIZED",
+            "invoice_id": stripe_id or "in_emu_" + delivery["invoice_id"].replace("-", "")[:24],
+            "issued_at_timestamp": issued_at,
+            "external_status": status.get(delivery.get("status") or "", "FINALIZED"),
         }
+
+    def deliver_pending(self) -> None:
+        """Send recorded deliveries to the Stripe emulator (when connected); a transient failure waits for the
+        next catch-up, a permanent one is kept with its error."""
+        if not self.stripe.connected or not self._undelivered:
+            return
+        with self.store.lock:
+            self._undelivered = False
+            for recorded in self.store.all("stripe_delivery"):
+                if recorded.get("status") not in ("pending", "recorded"):
+                    continue
+                delivery = dict(recorded)
+                outcome = self.stripe.invoice(
+                    key=f"metronome-delivery:{delivery['invoice_id']}",
+                    stripe_customer_id=str(delivery["stripe_customer_id"]),
+                    collection_method=delivery.get("collection_method") or "charge_automatically",
+                    lines=[(name, amount) for name, amount in delivery.get("_lines", []) if amount],
+                    metadata={"metronome_id": delivery["invoice_id"], "metronome_customer_id": delivery["customer_id"]},
+                )
+                if outcome.status == "retry":
+                    self._undelivered = True
+                    continue
+                delivery = {
+                    **delivery,
+                    "status": outcome.status,
+                    "stripe_invoice_id": outcome.stripe_invoice_id,
+                    "error": outcome.error,
+                }
+                self.store.put("stripe_delivery", delivery["invoice_id"], delivery)
+                stored = self.store.get("invoice", delivery["invoice_id"])
+                if stored is not None:
+                    external = self._external_invoice(delivery, stored["issued_at"])
+                    self.store.put("invoice", stored["id"], {**stored, "external_invoice": external})
 
     def _finalize(self, invoice: dict[str, Any], customer: dict[str, Any], contract: dict[str, Any]) -> None:
         invoice["external_invoice"] = self._delivery(invoice, customer, contract["id"])
@@ -478,6 +537,7 @@ class BillingEngine:
         if self.now() >= self._next_due:
             self.catch_up()
             return
+        self.deliver_pending()
         if not self._dirty:
             return
         with self.store.lock:
@@ -515,6 +575,8 @@ class BillingEngine:
                                 next_due = min(next_due, seg.end)
                 # contract periods that have not begun yet start a new draft; look again at the next day boundary
                 self._next_due = min(next_due, self.now() + 3600)
+                self._undelivered = True
+            self.deliver_pending()
         finally:
             self._catching_up.release()
 
@@ -551,14 +613,50 @@ class BillingEngine:
             if not recharged:
                 return
 
+    def _charge_through_gate(
+        self, contract: dict[str, Any], config: dict[str, Any], stripe_config: dict[str, Any] | None, amount: int
+    ) -> dict[str, Any] | None:
+        """Collect a recharge through the STRIPE gate (payment_type INVOICE): an invoice of the Stripe customer,
+        finalized and charged at once. None when Stripe could not be reached (try again later)."""
+        if stripe_config is None:
+            return {"status": "failed", "error": "the contract has no Stripe billing provider configuration"}
+        settings = stripe_config.get("configuration") or {}
+        delivery: dict[str, Any] = {
+            "invoice_id": f"recharge:{contract['id']}:{len(contract.get('commits', []))}",
+            "stripe_customer_id": settings.get("stripe_customer_id"),
+            "status": "paid",
+            "stripe_invoice_id": None,
+            "error": None,
+        }
+        if not self.stripe.connected:
+            return delivery  # no Stripe emulator: the payment is taken as collected
+        outcome = self.stripe.invoice(
+            key=f"metronome-recharge:{contract['id']}:{config.get('_revision', 0)}:{len(contract.get('commits', []))}",
+            stripe_customer_id=str(settings.get("stripe_customer_id")),
+            collection_method="charge_automatically",
+            lines=[(str((config.get("commit") or {}).get("name") or "Prepaid balance recharge"), amount)],
+            metadata={"metronome_contract_id": contract["id"], "metronome_customer_id": contract["customer_id"]},
+        )
+        if outcome.status == "retry":
+            return None
+        return {**delivery, "status": outcome.status, "stripe_invoice_id": outcome.stripe_invoice_id,
+                "error": outcome.error if outcome.status != "open" else "the Stripe invoice was not paid"}  # fmt: skip
+
     def _add_recharge_commit(self, contract: dict[str, Any], config: dict[str, Any], amount: int, now: float) -> None:
         gate = (config.get("payment_gate_config") or {}).get("payment_gate_type", "NONE").upper()
         customer = self.store.get("customer", contract["customer_id"]) or {"id": contract["customer_id"]}
-        if gate == "STRIPE" and self._stripe_configuration(customer, contract["id"]) is None:
-            # the gated payment cannot be collected: Metronome turns the threshold off
-            config["is_enabled"] = False
-            self.store.put("contract", contract["id"], contract)
-            return
+        gate_delivery: dict[str, Any] | None = None
+        if gate == "STRIPE":
+            stripe_config = self._stripe_configuration(customer, contract["id"])
+            gate_delivery = self._charge_through_gate(contract, config, stripe_config, amount)
+            if gate_delivery is None:
+                return  # a transient Stripe failure: evaluated again on the next catch-up
+            if gate_delivery["status"] != "paid":
+                # the gated payment failed: Metronome turns the threshold off and adds nothing
+                config["is_enabled"] = False
+                config["_last_payment_error"] = gate_delivery.get("error") or "payment failed"
+                self.store.put("contract", contract["id"], contract)
+                return
         commit_spec = config.get("commit") or {}
         product = self.store.get("product", commit_spec.get("product_id", "")) or {
             "id": commit_spec.get("product_id"),
@@ -599,6 +697,8 @@ class BillingEngine:
             "_seq": now,
             "_threshold_recharge": True,
         }
+        if gate_delivery is not None:
+            commit["_gate_delivery"] = gate_delivery
         for key in ("priority", "applicable_product_ids", "applicable_product_tags", "specifiers", "description"):
             if commit_spec.get(key) is not None:
                 commit[key] = commit_spec[key]

@@ -25,6 +25,7 @@ def _access_schedule(call: ApiCall, spec: dict[str, Any] | None, where: str) -> 
             raise ApiError(400, f"{where}.schedule_items.{index}: access schedule times must be hour-aligned")
         if end <= start:
             raise ApiError(400, f"{where}.schedule_items.{index}: ending_before must be after starting_at")
+        _check_amount(item["amount"], f"{where}.schedule_items.{index}.amount")
         items.append(
             {
                 "id": new_id(call.store, "schedule_item"),
@@ -34,6 +35,16 @@ def _access_schedule(call: ApiCall, spec: dict[str, Any] | None, where: str) -> 
             }
         )
     return {"credit_type": dict(USD_CENTS), "schedule_items": items}
+
+
+MAX_AMOUNT = 10**15
+"""Emulator limit: amounts are exact decimals of cents; beyond this (ten trillion dollars) they are refused."""
+
+
+def _check_amount(value: Any, where: str) -> None:
+    amount = to_decimal(value)
+    if not amount.is_finite() or abs(amount) >= MAX_AMOUNT:
+        raise ApiError(400, f"{where}: must be a finite amount below {MAX_AMOUNT} cents")
 
 
 def _invoice_schedule(call: ApiCall, spec: dict[str, Any], where: str) -> dict[str, Any]:
@@ -48,6 +59,7 @@ def _invoice_schedule(call: ApiCall, spec: dict[str, Any], where: str) -> dict[s
             raise ApiError(400, f"{where}.schedule_items.{index}: amount or unit_price is required")
         if amount is None:
             amount = float(to_decimal(unit_price) * to_decimal(quantity))
+        _check_amount(amount, f"{where}.schedule_items.{index}.amount")
         items.append(
             {
                 "id": new_id(call.store, "schedule_item"),
@@ -203,9 +215,15 @@ def create_contract(call: ApiCall) -> Any:
         if provider is not None:
             contract["customer_billing_provider_configuration"] = provider
             contract["_billing_provider_configuration_id"] = provider["id"]
+        if body.get("prepaid_balance_threshold_configuration"):
+            contract["prepaid_balance_threshold_configuration"] = _threshold_configuration(
+                call, body["prepaid_balance_threshold_configuration"], "prepaid_balance_threshold_configuration"
+            )
         call.claim_uniqueness_key(scope, body.get("uniqueness_key"), contract_id)
         call.store.put("contract", contract_id, contract)
         call.engine.mark_changed(customer["id"])
+        if contract.get("prepaid_balance_threshold_configuration"):
+            call.engine.recharge_if_needed(customer["id"])  # a new configuration is evaluated at once
     return {"data": {"id": contract_id}}
 
 
@@ -307,6 +325,8 @@ def list_contracts_v2(call: ApiCall) -> Any:
 
 
 def _threshold_configuration(call: ApiCall, spec: dict[str, Any], where: str) -> dict[str, Any]:
+    _check_amount(spec["threshold_amount"], f"{where}.threshold_amount")
+    _check_amount(spec["recharge_to_amount"], f"{where}.recharge_to_amount")
     threshold = to_decimal(spec["threshold_amount"])
     recharge_to = to_decimal(spec["recharge_to_amount"])
     if threshold < 500:
@@ -325,12 +345,24 @@ def _threshold_configuration(call: ApiCall, spec: dict[str, Any], where: str) ->
         raise ApiError(400, f"{where}.commit.product_id: must be a FIXED product", "invalid_commit")
     gate = dict(spec.get("payment_gate_config") or {"payment_gate_type": "NONE"})
     gate["payment_gate_type"] = upper(gate.get("payment_gate_type", "NONE"))
+    if gate["payment_gate_type"] == "STRIPE":
+        stripe_config = dict(gate.get("stripe_config") or {"payment_type": "INVOICE"})
+        stripe_config["payment_type"] = upper(stripe_config.get("payment_type") or "INVOICE")
+        if stripe_config["payment_type"] != "INVOICE":
+            raise ApiError(
+                400,
+                f"{where}.payment_gate_config.stripe_config.payment_type: the local emulator collects a gated "
+                "payment with a Stripe invoice only (INVOICE)",
+                "unsupported_payment_type",
+            )
+        gate["stripe_config"] = stripe_config
     return {
         "is_enabled": bool(spec["is_enabled"]),
         "threshold_amount": spec["threshold_amount"],
         "recharge_to_amount": spec["recharge_to_amount"],
         "commit": commit,
         "payment_gate_config": gate,
+        "_revision": int(spec.get("_revision") or 0) + 1,  # a new idempotency scope for its gated payments
     }
 
 

@@ -5,7 +5,9 @@ local stack calls `advance_test_clocks` after moving the world clock, so every t
 instant.
 
 Where the emulator knowingly simplifies Stripe (each module's docstring says more):
-- no proration except `DELETE ... prorate=true`; periods before a `backdate_start_date` are not invoiced;
+- no proration except `DELETE ... prorate=true` and a first period up to a later billing cycle anchor; periods
+  before a `backdate_start_date` are not invoiced;
+- subscription schedules only `from_subscription`; a phase's item changes apply at its start without proration;
 - invoices finalize at once (no one-hour draft); paid with a default payment method, else open and `past_due`;
 - thresholds compare the period's unbilled metered subtotal (before credits) with `amount_gte`; no
   `reset_billing_cycle_anchor`, no item `usage_gte`; usage during a trial is shown at 0;

@@ -64,19 +64,28 @@ class BillingEngine:
 
     def _earliest_world_due(self) -> float:
         dues = [
-            min(sub["_period_end"], sub["cancel_at"] if sub.get("cancel_at") is not None else float("inf"))
+            min(
+                sub["_period_end"],
+                sub["cancel_at"] if sub.get("cancel_at") is not None else float("inf"),
+                sub.get("_schedule_phase_end") or float("inf"),
+            )
             for sub in self.state.all("subscription")
             if sub["status"] in LIVE and sub.get("test_clock") is None
         ]
         return min(dues, default=float("inf"))
 
     def advance(self, sub_id: str) -> int:
+        from .subscription_schedules import follow_schedule
+
         issued = 0
         while True:
             sub = self.state.get("subscription", sub_id)
             if sub["status"] not in LIVE:
                 return issued
             now = self.state.now_for(sub["customer"])
+            if sub.get("schedule"):
+                follow_schedule(self.state, sub_id, min(now, sub["_period_end"]))
+                sub = self.state.get("subscription", sub_id)
             issued += self._threshold(sub, now)
             sub = self.state.get("subscription", sub_id)
             end = sub["_period_end"]

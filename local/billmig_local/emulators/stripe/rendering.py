@@ -31,6 +31,8 @@ def render(state: StripeState, obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _kind_of(value: str) -> str | None:
+    if value.startswith("sub_sched_"):
+        return "subscription_schedule"
     prefix = value.split("_", 1)[0]
     return KIND_BY_PREFIX.get(prefix)
 

@@ -40,6 +40,7 @@ NAMES = {
     "billing.meter": "billing meter",
     "subscription": "subscription",
     "subscription_item": "subscription item",
+    "subscription_schedule": "subscription schedule",
     "invoice": "invoice",
     "invoiceitem": "invoice item",
     "billing.credit_grant": "credit grant",

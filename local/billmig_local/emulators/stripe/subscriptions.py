@@ -18,10 +18,10 @@ from .errors import StripeError
 from .listing import created_filter, page
 from .object_shapes import shaped
 from .rendering import render
+from .state import StripeState
 
 
-def _new_item(call: ApiCall, sub: dict[str, Any], given: dict[str, Any], index: int | None) -> dict[str, Any]:
-    state = call.state
+def new_item(state: StripeState, sub: dict[str, Any], given: dict[str, Any], index: int | None) -> dict[str, Any]:
     param = f"items[{index}][price]" if index is not None else "price"
     if not given.get("price"):
         raise StripeError(400, f"Missing required param: {param}.", code="parameter_missing", param=param)
@@ -145,7 +145,7 @@ def create_subscription(call: ApiCall) -> dict[str, Any]:
     sub["_period_start"], sub["_period_end"] = period
     if trial_end_at is None and start < anchor:  # a first period shorter than a cycle, up to the anchor
         sub["_first_period_proration"] = params.get("proration_behavior") or "create_prorations"
-    items = [_new_item(call, sub, given, index) for index, given in enumerate(items_given)]
+    items = [new_item(call.state, sub, given, index) for index, given in enumerate(items_given)]
     for item in items:
         state.put(item)
     sub["_items"] = [item["id"] for item in items]
@@ -262,6 +262,12 @@ def update_subscription(call: ApiCall) -> dict[str, Any]:
             "feedback": params["cancellation_details"].get("feedback"),
             "reason": "cancellation_requested",
         }
+    if ("cancel_at_period_end" in params or "cancel_at" in params) and sub.get("schedule"):
+        raise StripeError(
+            400,
+            f"The subscription is managed by the subscription schedule `{sub['schedule']}`, and updating any "
+            "cancelation behavior directly is not allowed. Please update the schedule instead.",
+        )
     if "cancel_at_period_end" in params or "cancel_at" in params:
         _apply_cancel(sub, params, params.get("cancel_at"))
         now = state.now_for(sub["customer"])
@@ -280,7 +286,7 @@ def update_subscription(call: ApiCall) -> dict[str, Any]:
                 item["metadata"] = metadata_update(item["metadata"], given.get("metadata"))
                 state.put(item)
             else:
-                item = _new_item(call, sub, given, index)
+                item = new_item(call.state, sub, given, index)
                 state.put(item)
                 sub["_items"] = [*sub["_items"], item["id"]]
     state.put(sub)
@@ -312,6 +318,10 @@ def cancel_subscription(call: ApiCall) -> dict[str, Any]:
     call.engine.end_subscription(
         sub["id"], now, invoice_now=bool(call.get("invoice_now")), prorate=bool(call.get("prorate"))
     )
+    if sub.get("schedule"):
+        from .subscription_schedules import mark_canceled
+
+        mark_canceled(state, sub["schedule"], now)
     return render(state, state.get("subscription", sub["id"]))
 
 
@@ -346,7 +356,7 @@ def create_item(call: ApiCall) -> dict[str, Any]:
     state = call.state
     sub = dict(state.get("subscription", call.get("subscription"), "subscription"))
     _interval_of(call, [state.get("subscription_item", i)["price"] for i in sub["_items"]] + [call.get("price")])
-    item = _new_item(call, sub, call.params, None)
+    item = new_item(call.state, sub, call.params, None)
     state.put(item)
     sub["_items"] = [*sub["_items"], item["id"]]
     state.put(sub)

@@ -221,8 +221,17 @@ def test_cancel_at_period_end_ends_after_the_last_cycle_invoice(world: World) ->
     _move(world, clock, at(15, 2))
     [cycle] = _cycle_invoices(world, sub.id)
     assert _lines(world, cycle.id) == {prices.per_unit: (10, 30)}  # no licensed fee for a period that never starts
+    assert (cycle.period_end, cycle.status) == (at(1, 2), "paid")
     ended = c.subscriptions.retrieve(sub.id)
-    assert (ended.status, ended.ended_at) == ("canceled", at(1, 2))
+    assert (ended.status, ended.ended_at, ended.canceled_at, ended.latest_invoice) == (
+        "canceled",
+        at(1, 2),
+        at(1),  # when it was asked for
+        cycle.id,
+    )
+    assert ended.cancellation_details is not None and ended.cancellation_details.reason == "cancellation_requested"
+    _move(world, clock, at(15, 3))  # nothing after the end
+    assert [i.id for i in c.invoices.list(params={"subscription": sub.id}).data if i.created > at(1, 2)] == []
 
 
 def test_no_payment_method_leaves_the_invoice_open_and_the_subscription_past_due(world: World) -> None:

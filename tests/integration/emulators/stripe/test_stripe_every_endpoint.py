@@ -120,6 +120,15 @@ def test_every_route_is_driven_through_the_sdk(world: World) -> None:
     assert c.invoices.finalize_invoice(draft.id).status == "open"
     assert c.invoices.pay(draft.id).status == "paid"
 
+    third = c.subscriptions.create(params={"customer": customer, "items": [{"price": prices.licensed}]})
+    schedule = c.subscription_schedules.create(params={"from_subscription": third.id})
+    assert c.subscription_schedules.update(schedule.id, params={"metadata": {"k": "v"}}).metadata["k"] == "v"
+    assert c.subscription_schedules.retrieve(schedule.id).subscription == third.id
+    assert schedule.id in [x.id for x in c.subscription_schedules.list(params={"customer": customer}).data]
+    assert c.subscription_schedules.release(schedule.id).status == "released"
+    again = c.subscription_schedules.create(params={"from_subscription": third.id})
+    assert c.subscription_schedules.cancel(again.id).status == "canceled"
+
     log = httpx.get(world.emulator.url + "/_emulator/requests").json()
     driven = {(entry["method"], entry["path"]) for entry in log}
     missing = [

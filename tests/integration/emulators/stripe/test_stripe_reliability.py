@@ -230,7 +230,7 @@ def test_v2_meter_event_stream_takes_batches_and_drops_what_stripe_would_reject(
 def test_a_key_still_in_flight_is_a_409_the_sdk_retries_into_the_replay(world: World) -> None:
     import threading
 
-    from polling import until
+    from suite import until
 
     state = world.emulator.extra["state"]
     idempotency = world.emulator.extra["idempotency"]

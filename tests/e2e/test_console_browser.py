@@ -1,0 +1,253 @@
+"""The state machine console in headless Chromium (Debian's), on the local stack: after the demo's Stigg import and a
+preflight batch with a retried state and caught failures, every page shows what Step Functions and the progress
+store say. Screenshots go to .local/test-output/console/."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from billmig_cli import aws_target, demo_stigg, executions
+from billmig_cli.console.graph import COLOURS
+from billmig_cli.console.history import Outcome
+from billmig_cli.demo import demo_batch
+from billmig_local.lambda_bridge import LambdaFault
+from billmig_local.stack import LocalStack
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from rich.console import Console
+from suite import REPO
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Without the background-networking flags Chromium keeps trying to reach Google's services.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = REPO / ".local" / "test-output" / "console"
+BATCH = "console-batch"
+STIGG_CUSTOMERS = 20  # the demo's import, smaller: the same files, paid plan and injected crash
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert CHROMIUM.exists(), "Debian's chromium is missing: `make pytest` installs it"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture(scope="module")
+def world(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The demo's Stigg import, then a preflight batch with two broken records and flaky dependencies."""
+    assert local_stack.bridge is not None and local_stack.console is not None
+    sfn = local_stack.client("stepfunctions")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(demo_stigg, "DEMO_CUSTOMERS", STIGG_CUSTOMERS)
+        ok = demo_stigg.run_stigg_demo(Console(file=io.StringIO()), local_stack, tmp_path_factory.mktemp("stigg"))
+    local_stack.bridge.faults.clear()
+    assert ok
+    stigg_arn = next(
+        e["executionArn"]
+        for e in sfn.list_executions(stateMachineArn=local_stack.outputs["StiggImportStateMachineArn"])["executions"]
+        if "demo-stigg" in e["name"]
+    )
+
+    batch = demo_batch(12)
+    batch["batch_id"] = BATCH
+    batch["not_before"] = "2020-01-01T00:00:00Z"
+    local_stack.bridge.faults.append(LambdaFault(function="preflight", error="VendorUnavailable", times=2))
+    local_stack.bridge.faults.append(LambdaFault(function="report-batch", error="VendorUnavailable", times=1))
+    arn = executions.start(sfn, local_stack.outputs["PreflightStateMachineArn"], batch, "console-preflight")
+    assert executions.wait(sfn, arn)["status"] == "SUCCEEDED"
+    local_stack.bridge.faults.clear()
+    yield {"url": local_stack.console.url, "preflight": arn, "stigg": stigg_arn, "batch": batch}
+    aws_target.unpin()
+
+
+def node(page: Page, state: str) -> Any:
+    return page.locator(f"#graph svg g#state-{state}")
+
+
+def fill_of(page: Page, state: str) -> str:
+    return str(node(page, state).locator("path, polygon").first.get_attribute("fill"))
+
+
+def test_endpoints_json_names_the_console(local_stack: LocalStack) -> None:
+    endpoints = json.loads((local_stack.settings.state_dir / "endpoints.json").read_text())
+    assert endpoints["console"] == local_stack.console.url
+
+
+def test_the_execution_list_shows_the_stigg_import_and_the_batch(world: dict[str, Any], page: Page) -> None:
+    page.goto(world["url"] + "/")
+    names = page.locator("#executions tr.execution").evaluate_all("rows => rows.map(r => r.dataset.name)")
+    assert "console-preflight" in names
+    assert any("demo-stigg" in n for n in names)
+    machines = page.locator("#state-machines").inner_text()
+    assert "billmig-preflight-local" in machines and "billmig-stigg-import-local" in machines
+    shot(page, "01-executions")
+
+    page.click("a.filter[data-status='FAILED']")
+    statuses = page.locator("#executions tr.execution").evaluate_all("rows => rows.map(r => r.dataset.status)")
+    assert set(statuses) <= {"FAILED"}
+    assert "console-preflight" not in page.locator("#executions").inner_text()
+    page.click("a.filter[data-status='SUCCEEDED']")
+    expect(page.locator("#executions tr.execution[data-name='console-preflight']")).to_have_count(1)
+    statuses = page.locator("#executions tr.execution").evaluate_all("rows => rows.map(r => r.dataset.status)")
+    assert set(statuses) == {"SUCCEEDED"}
+
+
+def test_the_graph_shows_caught_failures_and_a_retried_state_in_their_colours(
+    world: dict[str, Any], page: Page
+) -> None:
+    page.goto(world["url"] + executions_path(world["preflight"]))
+    expect(page.locator("#graph[data-rendered='1']")).to_have_count(1)
+    assert "caught" in str(node(page, "Preflight").get_attribute("class")).split()
+    assert fill_of(page, "Preflight") == COLOURS[Outcome.CAUGHT][0]
+    assert "with-retries" in str(node(page, "Preflight").get_attribute("class")).split()  # two VendorUnavailable
+    assert "retried" in str(node(page, "Report").get_attribute("class")).split()
+    assert fill_of(page, "Report") == COLOURS[Outcome.RETRIED][0]
+    assert fill_of(page, "RecordFailure") == COLOURS[Outcome.SUCCEEDED][0]
+    assert fill_of(page, "WaitForStart") == COLOURS[Outcome.SUCCEEDED][0]
+    assert "2 caught" in str(node(page, "Preflight").text_content())
+    row = page.locator("#map-runs tr[data-map='Customers']").inner_text().split("\t")
+    assert row[1:5] == ["inline", "12", "12", "0"]
+    shot(page, "02-preflight-execution")
+
+    node(page, "Report").locator("a").first.click()
+    expect(page.locator("#selected-state h2")).to_have_text("State Report")
+    assert json.loads(page.locator("#state-input").inner_text())["batch_id"] == BATCH
+    assert json.loads(page.locator("#state-output").inner_text())["report"]["counts"]["failed"] == 2
+    failures = page.locator("#history tr.failure").all_inner_texts()
+    assert sum("VendorUnavailable" in f for f in failures) == 3
+
+    page.goto(world["url"] + executions_path(world["stigg"]))
+    expect(page.locator("#graph[data-rendered='1']")).to_have_count(1)
+    # the crash injected right after the paid plan was provisioned: Step Functions retried it
+    assert "retried" in str(node(page, "ProvisionInStigg").get_attribute("class")).split()
+    assert fill_of(page, "CancelInStripe") == COLOURS[Outcome.SUCCEEDED][0]
+    assert fill_of(page, "RecordProvisionFailure") == COLOURS[Outcome.NOT_REACHED][0]
+    shot(page, "03-stigg-import-execution")
+
+
+def test_the_batch_page_lists_every_customer_with_its_phase_and_links_a_failure_to_its_iteration(
+    world: dict[str, Any], page: Page, local_stack: LocalStack
+) -> None:
+    from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
+
+    store = DynamoDBProgressStore(local_stack.outputs["ProgressTableName"], client=local_stack.client("dynamodb"))
+    expected = {p.subject: p.state.value for p in store.all_in_run(BATCH)}
+    assert len(expected) == 12
+
+    page.goto(world["url"] + "/batches")
+    page.click(f"#batches tr[data-batch='{BATCH}'] a")
+    shown = page.locator("#customers tr.customer").evaluate_all(
+        "rows => Object.fromEntries(rows.map(r => [r.dataset.customer, r.dataset.phase]))"
+    )
+    assert shown == expected
+    assert sorted(c for c, phase in shown.items() if phase == "failed") == ["cus_Demo00003", "customer-7"]
+    failure = page.locator("#failures tr[data-customer='customer-7']").inner_text()
+    assert "InvalidCustomerRecord" in failure and "stripe_customer_id" in failure
+    shot(page, "04-batch")
+
+    page.locator("#failures tr[data-customer='customer-7'] a.handled-by").click()
+    expect(page.locator("h1")).to_contain_text("console-preflight")
+    assert page.url.endswith("iteration=Customers%3A7")
+    iterations = set(page.locator("#history tbody tr td:nth-child(4)").all_inner_texts())
+    assert iterations == {"Customers:7"}
+    assert "InvalidCustomerRecord" in page.locator("#history").inner_text()
+    shot(page, "05-failed-customer-iteration")
+
+
+def test_a_distributed_map_run_shows_its_items_by_status(world: dict[str, Any], page: Page, sfn: Any) -> None:
+    definition = {
+        "StartAt": "Items",
+        "States": {
+            "Items": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                    "StartAt": "Check",
+                    "States": {
+                        "Check": {
+                            "Type": "Choice",
+                            "Choices": [{"Variable": "$.ok", "BooleanEquals": True, "Next": "Fine"}],
+                            "Default": "Broken",
+                        },
+                        "Fine": {"Type": "Pass", "End": True},
+                        "Broken": {"Type": "Fail", "Error": "Broken", "Cause": "item not ok"},
+                    },
+                },
+                "End": True,
+            }
+        },
+    }
+    machine = sfn.create_state_machine(
+        name="console-distributed-map", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/x"
+    )["stateMachineArn"]
+    items = [{"ok": True}, {"ok": False}, {"ok": True}, {"ok": True}, {"ok": False}]
+    arn = executions.start(sfn, machine, {"items": items}, "console-distributed")
+    executions.wait(sfn, arn)
+    page.goto(world["url"] + executions_path(arn))
+    expect(page.locator("#graph[data-rendered='1']")).to_have_count(1)
+    cells = page.locator("#map-runs tr[data-map='Items'] td").all_inner_texts()
+    assert cells[1:6] == ["distributed", "5", "3", "2", "0"]
+    assert "Distributed Map" in str(node(page, "Items").text_content())
+    shot(page, "06-distributed-map")
+
+
+def test_an_execution_page_refreshes_while_the_execution_runs(
+    world: dict[str, Any], page: Page, local_stack: LocalStack, sfn: Any
+) -> None:
+    batch = {
+        "batch_id": "console-live",
+        "not_before": (local_stack.clock.now_datetime().replace(microsecond=0).isoformat()[:19] + "Z"),
+        "customers": [{"stripe_customer_id": "cus_Live00001", "internal_customer_id": "live-1"}],
+    }
+    start = local_stack.clock.now() + 3600
+    from billmig_local.clock import to_rfc3339
+
+    batch["not_before"] = to_rfc3339(start)
+    arn = executions.start(sfn, local_stack.outputs["PreflightStateMachineArn"], batch, "console-live")
+    page.goto(world["url"] + executions_path(arn))
+    expect(page.locator("#execution-status")).to_have_text("RUNNING")
+    expect(page.locator("#graph[data-rendered='1']")).to_have_count(1)
+    assert "running" in str(node(page, "WaitForStart").get_attribute("class")).split()
+    shot(page, "07-live-running")
+    address = page.url
+
+    local_stack.move_clock(advance=3600)
+    expect(page.locator("#execution-status")).to_have_text("SUCCEEDED", timeout=60_000)
+    expect(page.locator("#graph[data-rendered='1'] g#state-Report")).to_have_class("node state succeeded")
+    assert page.url == address  # refreshed in place, not navigated
+    assert int(page.evaluate("document.body.dataset.refreshed")) >= 1
+    shot(page, "08-live-succeeded")
+
+
+def executions_path(arn: str) -> str:
+    from billmig_cli.console.app import execution_path
+
+    return execution_path(arn)
