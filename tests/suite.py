@@ -1,6 +1,6 @@
 """What tests share besides fixtures: the repository root and polling with a deadline.
 
-A module of its own (not `conftest`): several folders have a `conftest.py`, so `from conftest import` can find the
+A module of its own (not `conftest`): several folders have a `conftest.py`, so `from suite import` can find the
 wrong one, depending on which the worker loaded first.
 """
 

@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -410,6 +411,40 @@ def _routers_built_one_at_a_time() -> None:
     ServiceOperationRouter._get_router = get_router  # type: ignore[method-assign]
 
 
+def _sqs_event_sources_polled() -> None:
+    """moto runs an SQS event source mapping inside `send_message`: synchronously, one message per invocation,
+    ignoring `ReportBatchItemFailures` and never redriving. The local `SqsPoller` does what Lambda's poller does;
+    for that, a queue keeps no mappings of its own (CloudFormation's writes to it go nowhere), so `send_message`
+    only enqueues. The mappings stay in the Lambda backend, where `list_event_source_mappings` reads them."""
+    from moto.sqs.models import Queue
+
+    def read(_self: Any) -> dict[str, Any]:
+        return {}
+
+    def write(_self: Any, _value: Any) -> None:
+        pass
+
+    queue: Any = Queue
+    queue.lambda_event_source_mappings = property(read, write)
+
+
+def _sqs_visibility_read_cheaply() -> None:
+    """moto decides each message's visibility by building datetimes (`unix_time_millis`) for every queued message on
+    every receive: about one second per ReceiveMessage with a thousand messages queued, which starves the poller.
+    The same instant read as `time.time()` (what `unix_time` computes, without the datetime round trip)."""
+    from moto.sqs.models import Message
+
+    def visible(self: Any) -> bool:
+        return bool(time.time() * 1000 > self.visible_at)
+
+    def delayed(self: Any) -> bool:
+        return bool(time.time() * 1000 < self.delayed_until)
+
+    message: Any = Message
+    message.visible = property(visible)
+    message.delayed = property(delayed)
+
+
 def _clock() -> WorldClock:
     if RUNTIME.clock is None:
         raise RuntimeError("the world clock is not configured (billmig_local.moto_patches.install)")
@@ -460,6 +495,17 @@ PATCHES: tuple[Patch, ...] = (
         "routers_built_one_at_a_time",
         "two first requests to a service build its router in two threads (a CPython 3.11.7 AST race)",
         _routers_built_one_at_a_time,
+    ),
+    Patch(
+        "sqs_event_sources_polled",
+        "an SQS event source mapping runs synchronously inside send_message, one message at a time, without "
+        "ReportBatchItemFailures or redrive",
+        _sqs_event_sources_polled,
+    ),
+    Patch(
+        "sqs_visibility_read_cheaply",
+        "every receive builds datetimes for every queued message (about 1 s per receive at 1,000 messages)",
+        _sqs_visibility_read_cheaply,
     ),
 )
 

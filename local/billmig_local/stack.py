@@ -29,12 +29,16 @@ from billmig_local.execution_feed import ExecutionFeed
 from billmig_local.lambda_bridge import DEFAULT_CONCURRENCY, LambdaBridge, LambdaFault
 from billmig_local.packaging import load_template, package, translate
 from billmig_local.schedule_runner import Firing, ScheduleRunner
+from billmig_local.sqs_poller import PolledBatch, SqsPoller
 
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTROL_PREFIX = "/_billmig/"
 ARTIFACT_BUCKET = "billmig-local-artifacts"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+# Locally a retry of an undelivered usage event comes round in seconds (moto's visibility timeout is on the host
+# clock, and the local poller runs one batch at a time, so a short timeout never overlaps an invocation).
+LOCAL_PARAMETERS = {"UsageQueueVisibilityTimeout": "2"}
 
 
 @dataclass
@@ -64,6 +68,7 @@ class LocalStack:
         self.outputs: dict[str, str] = {}
         self.bridge: LambdaBridge | None = None
         self.scheduler: ScheduleRunner | None = None
+        self.poller: SqsPoller | None = None
         self._feed: ExecutionFeed | None = None
         self.console: Any = None
         self._server: BaseWSGIServer | None = None
@@ -129,6 +134,8 @@ class LocalStack:
         self._write_endpoints()
         self.scheduler = ScheduleRunner(clock=self.clock, clients=self.client, on_fire=self._announce_firing)
         self.scheduler.start()
+        self.poller = SqsPoller(clients=self.client, on_batch=self._announce_batch)
+        self.poller.start()
         if self.settings.feed is not None:
             self._feed = ExecutionFeed(self.client("stepfunctions"), self.settings.feed)
             self._feed.start()
@@ -141,6 +148,8 @@ class LocalStack:
             self._feed.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self.poller is not None:
+            self.poller.stop()
         for emulator in self.emulators.values():
             emulator.server.stop()
         if self._server is not None:
@@ -167,7 +176,7 @@ class LocalStack:
             return f"s3://{ARTIFACT_BUCKET}/{key}"
 
         template = package(load_template(self.settings.template), self.settings.template.parent, upload)
-        parameters = {**self.emulator_parameters(), **self.settings.parameters}
+        parameters = {**self.emulator_parameters(), **LOCAL_PARAMETERS, **self.settings.parameters}
         translated = translate(template, parameters)
         cfn = self.client("cloudformation")
         cfn.create_stack(
@@ -222,6 +231,13 @@ class LocalStack:
     def _announce_firing(self, firing: Firing) -> None:
         if self.settings.feed is not None:
             self.settings.feed(f"schedule {firing.schedule} fired for {to_rfc3339(firing.at.timestamp())}")
+
+    def _announce_batch(self, batch: PolledBatch) -> None:
+        if self.settings.feed is not None and (batch.errored or batch.deleted < batch.received):
+            self.settings.feed(
+                f"sqs batch to {batch.function_arn.rsplit(':', 1)[-1]}: {batch.received} received, "
+                f"{batch.deleted} delivered{' (function failed)' if batch.errored else ''}"
+            )
 
     # ----------------------------------------------------------------------------------------------------------------
     def move_clock(self, *, advance: float | None = None, to: float | None = None) -> dict[str, Any]:

@@ -92,3 +92,37 @@ def test_each_patch_names_the_gap_it_closes(patch: str) -> None:
 
 # `lambda_task_service_errors` and the bridge's execution environments are shown in test_lambda_environments.py
 # (a throttle reaching Step Functions as Lambda.TooManyRequestsException; concurrency, timeouts, crashes, logs).
+
+
+def test_sqs_event_sources_are_left_to_the_local_poller(local_stack: LocalStack) -> None:
+    from moto.sqs.models import sqs_backends
+
+    mappings = local_stack.client("lambda").list_event_source_mappings()["EventSourceMappings"]
+    [usage] = [m for m in mappings if m["EventSourceArn"].endswith(":billmig-usage-local")]
+    assert usage["BatchSize"] == 100 and usage["MaximumBatchingWindowInSeconds"] == 1
+    assert usage["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = sqs_backends["123456789012"][local_stack.settings.region].queues["billmig-usage-local"]
+    assert queue.lambda_event_source_mappings == {}  # so send_message only enqueues
+    assert local_stack.poller is not None and [m.uuid for m in local_stack.poller.mappings()] == [usage["UUID"]]
+
+
+def test_sqs_visibility_and_redrive_behave_as_the_poller_relies_on(local_stack: LocalStack) -> None:
+    from suite import until
+
+    sqs = local_stack.client("sqs")
+    dlq = sqs.create_queue(QueueName="patch-test-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2})
+    queue = sqs.create_queue(QueueName="patch-test", Attributes={"RedrivePolicy": policy, "VisibilityTimeout": "1"})[
+        "QueueUrl"
+    ]
+    sqs.send_message(QueueUrl=queue, MessageBody="once")
+    for _ in range(2):  # received twice, never deleted
+        until(lambda: sqs.receive_message(QueueUrl=queue).get("Messages"), timeout=10, what="visible again")
+    assert sqs.receive_message(QueueUrl=queue).get("Messages") is None  # in flight
+
+    def redriven() -> bool:  # as in SQS, the move happens when the message would be received a third time
+        assert sqs.receive_message(QueueUrl=queue).get("Messages") is None
+        return [m["Body"] for m in sqs.receive_message(QueueUrl=dlq).get("Messages", [])] == ["once"]
+
+    until(redriven, timeout=10, what="the redrive to the dead-letter queue after maxReceiveCount")

@@ -36,3 +36,13 @@ def idempotency_key(
 
 def metronome_uniqueness_key(migration_id: str, step: str, obj: str | None = None, *, revision: int = 1) -> str:
     return idempotency_key(migration_id, step, obj, revision=revision, max_length=METRONOME_UNIQUENESS_KEY_MAX)
+
+
+USAGE_EVENT_ID_DIGEST = 48  # hex characters: within Stripe's meter event identifier (100) and Metronome's 128
+
+
+def usage_event_id(customer_id: str, event_id: str) -> str:
+    """The Stripe meter event `identifier` and the Metronome `transaction_id` of one source event: the same event,
+    sent once, twice or replayed from the dead-letter queue, is counted once by each vendor."""
+    digest = hashlib.sha256(f"{customer_id}\x1f{event_id}".encode()).hexdigest()[:USAGE_EVENT_ID_DIGEST]
+    return f"usage_{digest}"

@@ -65,6 +65,11 @@ class SubjectProgress(BaseModel):
     current_step: str | None = None
     # Where the subject is in its migration's lifecycle (e.g. `parallel_run`): what the usage router reads.
     phase: str | None = None
+    # Written with the phase, for the usage router: the customer's internal id (its Metronome ingest alias and the id
+    # its usage events carry), from when its events go to both vendors, and the instant they go to Metronome only.
+    ingest_alias: str | None = None
+    dual_write_from: datetime | None = None
+    cutover_at: datetime | None = None
     steps: dict[str, StepRecord] = Field(default_factory=dict)
     enrolled_at: datetime
     updated_at: datetime
@@ -198,7 +203,18 @@ class ProgressStore(Protocol):
 
     def fail_step(self, run_id: str, subject: str, step: str, error: ErrorRecord) -> SubjectProgress: ...
 
-    def set_phase(self, run_id: str, subject: str, phase: str) -> SubjectProgress: ...
+    def set_phase(
+        self,
+        run_id: str,
+        subject: str,
+        phase: str,
+        *,
+        ingest_alias: str | None = None,
+        dual_write_from: datetime | None = None,
+        cutover_at: datetime | None = None,
+    ) -> SubjectProgress:
+        """Move the subject to `phase`; the routing facts given are written with it (those not given are kept)."""
+        ...
 
     def subjects_in_state(self, run_id: str, state: SubjectState) -> list[SubjectProgress]: ...
 

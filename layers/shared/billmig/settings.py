@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # imported where used, so a Lambda loads only the SDKs it cal
     from billmig.adapters.s3_import_storage import S3ImportStorage
     from billmig.adapters.stigg_graphql import StiggGraphQLTarget
     from billmig.adapters.stripe_sdk import StripeSDKSource
+    from billmig.usage.router import UsageRouter
 
 SECRET_MAX_AGE_SECONDS = 300  # a rotated key reaches warm containers within five minutes
 
@@ -119,3 +120,55 @@ def _metronome_target(token: str, base_url: str | None) -> MetronomeSDKTarget:
     from billmig.adapters.metronome_sdk import MetronomeSDKTarget
 
     return MetronomeSDKTarget.connect(token, base_url)
+
+
+class UsageRouterSettings(BaseModel):
+    """Where the router's config lives (an SSM parameter, JSON) and where refused events go."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    usage_router_config_parameter: str = Field(alias="USAGE_ROUTER_CONFIG_PARAMETER", min_length=1)
+    usage_dead_letter_queue_url: str = Field(alias="USAGE_DEAD_LETTER_QUEUE_URL", min_length=8)
+
+
+CONFIG_MAX_AGE_SECONDS = 60  # a config change reaches warm containers within a minute
+_routers: dict[str, UsageRouter] = {}
+
+
+def usage_router() -> UsageRouter:
+    """The router for the current config; warm containers keep it (and its caches) until the config changes."""
+    from aws_lambda_powertools.utilities import parameters
+
+    from billmig.adapters.dynamodb_usage_routes import DynamoDBRouteSource
+    from billmig.adapters.metronome_ingest import MetronomeIngestSink
+    from billmig.adapters.sqs_usage_queue import SQSDeadLetters
+    from billmig.adapters.stripe_customer_directory import StripeSearchDirectory
+    from billmig.adapters.stripe_meter_events import StripeMeterEventSink
+    from billmig.usage.mapping import router_config_from_json
+    from billmig.usage.router import UsageRouter
+    from billmig.usage.routing import RouteBook
+
+    settings = from_environment(UsageRouterSettings)
+    text = str(parameters.get_parameter(settings.usage_router_config_parameter, max_age=CONFIG_MAX_AGE_SECONDS))
+    if text in _routers:
+        return _routers[text]
+    config = router_config_from_json(text, f"SSM parameter {settings.usage_router_config_parameter}")
+    stripe_settings = from_environment(StripeSettings)
+    metronome_settings = from_environment(MetronomeSettings)
+    stripe_sink = StripeMeterEventSink.connect(
+        _secret(stripe_settings.stripe_api_key_secret), stripe_settings.stripe_api_base or None, config.stripe_transport
+    )
+    directory = StripeSearchDirectory(stripe_sink.client, config.internal_id_metadata_key)
+    routes = RouteBook(
+        DynamoDBRouteSource(from_environment(ProgressTableSettings).progress_table_name),
+        directory,
+        ttl=config.route_cache_seconds,
+    )
+    metronome_sink = MetronomeIngestSink.connect(
+        _secret(metronome_settings.metronome_api_key_secret), metronome_settings.metronome_api_base or None
+    )
+    _routers.clear()
+    _routers[text] = UsageRouter(
+        config, routes, stripe_sink, metronome_sink, SQSDeadLetters(settings.usage_dead_letter_queue_url)
+    )
+    return _routers[text]

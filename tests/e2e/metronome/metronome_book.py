@@ -82,7 +82,7 @@ class Book:
             snapshot_customer(request, self.storage, self.source(), self.store),
             prepare_customer(request, self.storage, target, self.store),
             write_contract(request, self.storage, target, self.store),
-            begin_parallel_run(request, self.store),
+            begin_parallel_run(request, self.storage, self.store),
         ]
 
 

@@ -155,9 +155,21 @@ class DynamoDBProgressStore:
     def fail_step(self, run_id: str, subject: str, step: str, error: ErrorRecord) -> SubjectProgress:
         return self._mutate(run_id, subject, lambda p: rules.fail(p, step, error, self._now()))
 
-    def set_phase(self, run_id: str, subject: str, phase: str) -> SubjectProgress:
+    def set_phase(
+        self,
+        run_id: str,
+        subject: str,
+        phase: str,
+        *,
+        ingest_alias: str | None = None,
+        dual_write_from: datetime | None = None,
+        cutover_at: datetime | None = None,
+    ) -> SubjectProgress:
         def change(progress: SubjectProgress) -> SubjectProgress:
             progress.phase = phase
+            progress.ingest_alias = ingest_alias or progress.ingest_alias
+            progress.dual_write_from = dual_write_from or progress.dual_write_from
+            progress.cutover_at = cutover_at or progress.cutover_at
             progress.updated_at = self._now()
             return progress
 

@@ -1,25 +1,38 @@
-"""Step 4: the parallel run begins. The customer's phase becomes `parallel_run` (the usage router sends its events
-to both vendors from then on); the execution then waits for the cutover in its `WaitForCutover` state."""
+"""Step 4: the parallel run begins. The customer's phase becomes `parallel_run`, written with its ingest alias, the
+parallel-run start and the cutover instant: the usage router finds the customer by the alias its events carry and
+sends each event by its own timestamp (both vendors before the cutover, Metronome only from it). The execution then
+waits for the cutover in its `WaitForCutover` state."""
 
 from __future__ import annotations
 
 from billmig.metronome.contract import StepOrderViolated
-from billmig.metronome.snapshot import CustomerStepRequest, CustomerStepResult, result_of
+from billmig.metronome.snapshot import CustomerStepRequest, CustomerStepResult, read_snapshot, result_of
+from billmig.metronome.storage import MigrationRun, RunStorage
 from billmig.progress import ProgressStore, StepStatus
 from billmig.steps import RunningStep, Step, StepKey, StepOutcome, run_once
 
 PARALLEL_RUN = "parallel_run"
 
 
-def begin_parallel_run(request: CustomerStepRequest, store: ProgressStore) -> CustomerStepResult:
+def begin_parallel_run(request: CustomerStepRequest, storage: RunStorage, store: ProgressStore) -> CustomerStepResult:
     stripe_id = request.stripe_customer_id
     progress = store.get(request.batch_id, stripe_id)
     contracted = progress.steps.get(Step.METRONOME_CONTRACT) if progress else None
     if contracted is None or contracted.status is not StepStatus.SUCCEEDED:
         raise StepOrderViolated(f"{stripe_id}: no reconciled Metronome contract yet")
 
+    config = MigrationRun.model_validate(storage.read_json(request.run_key)).config
+    alias = read_snapshot(storage, request.batch_id, stripe_id).customer.metadata[config.internal_id_metadata_key]
+
     def body(_: RunningStep) -> StepOutcome:
-        store.set_phase(request.batch_id, stripe_id, PARALLEL_RUN)
+        store.set_phase(
+            request.batch_id,
+            stripe_id,
+            PARALLEL_RUN,
+            ingest_alias=alias.strip(),
+            dual_write_from=config.parallel_run_start,
+            cutover_at=config.cutover_at,
+        )
         return StepOutcome(PARALLEL_RUN)
 
     done = run_once(store, StepKey(request.batch_id, stripe_id, Step.METRONOME_PARALLEL_RUN), request.runner, body)

@@ -31,6 +31,11 @@ from .stripe_delivery import STRIPE_URL_ENV, StripeGateway
 
 RATE_LIMIT_PRESETS = {"metronome": (100.0, 200.0), "tight": (5.0, 5.0)}
 
+STACK_WIRING = StackWiring(
+    template_parameters=lambda url: {"MetronomeApiBase": url},
+    local_secret=LocalSecret(output="MetronomeApiKeySecretName", value="local-metronome-token"),
+)
+
 
 def start(*, clock: WorldClock, state_dir: Path | None, port: int = 0) -> RunningEmulator:
     store = ObjectStore(state_dir / "metronome" / "state.sqlite" if state_dir is not None else None)

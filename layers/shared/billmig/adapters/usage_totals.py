@@ -1,0 +1,123 @@
+"""`UsageTotals` on the two SDKs: Stripe's meter event summaries and Metronome's `usage/groups`.
+
+Metronome's usage query takes UTC-midnight bounds, so it is asked for whole days in hourly windows and the hours
+inside the compared window are combined by the metric's aggregation (sum for SUM/COUNT, the latest non-empty hour
+for LATEST, the largest for MAX), which is what Stripe's summary computes over the same hours.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+import stripe
+from metronome import Metronome, omit
+
+from billmig.adapters.metronome_sdk import typed_metronome_call
+from billmig.adapters.stripe_sdk import typed_stripe_call
+from billmig.errors import VendorRejected
+from billmig.usage.mapping import MeterRule
+
+
+def _midnight(value: datetime, *, up: bool) -> datetime:
+    day = value.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day + timedelta(days=1) if up and day != value else day
+
+
+def _instant(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+class VendorUsageTotals:
+    def __init__(self, stripe_client: stripe.StripeClient, metronome_client: Metronome) -> None:
+        self._stripe = stripe_client
+        self._metronome = metronome_client
+        self._meter_id = cache(self._find_meter)
+        self._metronome_customer = cache(self._find_customer)
+        self._metric = cache(self._find_metric)
+
+    @classmethod
+    def connect(
+        cls, stripe_key: str, stripe_base: str | None, metronome_token: str, metronome_base: str | None
+    ) -> VendorUsageTotals:
+        addresses: dict[str, str] = {"api": stripe_base, "meter_events": stripe_base} if stripe_base else {}
+        return cls(
+            stripe.StripeClient(stripe_key, base_addresses=addresses, max_network_retries=2),  # type: ignore[arg-type]
+            Metronome(bearer_token=metronome_token, base_url=metronome_base or None, max_retries=2),
+        )
+
+    def stripe_total(self, stripe_customer_id: str, rule: MeterRule, start: datetime, end: datetime) -> Decimal:
+        meter = self._meter_id(rule.stripe_event_name)
+        summaries = typed_stripe_call(
+            f"event summaries of {rule.stripe_event_name} for {stripe_customer_id}",
+            lambda: self._stripe.v1.billing.meters.event_summaries.list(
+                meter,
+                params={
+                    "customer": stripe_customer_id,
+                    "start_time": int(start.timestamp()),
+                    "end_time": int(end.timestamp()),
+                    "limit": 100,
+                },
+            ),
+        )
+        return sum((Decimal(str(s.aggregated_value)) for s in summaries.auto_paging_iter()), Decimal(0))
+
+    def metronome_total(self, internal_id: str, rule: MeterRule, start: datetime, end: datetime) -> Decimal:
+        customer = self._metronome_customer(internal_id)
+        if customer is None:
+            return Decimal(0)
+        metric_id, aggregation = self._metric(rule.metronome_billable_metric)
+        keys = sorted(rule.match)
+        pages = typed_metronome_call(
+            f"usage of {rule.metronome_billable_metric} for {internal_id}",
+            lambda: self._metronome.v1.usage.list_with_groups(
+                billable_metric_id=metric_id,
+                customer_id=customer,
+                window_size="HOUR",
+                starting_on=_midnight(start, up=False),
+                ending_before=_midnight(end, up=True),
+                group_key=keys if keys else omit,
+            ),
+        )
+        values: list[tuple[datetime, Decimal]] = []
+        for row in pages:
+            at = _instant(row.starting_on)
+            if not start <= at < end or row.value is None:
+                continue
+            if keys and row.group_value != rule.match[keys[0]]:
+                continue
+            values.append((at, Decimal(str(row.value))))
+        if not values:
+            return Decimal(0)
+        if aggregation == "LATEST":
+            return max(values)[1]
+        if aggregation == "MAX":
+            return max(v for _, v in values)
+        return sum((v for _, v in values), Decimal(0))
+
+    def _find_meter(self, event_name: str) -> str:
+        meters = typed_stripe_call("list meters", lambda: self._stripe.v1.billing.meters.list(params={"limit": 100}))
+        for meter in meters.auto_paging_iter():
+            if meter.event_name == event_name:
+                return str(meter.id)
+        raise VendorRejected(f"Stripe has no meter for event_name {event_name!r}")
+
+    def _find_customer(self, alias: str) -> str | None:
+        page = typed_metronome_call(
+            f"find customer {alias}", lambda: self._metronome.v1.customers.list(ingest_alias=alias, limit=2)
+        )
+        found = [c.id for c in page.data if alias in (c.ingest_aliases or [])]
+        return found[0] if found else None
+
+    def _find_metric(self, name_or_id: str) -> tuple[str, str]:
+        metrics = typed_metronome_call(
+            "list billable metrics", lambda: list(self._metronome.v1.billable_metrics.list())
+        )
+        for metric in metrics:
+            if name_or_id in (metric.id, metric.name):
+                return metric.id, str(getattr(metric, "aggregation_type", None) or "COUNT").upper()
+        raise VendorRejected(f"Metronome has no billable metric {name_or_id!r}")
