@@ -1,7 +1,8 @@
 """`make demo`: the whole local world from nothing, one batch through the state machine, and a report.
 
-Until the migration state machines exist this runs the preflight: a batch with two broken records and a flaky
-dependency, waiting for its start time on the world clock, then the daily canary fired by its schedule.
+Three acts: the preflight (a batch with two broken records and a flaky dependency, waiting for its start time on the
+world clock, then the daily canary fired by its schedule), the Stigg import, and the first part of the Metronome
+migration (seed, plan, start 20 customers, what Metronome holds and the credits moved).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from billmig_cli import executions
+from billmig_cli.demo_metronome import run_metronome_act
 from billmig_cli.demo_stigg import run_stigg_demo
 
 
@@ -85,6 +87,8 @@ def run_demo(console: Console, *, customers: int, state_dir: Path) -> int:
             console.print(f"{firing['schedule']} fired at {firing['at']}: {canary['status']}")
 
         stigg_ok = run_stigg_demo(console, stack, state_dir.resolve() / "stigg-import")
+        console.rule("Stripe to Metronome, part 1: plan, start, prepare and contract, the parallel run begins")
+        metronome_ok = run_metronome_act(console, stack, customers=20)
 
     expected_failed = {"cus_Demo00003", "customer-7"}
     failed = {f["customer_id"] for f in report.get("failed", [])}
@@ -95,6 +99,7 @@ def run_demo(console: Console, *, customers: int, state_dir: Path) -> int:
         and retried == 3
         and canary_ok
         and stigg_ok
+        and metronome_ok
     )
     console.rule("[bold green]demo passed[/]" if ok else "[bold red]demo did not go as expected[/]")
     console.print(

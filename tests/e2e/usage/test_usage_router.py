@@ -66,7 +66,9 @@ def test_a_month_of_usage_reaches_both_vendors_once_even_sent_twice(
     assert_sums(world, customers, events)
     first = events[0]
     found = world.metronome.v1.usage.search(transaction_ids=[usage_event_id(first["customer_id"], first["event_id"])])
-    assert [e.is_duplicate for e in found] == [False, True]  # Metronome saw the resend and ignored it
+    # Metronome saw the resend (and any SQS redelivery of a slow batch) and counted the event once.
+    duplicates = [e.is_duplicate for e in found]
+    assert duplicates[0] is False and len(duplicates) >= 2 and all(duplicates[1:])
     assert world.dead_letters() == []
 
 
