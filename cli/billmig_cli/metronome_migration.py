@@ -214,16 +214,22 @@ def status(batch_id: str, *, stack_name: str = aws_target.DEFAULT_STACK) -> Batc
 def wait_for_parallel_run(
     batch_id: str, customers: int, *, stack_name: str = aws_target.DEFAULT_STACK, timeout: float = 600
 ) -> BatchStatus:
-    """Until every customer has begun its parallel run or failed (the execution itself waits for the cutover)."""
+    """Until every customer has begun its parallel run or failed (the execution itself waits for the cutover).
+
+    Each poll only counts (DynamoDB does, server-side); the full status is read once, at the end: reading every
+    progress item once a second would cost more than the migration it watches on a large batch."""
     import time
 
+    from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
+
+    outputs = aws_target.stack_outputs(stack_name)
+    store = DynamoDBProgressStore(outputs["ProgressTableName"], client=aws_target.client("dynamodb"))
     deadline = time.monotonic() + timeout
     delay = 0.1
     while True:
-        current = status(batch_id, stack_name=stack_name)
-        settled = current.steps[Step.METRONOME_PARALLEL_RUN]["succeeded"] + len(current.failures)
+        settled = store.count_settled(batch_id, Step.METRONOME_PARALLEL_RUN)
         if settled >= customers:
-            return current
+            return status(batch_id, stack_name=stack_name)
         if time.monotonic() > deadline:
             raise TimeoutError(f"batch {batch_id}: {settled} of {customers} customers settled after {timeout:.0f} s")
         time.sleep(delay)

@@ -53,6 +53,7 @@ DEFAULT_PRELOAD = (
     "aws_xray_sdk",
     "stripe",
     "stigg",
+    "metronome",
     "client:dynamodb",
     "client:s3",
     "client:secretsmanager",
