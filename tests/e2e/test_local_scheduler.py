@@ -16,9 +16,8 @@ ROLE = "arn:aws:iam::123456789012:role/scheduler-test"
 def test_a_schedule_fires_on_the_world_clock_once_per_firing(local_stack: LocalStack, sfn: Any) -> None:
     assert local_stack.scheduler is not None
     definition = {"StartAt": "Fired", "States": {"Fired": {"Type": "Pass", "End": True}}}
-    machine = sfn.create_state_machine(
-        name="scheduler-test-target", definition=json.dumps(definition), roleArn=ROLE
-    )["stateMachineArn"]
+    created = sfn.create_state_machine(name="scheduler-test-target", definition=json.dumps(definition), roleArn=ROLE)
+    machine = created["stateMachineArn"]
     scheduler = local_stack.client("scheduler")
     for name, state in (("scheduler-test-daily", "ENABLED"), ("scheduler-test-paused", "DISABLED")):
         scheduler.create_schedule(
