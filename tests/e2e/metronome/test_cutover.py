@@ -543,4 +543,3 @@ def test_a_crash_after_each_cutover_write_then_a_rerun_duplicates_nothing(
     grants = [g.id for g in timeline.book.stripe.v1.billing.credit_grants.list(params={"customer": c.stripe_id}).data]
     assert sorted(n for n in names if n in grants) == sorted(grants)
     assert names.count("Auto-recharge") <= 1
-
