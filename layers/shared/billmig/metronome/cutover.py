@@ -212,12 +212,14 @@ def end_stripe_at_period_end(
             return step_key(cut.config, Step.METRONOME_STRIPE_PERIOD_END, stripe_id, running.revision, obj)
 
         current = stripe.subscription(sub_id)
-        if current.current_period_end != int(cut.boundary.timestamp()):
+        boundary = int(cut.boundary.timestamp())
+        done = current.cancel_at_period_end or current.ended_at == boundary  # a rerun after the boundary
+        if not done and current.current_period_end != boundary:
             raise CutoverMismatch(
                 f"{stripe_id}: {sub_id}'s period ends {current.current_period_end}, not at {rfc3339(cut.boundary)}"
             )
         wrote = []
-        if not current.cancel_at_period_end:
+        if not done:
             if cut.config.stripe_end == "subscription_schedule":
                 schedule_id = running.vendor_ids.get("stripe_schedule_id") or current.schedule
                 if schedule_id is None:

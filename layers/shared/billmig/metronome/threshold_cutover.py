@@ -16,7 +16,7 @@ import dataclasses
 from typing import Any
 
 from billmig.idempotency_keys import metronome_uniqueness_key
-from billmig.metronome.contract import reconcile
+from billmig.metronome.contract import StepOrderViolated, reconcile
 from billmig.metronome.contract_terms import balance_terms, ceil_hour, grant_moves
 from billmig.metronome.cutover import finish, not_before, released, step_key
 from billmig.metronome.errors import (
@@ -28,7 +28,7 @@ from billmig.metronome.errors import (
 from billmig.metronome.ports import MetronomeTarget
 from billmig.metronome.snapshot import CustomerStepRequest, CustomerStepResult
 from billmig.metronome.storage import RunStorage
-from billmig.progress import ProgressStore
+from billmig.progress import ProgressStore, StepStatus
 from billmig.steps import RunningStep, Step, StepKey, StepOutcome, run_once
 from billmig.stripe_source.port import StripeSource
 from billmig.world_clock import Clock
@@ -74,8 +74,8 @@ def move_balance(
     stripe_id = request.stripe_customer_id
     progress = store.get(request.batch_id, stripe_id)
     ended = progress.steps.get(Step.METRONOME_STRIPE_END_NOW) if progress else None
-    if ended is None or ended.status.value != "succeeded":
-        raise CreditReconciliationFailed(f"{stripe_id}: Stripe's final invoice is not finalized: no balance to move")
+    if ended is None or ended.status is not StepStatus.SUCCEEDED:
+        raise StepOrderViolated(f"{stripe_id}: Stripe's final invoice is not finalized yet: no balance to move")
     start = ceil_hour(cut.boundary)
     fresh = cut.snapshot.model_copy(update={"grants": stripe.credit_grants(stripe_id)})
     moves = [
