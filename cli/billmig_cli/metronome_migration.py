@@ -13,6 +13,7 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from billmig.adapters.metronome_sdk import MetronomeSDKTarget
 from billmig.adapters.stripe_sdk import StripeSDKSource
 from billmig.batch import BATCH_ID, STRIPE_CUSTOMER_ID
 from billmig.metronome.config import load_config
+from billmig.metronome.contract_terms import rfc3339
 from billmig.metronome.errors import InvalidMigrationConfig
 from billmig.metronome.plan import BatchPlan, plan_batch
 from billmig.metronome.resolution import ResolvedConfig, resolve
@@ -27,12 +29,26 @@ from billmig.metronome.snapshot import LIVE_STATUSES
 from billmig.metronome.storage import MigrationRun, customers_key, run_key
 from billmig.progress import StepStatus
 from billmig.steps import Step
+from billmig.usage.routing import HELD_BACK
 
 from billmig_cli import aws_target, executions
 
 STRIPE_KEY_VARIABLE = "STRIPE_API_KEY"
 METRONOME_TOKEN_VARIABLE = "METRONOME_BEARER_TOKEN"
-STEPS = (Step.METRONOME_SNAPSHOT, Step.METRONOME_PREPARE, Step.METRONOME_CONTRACT, Step.METRONOME_PARALLEL_RUN)
+STEPS = (
+    Step.METRONOME_SNAPSHOT,
+    Step.METRONOME_PREPARE,
+    Step.METRONOME_CONTRACT,
+    Step.METRONOME_PARALLEL_RUN,
+    Step.METRONOME_CUTOVER_GATE,
+    Step.METRONOME_STRIPE_PERIOD_END,
+    Step.METRONOME_STRIPE_END_NOW,
+    Step.METRONOME_MOVE_BALANCE,
+    Step.METRONOME_AUTO_RECHARGE,
+    Step.METRONOME_BILLABLE,
+    Step.METRONOME_CUT_OVER,
+    Step.METRONOME_CREDIT_CHECK,
+)
 
 
 @dataclass
@@ -167,7 +183,9 @@ def start(
         "customers_key": customers_key(batch.batch_id),
         "run_key": run_key(batch.batch_id),
         "max_concurrency": config.concurrency,
-        "cutover_at": config.cutover_at.isoformat().replace("+00:00", "Z"),
+        "cutover_at": rfc3339(config.cutover_at),
+        # The batch's decision instant: each customer waits for it, then for its own (an anniversary boundary).
+        "decide_at": rfc3339(config.cutover_at - timedelta(hours=config.cutover_lead_hours)),
     }
     name = batch.batch_id if not earlier else f"{batch.batch_id}-r{len(earlier) + 1}"
     arn = executions.start(sfn, machine, payload, executions.execution_name(name))
@@ -182,6 +200,7 @@ class BatchStatus:
     phases: Counter[str]
     failures: dict[str, str]
     execution: str | None
+    held_back: dict[str, str] = field(default_factory=dict)
 
     @property
     def done(self) -> int:
@@ -197,8 +216,11 @@ def status(batch_id: str, *, stack_name: str = aws_target.DEFAULT_STACK) -> Batc
     steps: dict[str, Counter[str]] = {str(s): Counter() for s in STEPS}
     phases: Counter[str] = Counter()
     failures: dict[str, str] = {}
+    held_back: dict[str, str] = {}
     for progress in subjects:
         phases[progress.phase or "migrating"] += 1
+        if progress.phase == HELD_BACK:
+            held_back[progress.subject] = progress.phase_reason or "no reason recorded"
         for step in STEPS:
             record = progress.steps.get(step)
             steps[str(step)][record.status.value if record else "pending"] += 1
@@ -208,7 +230,7 @@ def status(batch_id: str, *, stack_name: str = aws_target.DEFAULT_STACK) -> Batc
     found = _executions(sfn, outputs["MetronomeMigrationStateMachineArn"], batch_id)
     latest = max(found, key=lambda e: e["startDate"]) if found else None
     execution = f"{latest['name']} {latest['status']}" if latest else None
-    return BatchStatus(batch_id, len(subjects), steps, phases, failures, execution)
+    return BatchStatus(batch_id, len(subjects), steps, phases, failures, execution, held_back)
 
 
 def wait_for_parallel_run(

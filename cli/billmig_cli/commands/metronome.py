@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from billmig.metronome.errors import InvalidMigrationConfig
 from billmig.metronome.plan import BatchPlan
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -168,6 +169,8 @@ def status_command(
     console.print(table)
     console.print("phases: " + ", ".join(f"{k} {v}" for k, v in current.phases.items()), soft_wrap=True)
     console.print(f"execution: {current.execution}", soft_wrap=True)
+    for customer, why in current.held_back.items():
+        console.print(f"[yellow]held back[/] {customer}: {escape(why)}", soft_wrap=True)
     for customer, why in current.failures.items():
         console.print(f"[red]failed[/] {customer}: {why}", soft_wrap=True)
     if current.failures:

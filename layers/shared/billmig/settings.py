@@ -12,6 +12,7 @@ from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
 
 if TYPE_CHECKING:  # imported where used, so a Lambda loads only the SDKs it calls
     from billmig.adapters.dynamodb_chunk_progress import DynamoDBChunkProgressStore
+    from billmig.adapters.dynamodb_parity_ledger import DynamoDBParityLedger
     from billmig.adapters.metronome_sdk import MetronomeSDKTarget
     from billmig.adapters.s3_import_storage import S3ImportStorage
     from billmig.adapters.stigg_graphql import StiggGraphQLTarget
@@ -37,6 +38,14 @@ def from_environment(model: type[_M]) -> _M:
 def progress_store() -> DynamoDBProgressStore:
     """One store per warm container (the boto3 client is reused across invocations)."""
     return DynamoDBProgressStore(from_environment(ProgressTableSettings).progress_table_name)
+
+
+@cache
+def parity_ledger() -> DynamoDBParityLedger:
+    """The parity ledger lives on the progress table, under its own run ids."""
+    from billmig.adapters.dynamodb_parity_ledger import DynamoDBParityLedger
+
+    return DynamoDBParityLedger(from_environment(ProgressTableSettings).progress_table_name)
 
 
 @cache

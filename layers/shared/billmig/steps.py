@@ -35,6 +35,14 @@ class Step(StrEnum):
     METRONOME_PREPARE = "metronome.prepare"
     METRONOME_CONTRACT = "metronome.contract"
     METRONOME_PARALLEL_RUN = "metronome.parallel_run"
+    METRONOME_CUTOVER_GATE = "metronome.cutover_gate"
+    METRONOME_STRIPE_PERIOD_END = "metronome.stripe_period_end"
+    METRONOME_STRIPE_END_NOW = "metronome.stripe_end_now"
+    METRONOME_MOVE_BALANCE = "metronome.move_balance"
+    METRONOME_AUTO_RECHARGE = "metronome.auto_recharge"
+    METRONOME_BILLABLE = "metronome.billable"
+    METRONOME_CUT_OVER = "metronome.cut_over"
+    METRONOME_CREDIT_CHECK = "metronome.credit_check"
     RECORD_FAILURE = "record_failure"
 
 

@@ -18,6 +18,7 @@ from billmig.metronome.config import load_config
 from billmig.metronome.contract import write_contract
 from billmig.metronome.customer import prepare_customer
 from billmig.metronome.parallel_run import begin_parallel_run
+from billmig.metronome.ports import WRITE_METHODS as METRONOME_WRITES
 from billmig.metronome.ports import MetronomeTarget
 from billmig.metronome.resolution import ResolvedConfig, resolve
 from billmig.metronome.snapshot import CustomerStepRequest, snapshot_customer
@@ -115,16 +116,33 @@ def seed_book(stack: LocalStack, *, customers: int, seed: int) -> Book:
     )
 
 
-def fresh_customer(book: Book, internal_id: str, *, grants: bool = True) -> str:
-    """A new Stripe customer on the book's metered prices, with a paid and a promotional grant."""
+def fresh_customer(
+    book: Book,
+    internal_id: str,
+    *,
+    grants: bool = True,
+    first_of_month: bool = False,
+    threshold: int | None = None,
+    paid: int = 12345,
+    promotional: int = 2500,
+) -> str:
+    """A new Stripe customer on the book's metered prices, with a paid and a promotional grant; `first_of_month`
+    bills on the 1st at 00:00Z (with a card, so Stripe and a Metronome payment gate can charge it), `threshold`
+    adds `billing_thresholds.amount_gte`."""
     c = book.stripe.v1
-    customer = c.customers.create(
-        params={"name": f"Fresh {internal_id}", "metadata": {"internal_customer_id": internal_id}}
-    ).id
+    params: dict[str, Any] = {"name": f"Fresh {internal_id}", "metadata": {"internal_customer_id": internal_id}}
+    if first_of_month:
+        params |= {"payment_method": "pm_card_visa", "invoice_settings": {"default_payment_method": "pm_card_visa"}}
+    customer = c.customers.create(params=params).id  # type: ignore[arg-type]
     prices = [p for p in c.prices.list(params={"limit": 100}).data if p.lookup_key in _RATED_LOOKUP_KEYS]
-    c.subscriptions.create(params={"customer": customer, "items": [{"price": p.id} for p in prices]})
+    subscription: dict[str, Any] = {"customer": customer, "items": [{"price": p.id} for p in prices]}
+    if first_of_month:
+        subscription["billing_cycle_anchor_config"] = {"day_of_month": 1, "hour": 0, "minute": 0, "second": 0}
+    if threshold is not None:
+        subscription["billing_thresholds"] = {"amount_gte": threshold}
+    c.subscriptions.create(params=subscription)  # type: ignore[arg-type]
     if grants:
-        for category, value, priority in (("paid", 12345, 50), ("promotional", 2500, 10)):
+        for category, value, priority in (("paid", paid, 50), ("promotional", promotional, 10)):
             c.billing.credit_grants.create(
                 params={
                     "customer": customer,
@@ -148,3 +166,42 @@ def book(local_stack: LocalStack) -> Book:
 
 
 BOOK_CUSTOMERS = 30
+
+
+class SimulatedCrash(BaseException):
+    """Not an `Exception`: nothing records it, like a Lambda killed mid-step (its step stays RUNNING, leased)."""
+
+
+class CrashAfter:
+    """A port that dies right after the `occurrence`-th call of `method` has reached the vendor; `writes` are the
+    port's writing methods (its `WRITE_METHODS`), recorded in `self.writes` as they are made."""
+
+    def __init__(
+        self,
+        inner: Any,
+        method: str | None = None,
+        occurrence: int = 1,
+        *,
+        writes: tuple[str, ...] = METRONOME_WRITES,
+    ) -> None:
+        self._inner = inner
+        self._method = method
+        self._left = occurrence
+        self._write_methods = writes
+        self.writes: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name not in self._write_methods:
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            self.writes.append(name)
+            if name == self._method:
+                self._left -= 1
+                if self._left == 0:
+                    raise SimulatedCrash(name)
+            return result
+
+        return call

@@ -157,6 +157,9 @@ def test_each_contract_has_the_dates_schedule_and_credits_of_stripe(book: Book, 
         balances = {c.name: ("commit", c) for c in contract.commits} | {
             c.name: ("credit", c) for c in contract.credits or []
         }
+        if subscription.billing_thresholds is not None:  # decisions.md (c): moved at the cutover instead
+            assert balances == {}, seeded.customer
+            continue
         for grant in s.billing.credit_grants.list(params={"customer": seeded.customer}).auto_paging_iter():
             summary = s.billing.credit_balance_summary.retrieve(
                 params={"customer": seeded.customer, "filter": {"type": "credit_grant", "credit_grant": grant.id}}

@@ -1,5 +1,6 @@
 """On this state machine: transient failures are retried by Step Functions, a failure after the vendor write
-resumes without a duplicate, and the execution waits in `WaitForCutover` until the world clock reaches the cutover."""
+resumes without a duplicate, and the execution then waits for the cutover (the world clock releasing it is
+`test_cutover.py`'s)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from billmig.steps import Step
 from billmig_cli import executions
 from billmig_cli import metronome_migration as runner
 from billmig_local.lambda_bridge import LambdaFault
@@ -15,14 +17,11 @@ from metronome_book import Book, book, fresh_customer  # noqa: F401 - the fixtur
 from suite import until
 
 
-def test_retries_then_the_wait_for_cutover_released_by_the_world_clock(
-    book: Book, aws: LocalStack, sfn: Any, lambda_faults: list[Any]
-) -> None:
+def test_retries_then_the_wait_for_cutover(book: Book, aws: LocalStack, sfn: Any, lambda_faults: list[Any]) -> None:
     aliases = [f"retry-{uuid.uuid4().hex[:6]}" for _ in range(2)]
     customers = [fresh_customer(book, alias) for alias in aliases]
     batch = runner.Batch(f"retry-{uuid.uuid4().hex[:6]}", customers)
-    cutover = datetime.fromtimestamp(aws.clock.now(), UTC).replace(microsecond=0) + timedelta(minutes=5)
-    config = book.config.model_copy(update={"cutover_at": cutover})
+    config = book.config  # the cutover is decided a day before the next month boundary: the execution waits
     vendors = runner.Vendors(book.source(), book.target())
     plan = runner.plan(batch, config, vendors)
     assert not plan.blocked
@@ -31,14 +30,6 @@ def test_retries_then_the_wait_for_cutover_released_by_the_world_clock(
     started = runner.start(batch, config, plan)
     runner.wait_for_parallel_run(batch.batch_id, len(customers), timeout=120)
 
-    def waiting() -> bool:
-        events = executions.history(sfn, started.execution_arn)
-        return any(
-            e["type"] == "WaitStateEntered" and e["stateEnteredEventDetails"]["name"] == "WaitForCutover"
-            for e in events
-        )
-
-    until(waiting, timeout=60, what="the execution to reach WaitForCutover")
     assert sfn.describe_execution(executionArn=started.execution_arn)["status"] == "RUNNING"
     for alias in aliases:
         (customer,) = list(book.metronome.v1.customers.list(ingest_alias=alias))
@@ -47,12 +38,10 @@ def test_retries_then_the_wait_for_cutover_released_by_the_world_clock(
     assert status.failures == {}
     assert [f.times for f in lambda_faults] == [0, 0]  # every injected failure happened and was retried
 
-    aws.move_clock(to=cutover.timestamp() + 1)
-    until(
-        lambda: sfn.describe_execution(executionArn=started.execution_arn)["status"] == "SUCCEEDED",
-        timeout=60,
-        what="the cutover wait to end",
-    )
+    for customer in customers:  # waiting in WaitForCutover: nothing decided before the decision instant
+        progress = book.store.get(batch.batch_id, customer)
+        assert progress is not None and progress.phase == "parallel_run" and progress.cutover_at is None
+        assert Step.METRONOME_CUTOVER_GATE not in progress.steps
 
 
 def _reaches_the_cutover_wait(sfn: Any, execution_arn: str) -> None:

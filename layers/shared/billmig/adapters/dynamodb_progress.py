@@ -164,12 +164,15 @@ class DynamoDBProgressStore:
         ingest_alias: str | None = None,
         dual_write_from: datetime | None = None,
         cutover_at: datetime | None = None,
+        clear_cutover_at: bool = False,
+        reason: str | None = None,
     ) -> SubjectProgress:
         def change(progress: SubjectProgress) -> SubjectProgress:
             progress.phase = phase
             progress.ingest_alias = ingest_alias or progress.ingest_alias
             progress.dual_write_from = dual_write_from or progress.dual_write_from
-            progress.cutover_at = cutover_at or progress.cutover_at
+            progress.cutover_at = None if clear_cutover_at else (cutover_at or progress.cutover_at)
+            progress.phase_reason = reason
             progress.updated_at = self._now()
             return progress
 

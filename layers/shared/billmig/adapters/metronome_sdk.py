@@ -22,6 +22,7 @@ from billmig.metronome.ports import (
     ContractBalance,
     MetronomeContract,
     MetronomeCustomer,
+    MetronomeInvoice,
     MetronomeProduct,
 )
 
@@ -179,12 +180,36 @@ class MetronomeSDKTarget:
         )
         return typed_metronome_call(f"list contracts of {customer_id}", lambda: [_contract(c.to_dict()) for c in pages])
 
-    def contract(self, customer_id: str, contract_id: str) -> MetronomeContract:
+    def contract(self, customer_id: str, contract_id: str, *, with_balances: bool = False) -> MetronomeContract:
         found = typed_metronome_call(
             f"retrieve contract {contract_id}",
-            lambda: self._client.v2.contracts.retrieve(customer_id=customer_id, contract_id=contract_id),
+            lambda: self._client.v2.contracts.retrieve(
+                customer_id=customer_id, contract_id=contract_id, include_balance=with_balances
+            ),
         )
         return _contract(found.data.to_dict())
+
+    def edit_contract(
+        self, customer_id: str, contract_id: str, edit: dict[str, Any], *, uniqueness_key: str, idempotency_key: str
+    ) -> None:
+        typed_metronome_call(
+            f"edit contract {contract_id}",
+            lambda: self._once.v2.contracts.edit(
+                customer_id=customer_id,
+                contract_id=contract_id,
+                uniqueness_key=uniqueness_key,
+                extra_headers=_headers(idempotency_key),
+                **edit,
+            ),
+        )
+
+    # -- invoices ---------------------------------------------------------------------------------------------------
+    def invoices(self, customer_id: str) -> list[MetronomeInvoice]:
+        pages = typed_metronome_call(
+            f"list invoices of {customer_id}",
+            lambda: self._client.v1.customers.invoices.list(customer_id=customer_id, limit=100),
+        )
+        return typed_metronome_call(f"list invoices of {customer_id}", lambda: [_invoice(i.to_dict()) for i in pages])
 
     def create_contract(self, terms: dict[str, Any]) -> str:
         made = typed_metronome_call(
@@ -222,6 +247,26 @@ def _balance(item: dict[str, Any], kind: str) -> ContractBalance:
         applicable_product_ids=tuple(item.get("applicable_product_ids") or ()),
         specifiers=tuple(item.get("specifiers") or ()),
         invoiced=(not invoice.get("do_not_invoice")) if isinstance(invoice, dict) else None,
+        balance=_cents(item["balance"]) if item.get("balance") is not None else None,
+    )
+
+
+def _invoice(data: dict[str, Any]) -> MetronomeInvoice:
+    drawn: dict[str, int] = {}
+    for line in data.get("line_items") or []:
+        applied = line.get("applied_commit_or_credit") or {}
+        source = applied.get("id") if isinstance(applied, dict) else None
+        if source and line.get("type") in ("commit", "credit"):
+            drawn[str(source)] = drawn.get(str(source), 0) - _cents(line.get("total"))
+    return MetronomeInvoice(
+        id=str(data["id"]),
+        type=str(data.get("type") or ""),
+        status=str(data.get("status") or ""),
+        start=_time(data.get("start_timestamp")),
+        end=_time(data.get("end_timestamp")),
+        total=_cents(data.get("total")),
+        billable_status=data.get("billable_status"),
+        drawn=drawn,
     )
 
 
@@ -240,4 +285,9 @@ def _contract(data: dict[str, Any]) -> MetronomeContract:
         statement_schedule=dict(data.get("usage_statement_schedule") or {}),
         billing_provider_configuration_id=provider.get("id") if isinstance(provider, dict) else None,
         balances=tuple(balances),
+        auto_recharge_enabled=_enabled(data.get("prepaid_balance_threshold_configuration")),
     )
+
+
+def _enabled(configuration: Any) -> bool | None:
+    return bool(configuration.get("is_enabled")) if isinstance(configuration, dict) else None

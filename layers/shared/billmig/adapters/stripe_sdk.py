@@ -130,6 +130,31 @@ class StripeSDKSource:
         )
         return str(cancelled.status)
 
+    def cancel_at_period_end(self, subscription_id: str, idempotency_key: str) -> None:
+        typed_stripe_call(
+            f"end {subscription_id} at period end",
+            lambda: self._client.v1.subscriptions.update(
+                subscription_id, params={"cancel_at_period_end": True}, options={"idempotency_key": idempotency_key}
+            ),
+        )
+
+    def create_schedule(self, subscription_id: str, idempotency_key: str) -> str:
+        made = typed_stripe_call(
+            f"schedule {subscription_id}",
+            lambda: self._client.v1.subscription_schedules.create(
+                params={"from_subscription": subscription_id}, options={"idempotency_key": idempotency_key}
+            ),
+        )
+        return str(made.id)
+
+    def end_schedule_with_cancel(self, schedule_id: str, idempotency_key: str) -> None:
+        typed_stripe_call(
+            f"end schedule {schedule_id} with cancel",
+            lambda: self._client.v1.subscription_schedules.update(
+                schedule_id, params={"end_behavior": "cancel"}, options={"idempotency_key": idempotency_key}
+            ),
+        )
+
     # -- credits, usage, invoices -------------------------------------------------------------------------------------
     def credit_grants(self, customer_id: str) -> list[StripeCreditGrant]:
         pages = typed_stripe_call(
@@ -220,7 +245,15 @@ def _subscription(subscription: Any) -> StripeSubscription:
         trial_end=_int_or_none(subscription.trial_end),
         metadata=_metadata(subscription),
         billing_threshold=_int_or_none(getattr(thresholds, "amount_gte", None)) if thresholds else None,
+        schedule=_schedule_id(getattr(subscription, "schedule", None)),
+        ended_at=_int_or_none(getattr(subscription, "ended_at", None)),
     )
+
+
+def _schedule_id(schedule: Any) -> str | None:
+    if schedule is None or isinstance(schedule, str):
+        return schedule
+    return str(schedule.id)
 
 
 def _invoice(invoice: Any) -> StripeInvoice:

@@ -18,6 +18,8 @@ from billmig.metronome.errors import InvalidMigrationConfig
 
 MIN_THRESHOLD = 500  # Metronome: auto-recharge threshold >= $5
 MIN_RECHARGE_GAP = 1000  # Metronome: recharge-to >= threshold + $10
+DEFAULT_CUTOVER_LEAD_HOURS = 24  # a day before the boundary: retries and a late parity run still fit in the period
+MAX_CUTOVER_LEAD_HOURS = 24 * 7  # never so early that the period being decided on is far from closed
 
 
 class PriceMapping(BaseModel):
@@ -82,6 +84,18 @@ class MigrationConfig(BaseModel):
     parallel_run_start: datetime
     cutover_at: datetime
     strategy: Literal["parallel", "hard"] = "parallel"
+    cutover_lead_hours: int = Field(
+        default=DEFAULT_CUTOVER_LEAD_HOURS,
+        ge=1,
+        le=MAX_CUTOVER_LEAD_HOURS,
+        description="How long before a customer's period boundary its cutover is decided: Stripe's end at period "
+        "end and Metronome's billable status are set then, while the period is still open.",
+    )
+    stripe_end: Literal["cancel_at_period_end", "subscription_schedule"] = Field(
+        default="cancel_at_period_end",
+        description="How the Stripe subscription is ended at its period end: the flag, or a subscription schedule "
+        "whose end_behavior is cancel.",
+    )
     auto_recharge: AutoRecharge
     concurrency: int = Field(default=10, ge=1, le=1000)
 

@@ -9,7 +9,13 @@ balance must equal the commit's or credit's amount, with its priority and expiry
 from __future__ import annotations
 
 from billmig.idempotency_keys import metronome_uniqueness_key
-from billmig.metronome.contract_terms import GrantMove, contract_terms, grant_moves, live_subscription
+from billmig.metronome.contract_terms import (
+    GrantMove,
+    contract_terms,
+    grant_moves,
+    live_subscription,
+    moved_at_cutover,
+)
 from billmig.metronome.customer import ACTION_PREFIX, actions_of
 from billmig.metronome.errors import (
     CreditReconciliationFailed,
@@ -79,7 +85,8 @@ def write_contract(
         raise StepOrderViolated(f"{stripe_id}: not prepared in Metronome yet")
     customer_id = prepared.vendor_ids["metronome_customer_id"]
     snapshot = read_snapshot(storage, request.batch_id, stripe_id)
-    moves = grant_moves(snapshot, live_subscription(snapshot), config)
+    subscription = live_subscription(snapshot)
+    moves = [] if moved_at_cutover(subscription) else grant_moves(snapshot, subscription, config)
     base_key = contract_key(config.migration_id, stripe_id)
 
     def body(running: RunningStep) -> StepOutcome:

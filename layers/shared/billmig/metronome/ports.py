@@ -44,6 +44,7 @@ class ContractBalance:
     applicable_product_ids: tuple[str, ...] = ()
     specifiers: tuple[dict[str, Any], ...] = ()
     invoiced: bool | None = None  # PREPAID only: whether its invoice schedule issues invoices
+    balance: int | None = None  # what is left of it now, when read with balances
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,21 @@ class MetronomeContract:
     statement_schedule: dict[str, Any]
     billing_provider_configuration_id: str | None
     balances: tuple[ContractBalance, ...] = field(default_factory=tuple)
+    auto_recharge_enabled: bool | None = None  # None: no prepaid balance threshold configuration
+
+
+@dataclass(frozen=True)
+class MetronomeInvoice:
+    """An invoice as the credit check reads it: its period, and what each commit or credit paid of it (cents)."""
+
+    id: str
+    type: str
+    status: str
+    start: datetime | None
+    end: datetime | None
+    total: int
+    billable_status: str | None
+    drawn: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -95,13 +111,29 @@ class MetronomeTarget(Protocol):
     # -- contracts
     def contracts(self, customer_id: str) -> list[MetronomeContract]: ...
 
-    def contract(self, customer_id: str, contract_id: str) -> MetronomeContract: ...
+    def contract(self, customer_id: str, contract_id: str, *, with_balances: bool = False) -> MetronomeContract: ...
 
     def create_contract(self, terms: dict[str, Any]) -> str:
         """`terms` are `v1.contracts.create`'s parameters; a used `uniqueness_key` raises `MetronomeAlreadyExists`."""
         ...
 
+    def edit_contract(
+        self, customer_id: str, contract_id: str, edit: dict[str, Any], *, uniqueness_key: str, idempotency_key: str
+    ) -> None:
+        """`v2.contracts.edit` with `edit`'s fields (add_commits, add_prepaid_balance_threshold_configuration...); a
+        used `uniqueness_key` raises `MetronomeAlreadyExists`."""
+        ...
 
-WRITE_METHODS = ("create_customer", "add_stripe_configuration", "set_billable_status", "create_contract")
+    # -- invoices
+    def invoices(self, customer_id: str) -> list[MetronomeInvoice]: ...
+
+
+WRITE_METHODS = (
+    "create_customer",
+    "add_stripe_configuration",
+    "set_billable_status",
+    "create_contract",
+    "edit_contract",
+)
 """Every `MetronomeTarget` method that writes: the crash points the resume tests enumerate (a test checks this list
 against the protocol, so a new write cannot be missed)."""

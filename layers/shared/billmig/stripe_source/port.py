@@ -31,6 +31,18 @@ class StripeSource(Protocol):
         """Cancel at once; returns the new status. A DELETE takes no idempotency key: read the status first."""
         ...
 
+    def cancel_at_period_end(self, subscription_id: str, idempotency_key: str) -> None:
+        """End the subscription after its current period's final cycle invoice (`cancel_at_period_end: true`)."""
+        ...
+
+    def create_schedule(self, subscription_id: str, idempotency_key: str) -> str:
+        """A subscription schedule `from_subscription` (one phase: the current period); returns its id."""
+        ...
+
+    def end_schedule_with_cancel(self, schedule_id: str, idempotency_key: str) -> None:
+        """`end_behavior: cancel`: the subscription ends when the schedule's last phase (its period) ends."""
+        ...
+
     def credit_grants(self, customer_id: str) -> list[StripeCreditGrant]:
         """Every grant of the customer, each with its own remaining balance (`credit_balance_summary` per grant)."""
         ...
@@ -42,3 +54,7 @@ class StripeSource(Protocol):
     def invoices(self, subscription_id: str) -> list[StripeInvoice]:
         """The subscription's invoices, newest first, each with its period and lines."""
         ...
+
+
+WRITE_METHODS = ("cancel_subscription", "cancel_at_period_end", "create_schedule", "end_schedule_with_cancel")
+"""Every `StripeSource` method that writes: the crash points the resume tests enumerate."""

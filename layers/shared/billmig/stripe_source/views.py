@@ -36,6 +36,8 @@ class StripeSubscription:
     trial_end: int | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     billing_threshold: int | None = None  # `billing_thresholds.amount_gte`: Stripe invoices early at this amount
+    schedule: str | None = None  # the subscription schedule managing it, if any
+    ended_at: int | None = None
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from typing import Protocol
 PARALLEL_RUN = "parallel_run"  # written by billmig.metronome.parallel_run
 CUT_OVER = "cut_over"
 CLEANED_UP = "cleaned_up"
-MIGRATING_PHASES = frozenset({PARALLEL_RUN, CUT_OVER, CLEANED_UP})
+HELD_BACK = "held_back"  # the parity gate refused the cutover: still dual-writing, no cutover instant
+MIGRATING_PHASES = frozenset({PARALLEL_RUN, HELD_BACK, CUT_OVER, CLEANED_UP})
 NOT_FOUND_CACHE_SECONDS = 10.0  # an unknown customer may be created any moment; ask again soon
 
 
