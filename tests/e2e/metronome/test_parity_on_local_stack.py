@@ -187,8 +187,9 @@ def world(book: Book, local_stack: LocalStack) -> Any:
             continue
         target = FirstOfMonthTarget(book.target()) if name == "misaligned" else None
         book.run_steps(batch, who.stripe_id, target)  # type: ignore[arg-type]
-    local_stack.move_clock(advance=7200)
-    at = t0 + timedelta(minutes=10)
+    local_stack.move_clock(advance=3 * 3600)
+    # after the migrated grants' access starts (the hour after Stripe's effective_at, decisions.md (b))
+    at = t0.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1, minutes=5)
     typical = [("api_call", 1, None)] * 3 + [("compute_minutes", 40, None), ("storage_gb", 12, "us-east")]
     for name, who in customers.items():
         if name == "unrated":
