@@ -43,6 +43,9 @@ class Step(StrEnum):
     METRONOME_BILLABLE = "metronome.billable"
     METRONOME_CUT_OVER = "metronome.cut_over"
     METRONOME_CREDIT_CHECK = "metronome.credit_check"
+    PARITY_CUSTOMERS = "parity.customers"
+    PARITY_CHECK = "parity.check"
+    PARITY_REPORT = "parity.report"
     RECORD_FAILURE = "record_failure"
 
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from billmig.metronome.config import DEFAULT_CUTOVER_LEAD_HOURS, AutoRecharge, MigrationConfig
+from billmig.metronome.config import DEFAULT_CUTOVER_LEAD_HOURS, AutoRecharge, MigrationConfig, ParityTolerances
 from billmig.metronome.errors import InvalidMigrationConfig
 from billmig.metronome.ports import MetronomeProduct, MetronomeTarget
 from billmig.stripe_source.port import StripeSource
@@ -39,6 +39,7 @@ class ResolvedConfig(BaseModel):
     cutover_lead_hours: int = DEFAULT_CUTOVER_LEAD_HOURS
     stripe_end: Literal["cancel_at_period_end", "subscription_schedule"] = "cancel_at_period_end"
     concurrency: int
+    parity: ParityTolerances = Field(default_factory=ParityTolerances)
 
     def mapping_for(self, price_id: str, lookup_key: str | None) -> ResolvedPrice | None:
         for mapping in self.prices:
@@ -109,4 +110,5 @@ def resolve(config: MigrationConfig, metronome: MetronomeTarget, stripe: StripeS
         cutover_lead_hours=config.cutover_lead_hours,
         stripe_end=config.stripe_end,
         concurrency=config.concurrency,
+        parity=config.parity,
     )
