@@ -198,13 +198,6 @@ class RouterConfigSettings(BaseModel):
 
 
 @cache
-def parity_ledger() -> DynamoDBParityLedger:
-    from billmig.adapters.dynamodb_parity_ledger import DynamoDBParityLedger
-
-    return DynamoDBParityLedger(from_environment(ProgressTableSettings).progress_table_name)
-
-
-@cache
 def parity_customer_listing() -> DynamoDBParityCustomers:
     from billmig.adapters.dynamodb_parity_customers import DynamoDBParityCustomers
 

@@ -24,9 +24,10 @@ from billmig.metronome.ports import (
     MetronomeContract,
     MetronomeCustomer,
     MetronomeInvoice,
+    MetronomeInvoiceLine,
     MetronomeProduct,
 )
-from billmig.parity.ports import MetronomeInvoice, MetronomeInvoiceLine, UsageProduct
+from billmig.parity.ports import UsageProduct
 
 _T = TypeVar("_T")
 STRIPE: Final[Literal["stripe"]] = "stripe"
@@ -306,6 +307,7 @@ def _invoice(data: dict[str, Any]) -> MetronomeInvoice:
         start=_time(data.get("start_timestamp")),
         end=_time(data.get("end_timestamp")),
         total=_cents(data.get("total")),
+        billable_status=data.get("billable_status"),
         lines=tuple(_invoice_line(i) for i in data.get("line_items") or []),
     )
 
@@ -340,25 +342,6 @@ def _balance(item: dict[str, Any], kind: str) -> ContractBalance:
         specifiers=tuple(item.get("specifiers") or ()),
         invoiced=(not invoice.get("do_not_invoice")) if isinstance(invoice, dict) else None,
         balance=_cents(item["balance"]) if item.get("balance") is not None else None,
-    )
-
-
-def _invoice(data: dict[str, Any]) -> MetronomeInvoice:
-    drawn: dict[str, int] = {}
-    for line in data.get("line_items") or []:
-        applied = line.get("applied_commit_or_credit") or {}
-        source = applied.get("id") if isinstance(applied, dict) else None
-        if source and line.get("type") in ("commit", "credit"):
-            drawn[str(source)] = drawn.get(str(source), 0) - _cents(line.get("total"))
-    return MetronomeInvoice(
-        id=str(data["id"]),
-        type=str(data.get("type") or ""),
-        status=str(data.get("status") or ""),
-        start=_time(data.get("start_timestamp")),
-        end=_time(data.get("end_timestamp")),
-        total=_cents(data.get("total")),
-        billable_status=data.get("billable_status"),
-        drawn=drawn,
     )
 
 

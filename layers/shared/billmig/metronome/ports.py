@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 
@@ -61,17 +62,40 @@ class MetronomeContract:
 
 
 @dataclass(frozen=True)
+class MetronomeInvoiceLine:
+    """A usage line (`product_id`, `pricing_group_values`) or an applied commit/credit (`commit_id`, negative)."""
+
+    kind: str  # usage | commit | credit | other
+    name: str
+    total: int
+    product_id: str | None = None
+    quantity: Decimal | None = None
+    pricing_group_values: dict[str, str] = field(default_factory=dict)
+    commit_id: str | None = None
+
+
+@dataclass(frozen=True)
 class MetronomeInvoice:
-    """An invoice as the credit check reads it: its period, and what each commit or credit paid of it (cents)."""
+    """An invoice as parity and the credit check read it: its period, its lines, what each commit or credit paid."""
 
     id: str
-    type: str
-    status: str
+    type: str  # USAGE | SCHEDULED
+    status: str  # DRAFT | FINALIZED | VOID
     start: datetime | None
     end: datetime | None
     total: int
-    billable_status: str | None
-    drawn: dict[str, int] = field(default_factory=dict)
+    contract_id: str | None = None
+    billable_status: str | None = None
+    lines: tuple[MetronomeInvoiceLine, ...] = ()
+
+    @property
+    def drawn(self) -> dict[str, int]:
+        """Cents drawn from each commit or credit (by its id) on this invoice."""
+        drawn: dict[str, int] = {}
+        for line in self.lines:
+            if line.kind in ("commit", "credit") and line.commit_id:
+                drawn[line.commit_id] = drawn.get(line.commit_id, 0) - line.total
+        return drawn
 
 
 @dataclass(frozen=True)

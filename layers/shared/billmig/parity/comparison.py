@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from billmig.metronome.config import ParityTolerances
-from billmig.metronome.ports import MetronomeContract
+from billmig.metronome.ports import MetronomeContract, MetronomeInvoice
 from billmig.metronome.resolution import ResolvedConfig, ResolvedPrice
-from billmig.parity.ports import MetronomeInvoice, MetronomeParityReads, StripeParityReads
+from billmig.parity.ports import MetronomeParityReads, StripeParityReads
 from billmig.parity.verdicts import Cause, Difference, LineParity, PeriodParity
 from billmig.stripe_source.views import StripeCreditGrant, StripeCustomer, StripeInvoice, StripeSubscription
 from billmig.usage.completeness import CompletenessRow

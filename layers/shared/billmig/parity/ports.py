@@ -7,39 +7,14 @@ Plain frozen values, money in integer cents; the adapters (`billmig.adapters.str
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from billmig.metronome.ports import MetronomeContract, MetronomeCustomer
+from billmig.metronome.ports import MetronomeContract, MetronomeCustomer, MetronomeInvoice
 from billmig.stripe_source.port import StripeSource
 from billmig.stripe_source.views import StripeInvoice
-
-
-@dataclass(frozen=True)
-class MetronomeInvoiceLine:
-    """A usage line (`product_id`, `pricing_group_values`) or an applied commit/credit (`commit_id`, negative)."""
-
-    kind: str  # usage | commit | credit | other
-    name: str
-    total: int
-    product_id: str | None = None
-    quantity: Decimal | None = None
-    pricing_group_values: dict[str, str] = field(default_factory=dict)
-    commit_id: str | None = None
-
-
-@dataclass(frozen=True)
-class MetronomeInvoice:
-    id: str
-    contract_id: str | None
-    type: str  # USAGE | SCHEDULED
-    status: str  # DRAFT | FINALIZED | VOID
-    start: datetime | None
-    end: datetime | None
-    total: int
-    lines: tuple[MetronomeInvoiceLine, ...]
 
 
 @dataclass(frozen=True)
