@@ -22,6 +22,7 @@ from billmig.metronome.ports import (
     ContractBalance,
     MetronomeContract,
     MetronomeCustomer,
+    MetronomeInvoice,
     MetronomeProduct,
 )
 
@@ -192,6 +193,36 @@ class MetronomeSDKTarget:
         )
         return str(made.data.id)
 
+    def end_contract(self, customer_id: str, contract_id: str, ending_before: datetime, idempotency_key: str) -> None:
+        typed_metronome_call(
+            f"end contract {contract_id}",
+            lambda: self._client.v1.contracts.update_end_date(
+                customer_id=customer_id,
+                contract_id=contract_id,
+                ending_before=ending_before.isoformat().replace("+00:00", "Z"),
+                extra_headers=_headers(idempotency_key),
+            ),
+        )
+
+    # -- invoices ---------------------------------------------------------------------------------------------------
+    def invoices(self, customer_id: str) -> list[MetronomeInvoice]:
+        pages = typed_metronome_call(
+            f"list invoices of {customer_id}",
+            lambda: self._client.v1.customers.invoices.list(customer_id=customer_id, limit=100),
+        )
+        found = typed_metronome_call(f"list invoices of {customer_id}", lambda: [i.to_dict() for i in pages])
+        return [
+            MetronomeInvoice(
+                id=str(i["id"]),
+                status=str(i.get("status")),
+                type=str(i.get("type")),
+                start=_time(i.get("start_timestamp")),
+                end=_time(i.get("end_timestamp")),
+                billable_status=_str_or_none(i.get("billable_status")),
+            )
+            for i in found
+        ]
+
 
 def _str_or_none(value: Any) -> str | None:
     return str(value) if value is not None else None
@@ -240,4 +271,5 @@ def _contract(data: dict[str, Any]) -> MetronomeContract:
         statement_schedule=dict(data.get("usage_statement_schedule") or {}),
         billing_provider_configuration_id=provider.get("id") if isinstance(provider, dict) else None,
         balances=tuple(balances),
+        ending_before=_time(data.get("ending_before")),
     )
