@@ -46,6 +46,7 @@ class Step(StrEnum):
     METRONOME_CLEANUP_ROUTE = "metronome.cleanup.route"
     METRONOME_CLEANUP_PRICES = "metronome.cleanup.prices"
     METRONOME_CLEANUP_METERS = "metronome.cleanup.meters"
+    METRONOME_BACKFILL_USAGE = "metronome.backfill_usage"
     BATCH_REPORT = "report"
     RECORD_FAILURE = "record_failure"
 
