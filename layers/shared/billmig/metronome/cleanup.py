@@ -37,6 +37,14 @@ class CleanupRequest(BaseModel):
     batch_id: str = Field(min_length=1)
     runner: str = "cleanup"
 
+    @property
+    def run_id(self) -> str:
+        return cleanup_run(self.batch_id)
+
+    @property
+    def subject(self) -> str:
+        return self.batch_id
+
 
 class CleanupPlan(BaseModel):
     batch_id: str
