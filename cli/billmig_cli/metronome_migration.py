@@ -271,15 +271,13 @@ def rollback(
 
 
 def cleanup_plan(batch_id: str, stripe: StripeSDKSource, *, stack_name: str = aws_target.DEFAULT_STACK) -> Any:
-    """What `cleanup` would do, read from the progress store, the batch's snapshots and Stripe: writes nothing."""
+    """What `cleanup` would do, read from the progress store and Stripe: writes nothing."""
     from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
-    from billmig.adapters.s3_import_storage import S3ImportStorage
     from billmig.metronome.cleanup import plan_cleanup
 
     outputs = aws_target.stack_outputs(stack_name)
     store = DynamoDBProgressStore(outputs["ProgressTableName"], client=aws_target.client("dynamodb"))
-    storage = S3ImportStorage(outputs["ImportBucketName"], client=aws_target.client("s3"))
-    return plan_cleanup(batch_id, storage, stripe, store)
+    return plan_cleanup(batch_id, stripe, store)
 
 
 def cleanup(batch_id: str, *, stack_name: str = aws_target.DEFAULT_STACK) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """Clean-up, once per batch after its customers are cut over: the Stripe side of their billing retired.
 
-First a plan (what `billmig metronome cleanup --plan` prints; it writes nothing): the prices the cut-over customers'
-Stripe subscriptions billed that no live Stripe subscription still uses are archived (Stripe prices cannot be
-deleted), and the meters of those prices that no live subscription bills through any price are deactivated (a
-deactivated meter takes no events). Everything still in use (a held-back or rolled-back customer, a customer of
+First a plan (what `billmig metronome cleanup --plan` prints; it writes nothing): the prices the cut-over
+customers' Stripe subscriptions (ended ones included) billed that no live Stripe subscription still uses are archived
+(Stripe prices cannot be deleted), and the meters of those prices that no live subscription bills through any price
+are deactivated (a deactivated meter takes no events). Everything still in use (a held-back or rolled-back customer, a customer of
 another batch, one not migrating) is kept, with the subscriptions that keep it. Then the run, one recorded step per
 kind of write, in an order that loses nothing: the cut-over customers' phase `cleaned_up` and the batch's
 Stripe-usage-writes-off flag (the router stops sending them to Stripe before the meters go), the prices archived,
@@ -20,8 +20,6 @@ from pydantic import BaseModel, Field
 
 from billmig.feature_flags import FeatureFlags, turn_stripe_writes_off
 from billmig.idempotency_keys import idempotency_key
-from billmig.metronome.contract_terms import live_subscription
-from billmig.metronome.snapshot import read_snapshot
 from billmig.metronome.storage import MigrationRun, RunStorage, run_key
 from billmig.progress import ProgressStore
 from billmig.steps import RunningStep, Step, StepKey, StepOutcome, run_once
@@ -78,13 +76,11 @@ def _users(stripe: StripeSource, cache: dict[str, list[str]], price_id: str) -> 
     return cache[price_id]
 
 
-def plan_cleanup(batch_id: str, storage: RunStorage, stripe: StripeSource, store: ProgressStore) -> CleanupPlan:
+def plan_cleanup(batch_id: str, stripe: StripeSource, store: ProgressStore) -> CleanupPlan:
     subjects = sorted(store.all_in_run(batch_id), key=lambda p: p.subject)
     customers = [p.subject for p in subjects if p.phase in CLEANED]
     left_alone = {p.subject: p.phase or "not in its parallel run" for p in subjects if p.phase not in CLEANED}
-    billed: set[str] = set()
-    for customer in customers:
-        billed |= {i.price_id for i in live_subscription(read_snapshot(storage, batch_id, customer)).items}
+    billed = {i.price_id for c in customers for s in stripe.subscriptions_of(c) for i in s.items}
     prices = {p.id: p for p in stripe.prices()}
     users: dict[str, list[str]] = {}
     archive, keep_prices = [], {}
@@ -128,7 +124,7 @@ def clean_up(
     try:
         plan = CleanupPlan.model_validate(storage.read_json(cleanup_key(batch)))
     except InvalidImportFile:  # the first attempt: plan now, and keep it for any resume
-        plan = plan_cleanup(batch, storage, stripe, store)
+        plan = plan_cleanup(batch, stripe, store)
         storage.write_json(cleanup_key(batch), plan.model_dump(mode="json"))
     done: dict[str, str] = {}
 
