@@ -1,14 +1,14 @@
 """Clean-up, once per batch after its customers are cut over: the Stripe side of their billing retired.
 
 First a plan (what `billmig metronome cleanup --plan` prints; it writes nothing): the prices the cut-over
-customers' Stripe subscriptions (ended ones included) billed that no live Stripe subscription still uses are archived
-(Stripe prices cannot be deleted), and the meters of those prices that no live subscription bills through any price
-are deactivated (a deactivated meter takes no events). Everything still in use (a held-back or rolled-back customer,
-a customer of another batch, one not migrating) is kept, with the subscriptions that keep it. Then the run, one recorded step per
-kind of write, in an order that loses nothing: the cut-over customers' phase `cleaned_up` and the batch's
-Stripe-usage-writes-off flag (the router stops sending them to Stripe before the meters go), the prices archived,
-the meters deactivated. The plan is stored with the run's documents when the run starts, so a resumed run does what
-the first attempt planned, and each write is remembered the moment it is made.
+customers' Stripe subscriptions (ended ones included) billed that no live Stripe subscription still uses are
+archived (Stripe prices cannot be deleted), and the meters of those prices that no live subscription bills through
+any price are deactivated (a deactivated meter takes no events). Whatever is still in use (by a held-back or
+rolled-back customer, a customer of another batch, one not migrating) is kept, with the subscriptions that keep it.
+Then the run, one recorded step per kind of write, in an order that loses nothing: the cut-over customers' phase
+`cleaned_up` and the batch's Stripe-usage-writes-off flag (the router stops sending them to Stripe before the meters
+go), the prices archived, the meters deactivated. The plan is stored with the run's documents when the run starts,
+so a resumed run does what the first attempt planned, and each write is remembered the moment it is made.
 """
 
 from __future__ import annotations
