@@ -143,10 +143,13 @@ def clean_up(
     step(Step.METRONOME_CLEANUP_ROUTE, route)
 
     def prices(running: RunningStep) -> StepOutcome:
+        active = {p.id for p in stripe.prices() if p.active} if running.attempt > 1 else None
         for price_id in plan.archive_prices:
-            if f"archived:{price_id}" not in running.vendor_ids:
+            if f"archived:{price_id}" in running.vendor_ids:
+                continue
+            if active is None or price_id in active:  # a resumed attempt: a price already archived is done
                 stripe.archive_price(price_id, key(f"archive:{price_id}", running))
-                running.remember({f"archived:{price_id}": price_id})
+            running.remember({f"archived:{price_id}": price_id})
         return StepOutcome(f"{len(plan.archive_prices)} archived")
 
     step(Step.METRONOME_CLEANUP_PRICES, prices)
