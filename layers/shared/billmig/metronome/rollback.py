@@ -249,7 +249,9 @@ def _stripe_back(
     if found:
         running.remember({"recreated_subscription_id": found[0]})
         return StepOutcome("recreated", detail=found[0])
-    ended = current.ended_at or (int(cutover_at.timestamp()) if cutover_at else None)
+    # From the instant it stopped billing: its end, or the cutover if Stripe ended it later (never a gap).
+    ends = [t for t in (current.ended_at, int(cutover_at.timestamp()) if cutover_at else None) if t is not None]
+    ended = min(ends) if ends else None
     if ended is None:
         raise RollbackRefused(f"{stripe_id}: subscription {original.id} ended, but when is unknown")
     made_id = stripe.create_subscription(
