@@ -142,29 +142,44 @@ def clean_up(
 
     step(Step.METRONOME_CLEANUP_ROUTE, route)
 
-    def prices(running: RunningStep) -> StepOutcome:
-        active = {p.id for p in stripe.prices() if p.active} if running.attempt > 1 else None
-        for price_id in plan.archive_prices:
-            if f"archived:{price_id}" in running.vendor_ids:
+    def retire(
+        running: RunningStep,
+        planned: list[str],
+        verb: str,
+        left: Callable[[], set[str]],
+        write: Callable[[str, str], None],
+    ) -> StepOutcome:
+        """Each planned write once: remembered the moment it is made; a resumed attempt first reads which are left
+        (one made just before a crash is done, its id not yet remembered)."""
+        still = left() if running.attempt > 1 else None
+        for obj in planned:
+            if f"{verb}:{obj}" in running.vendor_ids:
                 continue
-            if active is None or price_id in active:  # a resumed attempt: a price already archived is done
-                stripe.archive_price(price_id, key(f"archive:{price_id}", running))
-            running.remember({f"archived:{price_id}": price_id})
-        return StepOutcome(f"{len(plan.archive_prices)} archived")
+            if still is None or obj in still:
+                write(obj, key(f"{verb}:{obj}", running))
+            running.remember({f"{verb}:{obj}": obj})
+        return StepOutcome(f"{len(planned)} {verb}")
 
-    step(Step.METRONOME_CLEANUP_PRICES, prices)
-
-    def meters(running: RunningStep) -> StepOutcome:
-        active = {m.id for m in stripe.meters() if m.status == "active"} if running.attempt > 1 else None
-        for meter_id in plan.deactivate_meters:
-            if f"deactivated:{meter_id}" in running.vendor_ids:
-                continue
-            if active is None or meter_id in active:  # a resumed attempt: a meter already inactive is done
-                stripe.deactivate_meter(meter_id, key(f"deactivate:{meter_id}", running))
-            running.remember({f"deactivated:{meter_id}": meter_id})
-        return StepOutcome(f"{len(plan.deactivate_meters)} deactivated")
-
-    step(Step.METRONOME_CLEANUP_METERS, meters)
+    step(
+        Step.METRONOME_CLEANUP_PRICES,
+        lambda running: retire(
+            running,
+            plan.archive_prices,
+            "archived",
+            lambda: {p.id for p in stripe.prices() if p.active},
+            stripe.archive_price,
+        ),
+    )
+    step(
+        Step.METRONOME_CLEANUP_METERS,
+        lambda running: retire(
+            running,
+            plan.deactivate_meters,
+            "deactivated",
+            lambda: {m.id for m in stripe.meters() if m.status == "active"},
+            stripe.deactivate_meter,
+        ),
+    )
     step(Step.METRONOME_CLEANUP, lambda _: StepOutcome(CLEANED_UP, detail=f"{len(plan.customers)} customers"))
     return CleanupResult(batch_id=batch, outcome=CLEANED_UP, plan=plan, steps=done)
 
