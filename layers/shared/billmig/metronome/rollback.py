@@ -157,14 +157,17 @@ def rollback_customer(request: RollbackRequest, ports: RollbackPorts) -> Rollbac
             config.migration_id, Step.METRONOME_ROLLBACK, f"{stripe_id}:{write}", revision=running.revision
         )
 
-    now = _at(ports.clock.now())
+    asked = _at(ports.clock.now())
     record = step(
         Step.METRONOME_ROLLBACK,
         lambda _: StepOutcome(
             "requested",
-            {"requested_by": request.requested_by, "requested_at": now.isoformat(), "reason": request.reason},
+            {"requested_by": request.requested_by, "requested_at": asked.isoformat(), "reason": request.reason},
         ),
     )
+    # Every later write is timed from the recorded request, so a resumed attempt sends the same parameters under
+    # the same idempotency keys (a key reused with other parameters is refused by Metronome and Stripe alike).
+    now = datetime.fromisoformat(record["requested_at"])
     step(Step.METRONOME_ROLLBACK_ROUTE, lambda _: _route_back(store, batch, stripe_id))
 
     def unbillable(running: RunningStep) -> StepOutcome:
@@ -206,9 +209,9 @@ def rollback_customer(request: RollbackRequest, ports: RollbackPorts) -> Rollbac
         stripe_customer_id=stripe_id,
         outcome=ROLLED_BACK,
         steps=done,
-        requested_by=record.get("requested_by", request.requested_by),
-        requested_at=record.get("requested_at", now.isoformat()),
-        reason=record.get("reason", request.reason),
+        requested_by=record["requested_by"],
+        requested_at=record["requested_at"],
+        reason=record["reason"],
     )
 
 
