@@ -40,6 +40,7 @@ STEPS = (
     Step.METRONOME_PREPARE,
     Step.METRONOME_CONTRACT,
     Step.METRONOME_PARALLEL_RUN,
+    Step.METRONOME_BACKFILL_USAGE,
     Step.METRONOME_CUTOVER_GATE,
     Step.METRONOME_STRIPE_PERIOD_END,
     Step.METRONOME_STRIPE_END_NOW,
@@ -49,6 +50,7 @@ STEPS = (
     Step.METRONOME_CUT_OVER,
     Step.METRONOME_CREDIT_CHECK,
 )
+IN_PARALLEL_RUN = Step.METRONOME_BACKFILL_USAGE  # the last step before the execution waits for the cutover
 
 
 @dataclass
@@ -204,7 +206,7 @@ class BatchStatus:
 
     @property
     def done(self) -> int:
-        return self.steps[Step.METRONOME_PARALLEL_RUN]["succeeded"]
+        return self.steps[IN_PARALLEL_RUN]["succeeded"]
 
 
 def status(batch_id: str, *, stack_name: str = aws_target.DEFAULT_STACK) -> BatchStatus:
@@ -243,10 +245,57 @@ def wait_for_parallel_run(
     delay = 0.1
     while True:
         current = status(batch_id, stack_name=stack_name)
-        settled = current.steps[Step.METRONOME_PARALLEL_RUN]["succeeded"] + len(current.failures)
+        settled = current.steps[IN_PARALLEL_RUN]["succeeded"] + len(current.failures)
         if settled >= customers:
             return current
         if time.monotonic() > deadline:
             raise TimeoutError(f"batch {batch_id}: {settled} of {customers} customers settled after {timeout:.0f} s")
         time.sleep(delay)
         delay = min(1.0, delay * 1.5)
+
+
+class FunctionFailed(Exception):
+    """A function answered with an error: its type (the typed error's class) and message."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+
+
+def invoke(function: str, payload: dict[str, Any], *, stack_name: str = aws_target.DEFAULT_STACK) -> dict[str, Any]:
+    """Invoke the stack's function built from functions/<function>/ and return its JSON answer."""
+    from billmig_cli.local_functions import deployed_function_name
+
+    name = deployed_function_name(function, aws_target.client("cloudformation"), stack_name)
+    response = aws_target.client("lambda").invoke(FunctionName=name, Payload=json.dumps(payload).encode())
+    answer: dict[str, Any] = json.loads(response["Payload"].read() or b"{}")
+    if response.get("FunctionError"):
+        raise FunctionFailed(str(answer.get("errorType")), str(answer.get("errorMessage")))
+    return answer
+
+
+def rollback(
+    customer: str,
+    reason: str,
+    requested_by: str,
+    *,
+    batch_id: str | None = None,
+    stack_name: str = aws_target.DEFAULT_STACK,
+) -> dict[str, Any]:
+    payload = {"stripe_customer_id": customer, "reason": reason, "requested_by": requested_by, "batch_id": batch_id}
+    return invoke("metronome_rollback", payload, stack_name=stack_name)
+
+
+def cleanup_plan(batch_id: str, stripe: StripeSDKSource, *, stack_name: str = aws_target.DEFAULT_STACK) -> Any:
+    """What `cleanup` would do, read from the progress store and Stripe: writes nothing."""
+    from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
+    from billmig.metronome.cleanup import plan_cleanup
+
+    outputs = aws_target.stack_outputs(stack_name)
+    store = DynamoDBProgressStore(outputs["ProgressTableName"], client=aws_target.client("dynamodb"))
+    return plan_cleanup(batch_id, stripe, store)
+
+
+def cleanup(batch_id: str, *, stack_name: str = aws_target.DEFAULT_STACK) -> dict[str, Any]:
+    return invoke("metronome_cleanup", {"batch_id": batch_id, "runner": "cli"}, stack_name=stack_name)

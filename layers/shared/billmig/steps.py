@@ -46,6 +46,17 @@ class Step(StrEnum):
     PARITY_CUSTOMERS = "parity.customers"
     PARITY_CHECK = "parity.check"
     PARITY_REPORT = "parity.report"
+    METRONOME_ROLLBACK = "metronome.rollback"
+    METRONOME_ROLLBACK_ROUTE = "metronome.rollback.route"
+    METRONOME_ROLLBACK_UNBILLABLE = "metronome.rollback.unbillable"
+    METRONOME_ROLLBACK_END_CONTRACT = "metronome.rollback.end_contract"
+    METRONOME_ROLLBACK_STRIPE = "metronome.rollback.stripe_subscription"
+    METRONOME_ROLLBACK_RESEND = "metronome.rollback.resend"
+    METRONOME_CLEANUP = "metronome.cleanup"
+    METRONOME_CLEANUP_ROUTE = "metronome.cleanup.route"
+    METRONOME_CLEANUP_PRICES = "metronome.cleanup.prices"
+    METRONOME_CLEANUP_METERS = "metronome.cleanup.meters"
+    METRONOME_BACKFILL_USAGE = "metronome.backfill_usage"
     RECORD_FAILURE = "record_failure"
 
 

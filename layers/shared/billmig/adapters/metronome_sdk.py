@@ -220,6 +220,17 @@ class MetronomeSDKTarget:
         )
         return str(made.data.id)
 
+    def end_contract(self, customer_id: str, contract_id: str, ending_before: datetime, idempotency_key: str) -> None:
+        typed_metronome_call(
+            f"end contract {contract_id}",
+            lambda: self._client.v1.contracts.update_end_date(
+                customer_id=customer_id,
+                contract_id=contract_id,
+                ending_before=ending_before.isoformat().replace("+00:00", "Z"),
+                extra_headers=_headers(idempotency_key),
+            ),
+        )
+
     # -- parity reads ------------------------------------------------------------------------------------------------
     def usage_invoices(self, customer_id: str) -> list[MetronomeInvoice]:
         pages = typed_metronome_call(
@@ -361,6 +372,7 @@ def _contract(data: dict[str, Any]) -> MetronomeContract:
         billing_provider_configuration_id=provider.get("id") if isinstance(provider, dict) else None,
         balances=tuple(balances),
         auto_recharge_enabled=_enabled(data.get("prepaid_balance_threshold_configuration")),
+        ending_before=_time(data.get("ending_before")),
     )
 
 

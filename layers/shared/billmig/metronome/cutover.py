@@ -221,7 +221,7 @@ def end_stripe_at_period_end(
         wrote = []
         if not done:
             if cut.config.stripe_end == "subscription_schedule":
-                schedule_id = running.vendor_ids.get("stripe_schedule_id") or current.schedule
+                schedule_id = running.vendor_ids.get("stripe_schedule_id") or current.schedule_id
                 if schedule_id is None:
                     schedule_id = stripe.create_schedule(
                         sub_id,

@@ -58,6 +58,7 @@ class MetronomeContract:
     statement_schedule: dict[str, Any]
     billing_provider_configuration_id: str | None
     balances: tuple[ContractBalance, ...] = field(default_factory=tuple)
+    ending_before: datetime | None = None
     auto_recharge_enabled: bool | None = None  # None: no prepaid balance threshold configuration
 
 
@@ -148,6 +149,10 @@ class MetronomeTarget(Protocol):
         used `uniqueness_key` raises `MetronomeAlreadyExists`."""
         ...
 
+    def end_contract(self, customer_id: str, contract_id: str, ending_before: datetime, idempotency_key: str) -> None:
+        """`/v1/contracts/updateEndDate`: Metronome truncates the contract's draft statements at `ending_before`."""
+        ...
+
     # -- invoices
     def invoices(self, customer_id: str) -> list[MetronomeInvoice]: ...
 
@@ -158,6 +163,7 @@ WRITE_METHODS = (
     "set_billable_status",
     "create_contract",
     "edit_contract",
+    "end_contract",
 )
 """Every `MetronomeTarget` method that writes: the crash points the resume tests enumerate (a test checks this list
 against the protocol, so a new write cannot be missed)."""

@@ -3,6 +3,8 @@
 Every message ends in exactly one of three places: delivered (deleted from the queue), dead-lettered with its
 reason (a poison event, an unmapped one, a customer nobody knows, a vendor's refusal), or left for SQS to deliver
 again (a throttle or an outage on either side; the vendor that already took it dedupes the resend by its id).
+Before a message is let go, the event and the vendors that took it are in the journal (`billmig.usage.journal`),
+one page per customer and event day: what a later backfill or rollback re-sends from.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from billmig.errors import TransientError
 from billmig.idempotency_keys import usage_event_id
 from billmig.usage.errors import InvalidUsageEvent
 from billmig.usage.events import UsageEvent, parse_json_event
+from billmig.usage.journal import JournalEntry, JournalPage, UsageJournal, pages_of
 from billmig.usage.mapping import MeterRule, UsageRouterConfig
 from billmig.usage.ports import (
     DeadLetter,
@@ -51,6 +54,11 @@ class _Plan:
     metronome: list[tuple[str, MetronomeEvent]] = field(default_factory=list)
     refusals: dict[str, list[str]] = field(default_factory=dict)
     retry: set[str] = field(default_factory=set)
+    routed: dict[str, tuple[UsageEvent, str | None]] = field(default_factory=dict)  # message -> event, Stripe id
+
+
+JOURNAL_CONCURRENCY = 8
+ROUTER_ORIGIN = "batch"  # journal page ids of the router's pages
 
 
 def stripe_event(event: UsageEvent, rule: MeterRule, stripe_customer_id: str) -> StripeMeterEvent:
@@ -86,12 +94,14 @@ class UsageRouter:
         stripe: StripeMeterSink,
         metronome: MetronomeIngestSink,
         dead_letters: DeadLetterSink,
+        journal: UsageJournal,
     ) -> None:
         self.config = config
         self.routes = routes
         self.stripe = stripe
         self.metronome = metronome
         self.dead_letters = dead_letters
+        self.journal = journal
 
     def route(self, messages: list[QueuedEvent]) -> RouterResult:
         plan = _Plan()
@@ -107,15 +117,20 @@ class UsageRouter:
             metronome_sent = pool.submit(self.metronome.ingest, [e for _, e in plan.metronome])
             refused = {Destination.STRIPE: stripe_sent.result(), Destination.METRONOME: metronome_sent.result()}
         result = RouterResult(retry=set(plan.retry))
+        taken: dict[str, set[Destination]] = {}
+        vendor_refusals: dict[str, dict[str, str]] = {}
         for vendor, sent in ((Destination.STRIPE, plan.stripe), (Destination.METRONOME, plan.metronome)):
             for index, (message_id, _) in enumerate(sent):
                 refusal: Refusal | None = refused[vendor].get(index)
                 if refusal is None:
                     result.sent[vendor.value] += 1
+                    taken.setdefault(message_id, set()).add(vendor)
                 elif refusal.transient:
                     result.retry.add(message_id)
                 else:
                     plan.refusals.setdefault(message_id, []).append(f"{vendor.value}: {refusal.reason}")
+                    vendor_refusals.setdefault(message_id, {})[vendor.value] = refusal.reason
+        result.retry |= self._journal(plan, taken, vendor_refusals, result.retry)
         bodies = {m.message_id: m.body for m in messages}
         letters = [
             DeadLetter(message_id, bodies[message_id], "; ".join(reasons))
@@ -126,6 +141,48 @@ class UsageRouter:
         result.dead_lettered = [letter for letter in letters if letter.message_id not in result.retry]
         return result
 
+    def _journal(
+        self,
+        plan: _Plan,
+        taken: dict[str, set[Destination]],
+        refusals: dict[str, dict[str, str]],
+        retry: set[str],
+    ) -> set[str]:
+        """Journal every event some vendor took (one page per customer and day); the messages of an unwritten page
+        are delivered again (the vendors dedupe them), so nothing leaves the queue unjournaled."""
+        by_customer: dict[str, list[tuple[str, JournalEntry]]] = {}
+        for message_id, vendors in taken.items():
+            if message_id in retry:
+                continue  # it comes round again, and is journaled then
+            event, stripe_id = plan.routed[message_id]
+            entry = JournalEntry(event, frozenset(vendors), stripe_id, refusals.get(message_id, {}))
+            by_customer.setdefault(event.customer_id, []).append((message_id, entry))
+        pages: list[tuple[JournalPage, set[str]]] = []
+        for internal_id, found in by_customer.items():
+            messages = {entry.event.event_id: message_id for message_id, entry in found}
+            for page in pages_of(ROUTER_ORIGIN, internal_id, [entry for _, entry in found]):
+                pages.append((page, {messages[e.event.event_id] for e in page.entries}))
+        if not pages:
+            return set()
+
+        def write(page: JournalPage) -> bool:
+            try:
+                self.journal.record(page)
+            except TransientError:
+                return False
+            return True
+
+        if len(pages) == 1:
+            written = [write(pages[0][0])]
+        else:
+            with ThreadPoolExecutor(max_workers=min(JOURNAL_CONCURRENCY, len(pages))) as pool:
+                written = list(pool.map(write, [page for page, _ in pages]))
+        unwritten: set[str] = set()
+        for ok, (_, message_ids) in zip(written, pages, strict=True):
+            if not ok:
+                unwritten |= message_ids
+        return unwritten
+
     def _plan(self, message: QueuedEvent, plan: _Plan) -> None:
         event = parse_json_event(message.body, f"message {message.message_id}")
         rule = self.config.rule_for(event)
@@ -135,6 +192,7 @@ class UsageRouter:
         if route is None:
             raise UnroutableEvent(f"customer_id {event.customer_id!r}: unknown (no migration run, no Stripe customer)")
         destinations = route.destinations(event.timestamp)
+        plan.routed[message.message_id] = (event, route.stripe_customer_id)
         if Destination.STRIPE in destinations:
             if route.stripe_customer_id is None:
                 raise UnroutableEvent(f"customer_id {event.customer_id!r}: no Stripe customer")

@@ -1,0 +1,80 @@
+"""`UsageJournal` on S3: `usage-journal/<internal id>/<YYYY-MM-DD>/<page id>.jsonl`, one JSON line per event.
+
+The key is the customer (URL-quoted), then the event's UTC day, so a window is read with one paginated listing of the
+customer's prefix starting at its first day, then one GET per page (a few at a time). Writing a page is one
+PutObject; a page id that repeats overwrites itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from billmig.errors import VendorUnavailable
+from billmig.usage.journal import JournalEntry, JournalPage
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+JOURNAL_PREFIX = "usage-journal/"
+READ_CONCURRENCY = 8
+
+
+def customer_prefix(internal_id: str) -> str:
+    return f"{JOURNAL_PREFIX}{quote(internal_id, safe='')}/"
+
+
+def page_key(page: JournalPage) -> str:
+    return f"{customer_prefix(page.internal_id)}{page.day.isoformat()}/{page.page_id}.jsonl"
+
+
+class S3UsageJournal:
+    def __init__(self, bucket: str, *, client: S3Client | None = None) -> None:
+        self.bucket = bucket
+        self._client: S3Client = client or boto3.client("s3")
+
+    def record(self, page: JournalPage) -> None:
+        key = page_key(page)
+        try:
+            self._client.put_object(
+                Bucket=self.bucket, Key=key, Body=page.body().encode(), ContentType="application/x-ndjson"
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise VendorUnavailable(f"S3 put s3://{self.bucket}/{key}: {exc}") from exc
+
+    def read(self, internal_id: str, since: datetime | None, until: datetime | None) -> Iterator[JournalEntry]:
+        keys = list(self._keys(internal_id, since, until))
+        with ThreadPoolExecutor(max_workers=READ_CONCURRENCY) as pool:
+            for text in pool.map(self._get, keys):
+                for line in text.splitlines():
+                    if line:
+                        yield JournalEntry.from_json(json.loads(line))
+
+    def _keys(self, internal_id: str, since: datetime | None, until: datetime | None) -> Iterator[str]:
+        prefix = customer_prefix(internal_id)
+        last_day = until.date().isoformat() if until is not None else None
+        params = {"Bucket": self.bucket, "Prefix": prefix}
+        if since is not None:
+            params["StartAfter"] = f"{prefix}{since.date().isoformat()}"  # sorts before that day's pages
+        try:
+            for listing in self._client.get_paginator("list_objects_v2").paginate(**params):  # type: ignore[arg-type]
+                for item in listing.get("Contents", []):
+                    day = item["Key"][len(prefix) :].split("/", 1)[0]
+                    if last_day is not None and day > last_day:
+                        return
+                    yield item["Key"]
+        except (ClientError, BotoCoreError) as exc:
+            raise VendorUnavailable(f"S3 list s3://{self.bucket}/{prefix}: {exc}") from exc
+
+    def _get(self, key: str) -> str:
+        try:
+            return self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode()
+        except (ClientError, BotoCoreError) as exc:
+            raise VendorUnavailable(f"S3 get s3://{self.bucket}/{key}: {exc}") from exc
