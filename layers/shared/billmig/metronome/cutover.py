@@ -39,7 +39,7 @@ from billmig.progress import ProgressStore, StepStatus
 from billmig.steps import RunningStep, Step, StepDone, StepKey, StepOutcome, run_once
 from billmig.stripe_source.port import StripeSource
 from billmig.stripe_source.views import StripeSubscription
-from billmig.usage.routing import CUT_OVER, HELD_BACK
+from billmig.usage.routing import CUT_OVER, HELD_BACK, ROLLED_BACK
 from billmig.world_clock import Clock
 
 CutoverPath = Literal["period_end", "threshold"]
@@ -59,7 +59,7 @@ class CutoverDecision(BaseModel):
     batch_id: str
     stripe_customer_id: str
     ready: bool
-    verdict: Literal["pending", "released", "held_back"]
+    verdict: Literal["pending", "released", "held_back", "rolled_back"]
     path: CutoverPath
     decide_at: str
     boundary: str
@@ -132,6 +132,10 @@ def decide_cutover(
         boundary=rfc3339(boundary),
         check_at=rfc3339(after + FIRST_CYCLE_SETTLED),
     )
+    if progress is not None and progress.phase == ROLLED_BACK:
+        # rolled back while waiting: its usage is Stripe's again and its progress item is left as the rollback wrote it
+        reason = progress.phase_reason or "rolled back"
+        return decision.model_copy(update={"ready": True, "verdict": "rolled_back", "reason": reason})
     if gate is None or gate.status is not StepStatus.SUCCEEDED:
         if now < boundary - lead:
             return decision
@@ -175,6 +179,8 @@ def released(request: CustomerStepRequest, storage: RunStorage, store: ProgressS
     gate = steps.get(Step.METRONOME_CUTOVER_GATE)
     if gate is None or gate.status is not StepStatus.SUCCEEDED:
         raise StepOrderViolated(f"{request.stripe_customer_id}: not released for cutover by the gate")
+    if progress is not None and progress.phase == ROLLED_BACK:
+        raise StepOrderViolated(f"{request.stripe_customer_id}: rolled back after its release; no cutover step runs")
     return Released(
         config=MigrationRun.model_validate(storage.read_json(request.run_key)).config,
         snapshot=read_snapshot(storage, request.batch_id, request.stripe_customer_id),
