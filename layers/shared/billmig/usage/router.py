@@ -4,7 +4,7 @@ Every message ends in exactly one of three places: delivered (deleted from the q
 reason (a poison event, an unmapped one, a customer nobody knows, a vendor's refusal), or left for SQS to deliver
 again (a throttle or an outage on either side; the vendor that already took it dedupes the resend by its id).
 Before a message is let go, the event and the vendors that took it are in the journal (`billmig.usage.journal`),
-one page per customer and event day: what a later backfill or rollback re-sends from.
+one page per customer: what a later backfill or rollback re-sends from.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from billmig.errors import TransientError
 from billmig.idempotency_keys import usage_event_id
 from billmig.usage.errors import InvalidUsageEvent
 from billmig.usage.events import UsageEvent, parse_json_event
-from billmig.usage.journal import JournalEntry, JournalPage, UsageJournal, pages_of
+from billmig.usage.journal import JournalEntry, JournalPage, UsageJournal, page_of
 from billmig.usage.mapping import MeterRule, UsageRouterConfig
 from billmig.usage.ports import (
     DeadLetter,
@@ -148,7 +148,7 @@ class UsageRouter:
         refusals: dict[str, dict[str, str]],
         retry: set[str],
     ) -> set[str]:
-        """Journal every event some vendor took (one page per customer and day); the messages of an unwritten page
+        """Journal every event some vendor took (one page per customer); the messages of an unwritten page
         are delivered again (the vendors dedupe them), so nothing leaves the queue unjournaled."""
         by_customer: dict[str, list[tuple[str, JournalEntry]]] = {}
         for message_id, vendors in taken.items():
@@ -159,9 +159,9 @@ class UsageRouter:
             by_customer.setdefault(event.customer_id, []).append((message_id, entry))
         pages: list[tuple[JournalPage, set[str]]] = []
         for internal_id, found in by_customer.items():
-            messages = {entry.event.event_id: message_id for message_id, entry in found}
-            for page in pages_of(ROUTER_ORIGIN, internal_id, [entry for _, entry in found]):
-                pages.append((page, {messages[e.event.event_id] for e in page.entries}))
+            page = page_of(ROUTER_ORIGIN, internal_id, [entry for _, entry in found])
+            if page is not None:
+                pages.append((page, {message_id for message_id, _ in found}))
         if not pages:
             return set()
 
