@@ -55,13 +55,18 @@ class MemoryRoutes:
 
 
 class MemoryJournal:
-    """The journal's pages kept in memory (S3 on AWS: one PutObject per customer and day per batch)."""
+    """The journal's pages kept in memory, each write answered after the same per-request latency as the vendors
+    (S3 on AWS: one PutObject per customer per batch), its body serialised as the S3 adapter does."""
 
-    def __init__(self) -> None:
+    def __init__(self, latency_seconds: float) -> None:
+        self.latency_seconds = latency_seconds
         self.pages: dict[str, JournalPage] = {}
+        self.bytes = 0
 
     def record(self, page: JournalPage) -> None:
-        self.pages[f"{page.internal_id}/{page.day}/{page.page_id}"] = page
+        self.pages[f"{page.internal_id}/{page.page_id}"] = page
+        self.bytes += len(page.body())  # what the S3 adapter serialises
+        time.sleep(self.latency_seconds)
 
     def read(self, internal_id: str, since: object, until: object) -> list[JournalEntry]:
         return [e for p in self.pages.values() if p.internal_id == internal_id for e in p.entries]
@@ -106,7 +111,7 @@ def main() -> None:
         config = UsageRouterConfig.model_validate_json((REPO / "events" / "usage" / "router.json").read_text())
         source = MemoryRoutes(routes)
         letters = CountingDeadLetters()
-        journal = MemoryJournal()
+        journal = MemoryJournal(args.latency_ms / 1000)
         now = clock.now_datetime()
         names = list(routes)
         bodies = [

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from billmig.errors import VendorUnavailable
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 JOURNAL_PREFIX = "usage-journal/"
 READ_CONCURRENCY = 8
+POOL_CONNECTIONS = 40  # the router writes up to 32 pages at once; boto3 defaults to 10
 
 
 def customer_prefix(internal_id: str) -> str:
@@ -39,7 +41,7 @@ def page_key(page: JournalPage) -> str:
 class S3UsageJournal:
     def __init__(self, bucket: str, *, client: S3Client | None = None) -> None:
         self.bucket = bucket
-        self._client: S3Client = client or boto3.client("s3")
+        self._client: S3Client = client or boto3.client("s3", config=Config(max_pool_connections=POOL_CONNECTIONS))
 
     def record(self, page: JournalPage) -> None:
         key = page_key(page)

@@ -1,5 +1,6 @@
-"""The journal of routed usage events: each source event, with the vendors that took it, kept so that events can be
-sent again later to the vendor that did not get them (the parallel run's backfill, a rollback's re-send to Stripe).
+"""The journal of routed usage events: each source event, with the vendors it was routed to, kept so that events
+can be sent again later to the vendor that did not get them (the parallel run's backfill, a rollback's re-send to
+Stripe).
 
 The router writes one page per customer and SQS batch (one PutObject each); a resend writes one page per customer
 and round of calls. A page is filed under the days of its first and last event, so a window reads only the pages
@@ -26,9 +27,11 @@ PAGE_ID_DIGEST = 24
 @dataclass(frozen=True)
 class JournalEntry:
     event: UsageEvent
+    # The router: the vendors it routed the event to (SQS then delivers it there or dead-letters it with the
+    # reason); a resend: the vendor that took it.
     sent_to: frozenset[Destination]
     stripe_customer_id: str | None = None  # as the router resolved it: what a resend to Stripe sends for
-    refused: dict[str, str] = field(default_factory=dict)  # vendor -> why it refused the event for good
+    refused: dict[str, str] = field(default_factory=dict)  # vendor -> why it refused a resend for good
 
     @property
     def day(self) -> date:
