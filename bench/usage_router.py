@@ -4,7 +4,8 @@ The router runs as the Lambda does, one SQS batch of 100 at a time: Metronome in
 meter event stream in requests of 100, both vendors at once. Each emulator answers after a 50 ms latency (the
 `/_emulator/latency` control), so the figure is about round trips, not the emulators' speed. Several routers run
 side by side, like concurrent Lambda instances. Routes come from memory (every customer in the parallel run): the
-progress-store lookup is cached per customer and is not what limits a run.
+progress-store lookup is cached per customer and is not what limits a run. Each batch is also journaled (one page
+per customer, 50 in a batch here), written in memory after the same 50 ms, standing in for S3's PutObject.
 
 The bound: one router instance moves at most 100 events per round trip (100 / 0.05 s = 2,000 events/s), and Stripe's
 stream takes at most 10,000 events/s (Metronome publishes no rate below its 100,000 events/s, only 100 per request).
