@@ -102,7 +102,7 @@ class UsageRouter:
         self.metronome = metronome
         self.dead_letters = dead_letters
         self.journal = journal
-        # Kept for the container's life: a pool per batch cost more CPU than the batch's own work.
+        # Kept for the router's life (a warm container's), rather than threads started for every batch.
         self._pool = ThreadPoolExecutor(max_workers=2 + JOURNAL_CONCURRENCY, thread_name_prefix="router")
 
     def route(self, messages: list[QueuedEvent]) -> RouterResult:
@@ -141,6 +141,10 @@ class UsageRouter:
         result.retry |= self.dead_letters.dead_letter(letters)
         result.dead_lettered = [letter for letter in letters if letter.message_id not in result.retry]
         return result
+
+    def close(self) -> None:
+        """Let the pool's threads go once no batch uses this router (its config was replaced)."""
+        self._pool.shutdown(wait=False)
 
     @staticmethod
     def _pages(plan: _Plan) -> list[tuple[JournalPage, set[str]]]:
