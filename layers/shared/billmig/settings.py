@@ -208,6 +208,8 @@ def usage_router() -> UsageRouter:
         decommissioned=stripe_writes_off_batches,
     )
     dead_letters = SQSDeadLetters(from_environment(UsageRouterSettings).usage_dead_letter_queue_url)
+    for replaced in _routers.values():
+        replaced.close()
     _routers.clear()
     _routers[text] = UsageRouter(config, routes, stripe_sink, _metronome_ingest_sink(), dead_letters, usage_journal())
     return _routers[text]

@@ -1,8 +1,8 @@
-"""`UsageJournal` on S3: `usage-journal/<internal id>/<YYYY-MM-DD>/<page id>.jsonl`, one JSON line per event.
+"""`UsageJournal` on S3: `usage-journal/<internal id>/<first day>/<last day>/<page id>.jsonl`, one JSON line per event.
 
-The key is the customer (URL-quoted), then the event's UTC day, so a window is read with one paginated listing of the
-customer's prefix starting at its first day, then one GET per page (a few at a time). Writing a page is one
-PutObject; a page id that repeats overwrites itself.
+The key is the customer (URL-quoted), then the UTC days of the page's first and last event, so a window is read with
+one paginated listing of the customer's prefix (keys only) and one GET per page that overlaps it (a few at a time).
+Writing a page is one PutObject; a page id that repeats overwrites itself.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from billmig.errors import VendorUnavailable
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 JOURNAL_PREFIX = "usage-journal/"
 READ_CONCURRENCY = 8
+POOL_CONNECTIONS = 40  # the router writes up to 32 pages at once; boto3 defaults to 10
 
 
 def customer_prefix(internal_id: str) -> str:
@@ -32,13 +34,14 @@ def customer_prefix(internal_id: str) -> str:
 
 
 def page_key(page: JournalPage) -> str:
-    return f"{customer_prefix(page.internal_id)}{page.day.isoformat()}/{page.page_id}.jsonl"
+    days = f"{page.first_day.isoformat()}/{page.last_day.isoformat()}"
+    return f"{customer_prefix(page.internal_id)}{days}/{page.page_id}.jsonl"
 
 
 class S3UsageJournal:
     def __init__(self, bucket: str, *, client: S3Client | None = None) -> None:
         self.bucket = bucket
-        self._client: S3Client = client or boto3.client("s3")
+        self._client: S3Client = client or boto3.client("s3", config=Config(max_pool_connections=POOL_CONNECTIONS))
 
     def record(self, page: JournalPage) -> None:
         key = page_key(page)
@@ -59,17 +62,16 @@ class S3UsageJournal:
 
     def _keys(self, internal_id: str, since: datetime | None, until: datetime | None) -> Iterator[str]:
         prefix = customer_prefix(internal_id)
-        last_day = until.date().isoformat() if until is not None else None
-        params = {"Bucket": self.bucket, "Prefix": prefix}
-        if since is not None:
-            params["StartAfter"] = f"{prefix}{since.date().isoformat()}"  # sorts before that day's pages
+        first_wanted = since.date().isoformat() if since is not None else ""
+        last_wanted = until.date().isoformat() if until is not None else "9999-12-31"
         try:
-            for listing in self._client.get_paginator("list_objects_v2").paginate(**params):  # type: ignore[arg-type]
+            for listing in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 for item in listing.get("Contents", []):
-                    day = item["Key"][len(prefix) :].split("/", 1)[0]
-                    if last_day is not None and day > last_day:
-                        return
-                    yield item["Key"]
+                    first, last, _ = item["Key"][len(prefix) :].split("/", 2)
+                    if first > last_wanted:
+                        return  # keys sort by first day: no later page overlaps
+                    if last >= first_wanted:
+                        yield item["Key"]
         except (ClientError, BotoCoreError) as exc:
             raise VendorUnavailable(f"S3 list s3://{self.bucket}/{prefix}: {exc}") from exc
 

@@ -1,10 +1,12 @@
-"""The journal of routed usage events: each source event, with the vendors that took it, kept so that events can be
-sent again later to the vendor that did not get them (the parallel run's backfill, a rollback's re-send to Stripe).
+"""The journal of routed usage events: each source event, with the vendors it was routed to, kept so that events
+can be sent again later to the vendor that did not get them (the parallel run's backfill, a rollback's re-send to
+Stripe).
 
-The router writes one page per customer, event day and SQS batch; a resend writes one page per customer and day.
-A page's id is a digest of the events on it, so a redelivered batch (or a repeated resend) overwrites its own page
-instead of adding one. An event may still sit on several pages (SQS redelivers a message in another batch): reading
-merges them by event id, the vendors of all its pages together.
+The router writes one page per customer and SQS batch (one PutObject each); a resend writes one page per customer
+and round of calls. A page is filed under the days of its first and last event, so a window reads only the pages
+that overlap it. A page's id is a digest of the events on it, so a redelivered batch (or a repeated resend)
+overwrites its own page instead of adding one. An event may still sit on several pages (SQS redelivers a message
+in another batch): reading merges them by event id, the vendors of all its pages together.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ PAGE_ID_DIGEST = 24
 @dataclass(frozen=True)
 class JournalEntry:
     event: UsageEvent
+    # The router: the vendors it routed the event to (SQS then delivers it there or dead-letters it with the
+    # reason); a resend: the vendor that took it.
     sent_to: frozenset[Destination]
     stripe_customer_id: str | None = None  # as the router resolved it: what a resend to Stripe sends for
-    refused: dict[str, str] = field(default_factory=dict)  # vendor -> why it refused the event for good
+    refused: dict[str, str] = field(default_factory=dict)  # vendor -> why it refused a resend for good
 
     @property
     def day(self) -> date:
@@ -53,12 +57,19 @@ class JournalEntry:
 
 @dataclass(frozen=True)
 class JournalPage:
-    """One object of the journal: one customer's events of one day, from one batch (or one resend)."""
+    """One object of the journal: one customer's events from one batch (or one round of a resend)."""
 
     internal_id: str
-    day: date
     page_id: str
     entries: tuple[JournalEntry, ...]
+
+    @property
+    def first_day(self) -> date:
+        return min(entry.day for entry in self.entries)
+
+    @property
+    def last_day(self) -> date:
+        return max(entry.day for entry in self.entries)
 
     def body(self) -> str:
         return "".join(json.dumps(entry.as_json(), separators=(",", ":")) + "\n" for entry in self.entries)
@@ -70,21 +81,17 @@ class UsageJournal(Protocol):
         ...
 
     def read(self, internal_id: str, since: datetime | None, until: datetime | None) -> Iterable[JournalEntry]:
-        """Every entry of the customer's pages for the days the window touches (the caller filters by instant)."""
+        """Every entry of the customer's pages that overlap the window's days (the caller filters by instant)."""
         ...
 
 
-def pages_of(origin: str, internal_id: str, entries: Iterable[JournalEntry]) -> list[JournalPage]:
-    """Group one customer's entries by event day; each page's id is `origin` plus a digest of its event ids."""
-    by_day: dict[date, list[JournalEntry]] = {}
-    for entry in entries:
-        by_day.setdefault(entry.day, []).append(entry)
-    pages = []
-    for day, found in sorted(by_day.items()):
-        found.sort(key=lambda e: e.event.event_id)
-        digest = hashlib.sha256("\x1f".join(e.event.event_id for e in found).encode()).hexdigest()[:PAGE_ID_DIGEST]
-        pages.append(JournalPage(internal_id, day, f"{origin}-{digest}", tuple(found)))
-    return pages
+def page_of(origin: str, internal_id: str, entries: Iterable[JournalEntry]) -> JournalPage | None:
+    """One customer's entries as one page, its id `origin` plus a digest of its event ids (None when empty)."""
+    found = sorted(entries, key=lambda e: e.event.event_id)
+    if not found:
+        return None
+    digest = hashlib.sha256("\x1f".join(e.event.event_id for e in found).encode()).hexdigest()[:PAGE_ID_DIGEST]
+    return JournalPage(internal_id, f"{origin}-{digest}", tuple(found))
 
 
 def merged(entries: Iterable[JournalEntry]) -> dict[str, JournalEntry]:

@@ -21,7 +21,7 @@ from typing import TypeVar
 from billmig.bulk import chunked
 from billmig.errors import VendorUnavailable
 from billmig.idempotency_keys import usage_event_id
-from billmig.usage.journal import JournalEntry, UsageJournal, merged, pages_of
+from billmig.usage.journal import JournalEntry, UsageJournal, merged, page_of
 from billmig.usage.mapping import MeterRule, UsageRouterConfig
 from billmig.usage.ports import DeadLetter, DeadLetterSink, MetronomeIngestSink, Refusal, StripeMeterSink
 from billmig.usage.router import UnroutableEvent, metronome_event, stripe_event
@@ -121,7 +121,8 @@ def resend(
                 reasons = {**entry.refused, destination.value: refusal.reason}
                 refused.append(JournalEntry(entry.event, entry.sent_to, entry.stripe_customer_id, reasons))
         _dead_letter(ports.dead_letters, destination, refused)
-        for page in pages_of(f"resend-{destination.value}", internal_id, taken + refused):
+        page = page_of(f"resend-{destination.value}", internal_id, taken + refused)
+        if page is not None:
             ports.journal.record(page)
         result.sent += len(taken)
         result.refused.update({e.event.event_id: e.refused[destination.value] for e in refused})

@@ -3,8 +3,8 @@
 Every message ends in exactly one of three places: delivered (deleted from the queue), dead-lettered with its
 reason (a poison event, an unmapped one, a customer nobody knows, a vendor's refusal), or left for SQS to deliver
 again (a throttle or an outage on either side; the vendor that already took it dedupes the resend by its id).
-Before a message is let go, the event and the vendors that took it are in the journal (`billmig.usage.journal`),
-one page per customer and event day: what a later backfill or rollback re-sends from.
+Before a message is let go, the event and the vendors it was routed to are in the journal
+(`billmig.usage.journal`), one page per customer: what a later backfill or rollback re-sends from.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from billmig.errors import TransientError
 from billmig.idempotency_keys import usage_event_id
 from billmig.usage.errors import InvalidUsageEvent
 from billmig.usage.events import UsageEvent, parse_json_event
-from billmig.usage.journal import JournalEntry, JournalPage, UsageJournal, pages_of
+from billmig.usage.journal import JournalEntry, JournalPage, UsageJournal, page_of
 from billmig.usage.mapping import MeterRule, UsageRouterConfig
 from billmig.usage.ports import (
     DeadLetter,
@@ -57,7 +57,7 @@ class _Plan:
     routed: dict[str, tuple[UsageEvent, str | None]] = field(default_factory=dict)  # message -> event, Stripe id
 
 
-JOURNAL_CONCURRENCY = 8
+JOURNAL_CONCURRENCY = 32  # PutObjects at once (one per customer in the batch)
 ROUTER_ORIGIN = "batch"  # journal page ids of the router's pages
 
 
@@ -102,6 +102,8 @@ class UsageRouter:
         self.metronome = metronome
         self.dead_letters = dead_letters
         self.journal = journal
+        # Kept for the router's life (a warm container's), rather than threads started for every batch.
+        self._pool = ThreadPoolExecutor(max_workers=2 + JOURNAL_CONCURRENCY, thread_name_prefix="router")
 
     def route(self, messages: list[QueuedEvent]) -> RouterResult:
         plan = _Plan()
@@ -112,25 +114,24 @@ class UsageRouter:
                 plan.refusals.setdefault(message.message_id, []).append(str(exc))
             except TransientError:
                 plan.retry.add(message.message_id)
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            stripe_sent = pool.submit(self.stripe.send, [e for _, e in plan.stripe])
-            metronome_sent = pool.submit(self.metronome.ingest, [e for _, e in plan.metronome])
-            refused = {Destination.STRIPE: stripe_sent.result(), Destination.METRONOME: metronome_sent.result()}
+        # Both vendors and the journal at once: the journal's round trips overlap the vendors' instead of following.
+        stripe_sent = self._pool.submit(self.stripe.send, [e for _, e in plan.stripe])
+        metronome_sent = self._pool.submit(self.metronome.ingest, [e for _, e in plan.metronome])
+        journaled = [(self._pool.submit(self._record, page), ids) for page, ids in self._pages(plan)]
+        refused = {Destination.STRIPE: stripe_sent.result(), Destination.METRONOME: metronome_sent.result()}
         result = RouterResult(retry=set(plan.retry))
-        taken: dict[str, set[Destination]] = {}
-        vendor_refusals: dict[str, dict[str, str]] = {}
         for vendor, sent in ((Destination.STRIPE, plan.stripe), (Destination.METRONOME, plan.metronome)):
             for index, (message_id, _) in enumerate(sent):
                 refusal: Refusal | None = refused[vendor].get(index)
                 if refusal is None:
                     result.sent[vendor.value] += 1
-                    taken.setdefault(message_id, set()).add(vendor)
                 elif refusal.transient:
                     result.retry.add(message_id)
                 else:
                     plan.refusals.setdefault(message_id, []).append(f"{vendor.value}: {refusal.reason}")
-                    vendor_refusals.setdefault(message_id, {})[vendor.value] = refusal.reason
-        result.retry |= self._journal(plan, taken, vendor_refusals, result.retry)
+        for written, message_ids in journaled:
+            if not written.result():
+                result.retry |= message_ids  # delivered again (the vendors dedupe), so nothing leaves unjournaled
         bodies = {m.message_id: m.body for m in messages}
         letters = [
             DeadLetter(message_id, bodies[message_id], "; ".join(reasons))
@@ -141,47 +142,36 @@ class UsageRouter:
         result.dead_lettered = [letter for letter in letters if letter.message_id not in result.retry]
         return result
 
-    def _journal(
-        self,
-        plan: _Plan,
-        taken: dict[str, set[Destination]],
-        refusals: dict[str, dict[str, str]],
-        retry: set[str],
-    ) -> set[str]:
-        """Journal every event some vendor took (one page per customer and day); the messages of an unwritten page
-        are delivered again (the vendors dedupe them), so nothing leaves the queue unjournaled."""
+    def close(self) -> None:
+        """Let the pool's threads go once no batch uses this router (its config was replaced)."""
+        self._pool.shutdown(wait=False)
+
+    @staticmethod
+    def _pages(plan: _Plan) -> list[tuple[JournalPage, set[str]]]:
+        """One journal page per customer: each routed event with the vendors it was routed to. SQS then delivers
+        it to them, or dead-letters it with the reason, so a resend never needs to send it to those again."""
+        routed_to: dict[str, set[Destination]] = {}
+        for vendor, sent in ((Destination.STRIPE, plan.stripe), (Destination.METRONOME, plan.metronome)):
+            for message_id, _ in sent:
+                routed_to.setdefault(message_id, set()).add(vendor)
         by_customer: dict[str, list[tuple[str, JournalEntry]]] = {}
-        for message_id, vendors in taken.items():
-            if message_id in retry:
-                continue  # it comes round again, and is journaled then
+        for message_id, vendors in routed_to.items():
             event, stripe_id = plan.routed[message_id]
-            entry = JournalEntry(event, frozenset(vendors), stripe_id, refusals.get(message_id, {}))
+            entry = JournalEntry(event, frozenset(vendors), stripe_id)
             by_customer.setdefault(event.customer_id, []).append((message_id, entry))
-        pages: list[tuple[JournalPage, set[str]]] = []
+        pages = []
         for internal_id, found in by_customer.items():
-            messages = {entry.event.event_id: message_id for message_id, entry in found}
-            for page in pages_of(ROUTER_ORIGIN, internal_id, [entry for _, entry in found]):
-                pages.append((page, {messages[e.event.event_id] for e in page.entries}))
-        if not pages:
-            return set()
+            page = page_of(ROUTER_ORIGIN, internal_id, [entry for _, entry in found])
+            if page is not None:
+                pages.append((page, {message_id for message_id, _ in found}))
+        return pages
 
-        def write(page: JournalPage) -> bool:
-            try:
-                self.journal.record(page)
-            except TransientError:
-                return False
-            return True
-
-        if len(pages) == 1:
-            written = [write(pages[0][0])]
-        else:
-            with ThreadPoolExecutor(max_workers=min(JOURNAL_CONCURRENCY, len(pages))) as pool:
-                written = list(pool.map(write, [page for page, _ in pages]))
-        unwritten: set[str] = set()
-        for ok, (_, message_ids) in zip(written, pages, strict=True):
-            if not ok:
-                unwritten |= message_ids
-        return unwritten
+    def _record(self, page: JournalPage) -> bool:
+        try:
+            self.journal.record(page)
+        except TransientError:
+            return False
+        return True
 
     def _plan(self, message: QueuedEvent, plan: _Plan) -> None:
         event = parse_json_event(message.body, f"message {message.message_id}")
