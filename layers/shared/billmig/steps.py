@@ -36,6 +36,9 @@ class Step(StrEnum):
     METRONOME_PREPARE = "metronome.prepare"
     METRONOME_CONTRACT = "metronome.contract"
     METRONOME_PARALLEL_RUN = "metronome.parallel_run"
+    PARITY_CUSTOMERS = "parity.customers"
+    PARITY_CHECK = "parity.check"
+    PARITY_REPORT = "parity.report"
     BATCH_REPORT = "report"
     RECORD_FAILURE = "record_failure"
 

@@ -184,6 +184,34 @@ class StripeSDKSource:
         )
         return [_invoice(invoice) for invoice in pages.auto_paging_iter()]
 
+    # -- parity reads --------------------------------------------------------------------------------------------------
+    def invoice_preview(self, customer_id: str, subscription_id: str) -> StripeInvoice | None:
+        def preview() -> Any:
+            try:
+                return self._client.v1.invoices.create_preview(
+                    params={"customer": customer_id, "subscription": subscription_id}
+                )
+            except stripe.InvalidRequestError as exc:
+                if exc.code == "invoice_upcoming_none":  # nothing comes next (an ended subscription)
+                    return None
+                raise
+
+        found = typed_stripe_call(f"invoice preview of {subscription_id}", preview)
+        return None if found is None else _invoice(found)
+
+    def credit_grants_of_transactions(self, customer_id: str) -> dict[str, str]:
+        pages = typed_stripe_call(
+            f"credit balance transactions of {customer_id}",
+            lambda: self._client.v1.billing.credit_balance_transactions.list(
+                params={"customer": customer_id, "limit": PAGE}
+            ),
+        )
+        found: dict[str, str] = {}
+        for transaction in pages.auto_paging_iter():
+            grant = transaction.credit_grant
+            found[transaction.id] = grant if isinstance(grant, str) else grant.id
+        return found
+
 
 def _subscription(subscription: Any) -> StripeSubscription:
     items = []
@@ -240,7 +268,7 @@ def _invoice(invoice: Any) -> StripeInvoice:
             )
         )
     return StripeInvoice(
-        id=invoice.id,
+        id=invoice.id or "preview",
         subscription_id=getattr(details, "subscription", None),
         status=str(invoice.status),
         period_start=int(invoice.period_start),
@@ -251,4 +279,15 @@ def _invoice(invoice: Any) -> StripeInvoice:
         currency=str(invoice.currency),
         lines=tuple(lines),
         billing_reason=invoice.billing_reason,
+        credit_transactions=tuple(
+            (_str_or_none(getattr(c, "credit_balance_transaction", None)), int(c.amount))
+            for c in (invoice.total_pretax_credit_amounts or [])
+            if c.type == "credit_balance_transaction"
+        ),
     )
+
+
+def _str_or_none(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return str(getattr(value, "id", value))
