@@ -44,7 +44,7 @@ def seed_run(stack: LocalStack, tag: str, *, report_step: bool) -> dict[str, Any
     ledger.approve(Approval(stripe_customer_id=f"cus_case_{tag}", approved_by="ops@example.com",
                             approved_at=CHECKED_AT, reason="case fix agreed for the next cycle"))  # fmt: skip
     storage.write_json(snapshot_key(BATCH, f"cus_hostile_{tag}"), {"customer": {"name": HOSTILE_NAME}})
-    for customer in customers + [f"cus_new_{tag}"]:
+    for customer in [*customers, f"cus_new_{tag}"]:
         run_once(store, StepKey(parity_progress_run(run), customer, Step.PARITY_CHECK), "test",
                  lambda _: StepOutcome("passed"))  # fmt: skip
 
@@ -53,7 +53,7 @@ def seed_run(stack: LocalStack, tag: str, *, report_step: bool) -> dict[str, Any
 
     with pytest.raises(VendorUnavailable):
         run_once(store, StepKey(parity_progress_run(run), f"cus_broken_{tag}", Step.PARITY_CHECK), "test", broken)
-    everyone = customers + [f"cus_new_{tag}", f"cus_broken_{tag}"]
+    everyone = [*customers, f"cus_new_{tag}", f"cus_broken_{tag}"]
     storage.write_json(customers_key(run), [{"batch_id": BATCH, "stripe_customer_id": c} for c in everyone])
     written = None
     if report_step:
