@@ -10,12 +10,10 @@ from __future__ import annotations
 import json
 import webbrowser
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-import httpx
 from billmig.adapters.dynamodb_parity_ledger import DynamoDBParityLedger
 from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
 from billmig.adapters.s3_import_storage import S3ImportStorage
@@ -28,7 +26,6 @@ from billmig_cli import aws_target
 
 RUNS_PREFIX = "parity/"
 CUSTOMERS_FILE = "customers.json"
-LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class NoParityRun(Exception):
@@ -39,8 +36,7 @@ class NoParityRun(Exception):
 class LocalReport:
     parity_run_id: str
     source: str  # "fetched from S3" or "built from the ledger"
-    summary: dict[str, Any]
-    status_detail: str
+    document: dict[str, Any]
     json_path: Path
     csv_path: Path
     html_path: Path
@@ -56,15 +52,6 @@ def newest_run(s3: Any, bucket: str) -> str:
     if newest is None:
         raise NoParityRun(f"no parity run has started: nothing under s3://{bucket}/{RUNS_PREFIX}")
     return newest[1]
-
-
-def _world_now() -> datetime:
-    """The gate's instant: the local world's clock on the local stack (it may run ahead), else this machine's."""
-    endpoint = aws_target.endpoint_url()
-    if endpoint and urlparse(endpoint).hostname in LOOPBACK:
-        now = httpx.get(f"{endpoint.rstrip('/')}/_billmig/clock", timeout=30).raise_for_status().json()["now"]
-        return datetime.fromtimestamp(float(now), UTC)
-    return datetime.now(UTC)
 
 
 def _exists(s3: Any, bucket: str, key: str) -> bool:
@@ -95,14 +82,14 @@ def fetch_report(run: str | None, out_dir: Path, *, stack_name: str) -> LocalRep
             S3ImportStorage(bucket, client=s3),
             DynamoDBProgressStore(table, client=dynamodb),
             DynamoDBParityLedger(table, client=dynamodb),
-            _world_now,
+            aws_target.world_now,
         )
         document = report.model_dump(mode="json")
         paths[0].write_text(json.dumps(document, indent=2) + "\n")
         paths[1].write_text(report_as_csv(report))
         paths[2].write_text(report_as_html(report))
         source = "built from the ledger"
-    return LocalReport(run_id, source, document["summary"], document["status_detail"], *paths)
+    return LocalReport(run_id, source, document, *paths)
 
 
 def open_in_browser(path: Path) -> bool:

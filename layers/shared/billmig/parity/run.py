@@ -113,9 +113,12 @@ class CustomerListing(Protocol):
         ...
 
 
-def parity_customers(request: ParityRunRequest, listing: CustomerListing, storage: RunStorage) -> ParityCustomersResult:
+def parity_customers(
+    request: ParityRunRequest, listing: CustomerListing, storage: RunStorage, *, max_concurrency: int
+) -> ParityCustomersResult:
     """The run's customers, written to S3 for the distributed Map (`[{"batch_id", "stripe_customer_id"}]`)."""
-    if request.batch_id is None:
+    batch_id = request.filters.batch_id
+    if batch_id is None:
         pairs = sorted(set(listing.in_phases(CHECKED_PHASES)))
     else:
         excluded = MigrationRun.model_validate(storage.read_json(run_key(batch_id))).excluded
