@@ -6,8 +6,8 @@ from billmig.settings import (
     import_storage,
     metronome_target,
     parity_ledger,
+    parity_stripe_reads,
     progress_store,
-    stripe_source,
     usage_router_config,
     usage_totals,
 )
@@ -17,5 +17,5 @@ from billmig.world_clock import world_now
 
 @step_handler(CheckParityRequest, Step.PARITY_CHECK)
 def lambda_handler(request: CheckParityRequest) -> CheckParityResult:
-    return check_parity(request, import_storage(), progress_store(), parity_ledger(), stripe_source(),
+    return check_parity(request, import_storage(), progress_store(), parity_ledger(), parity_stripe_reads(),
                         metronome_target(), usage_totals(), usage_router_config(), world_now)  # fmt: skip

@@ -231,7 +231,24 @@ def _usage_totals(
     """One pair of clients per warm container and key (meters, customers and metrics are cached on it)."""
     from billmig.adapters.usage_totals import VendorUsageTotals
 
-    return VendorUsageTotals.connect(stripe_key, stripe_base, metronome_token, metronome_base)
+    return VendorUsageTotals.connect(stripe_key, stripe_base, metronome_token, metronome_base, retry_throttled=True)
+
+
+def parity_stripe_reads() -> StripeSDKSource:
+    """Parity only reads Stripe: its client retries a throttled read in place before Step Functions would."""
+    return _parity_stripe_reads(*_stripe_credentials())
+
+
+@cache
+def _parity_stripe_reads(api_key: str, api_base: str | None) -> StripeSDKSource:
+    from billmig.adapters.stripe_sdk import StripeSDKSource
+
+    return StripeSDKSource.connect(api_key, api_base, reads=True)
+
+
+def _stripe_credentials() -> tuple[str, str | None]:
+    settings = from_environment(StripeSettings)
+    return _secret(settings.stripe_api_key_secret), settings.stripe_api_base or None
 
 
 class ParitySettings(BaseModel):

@@ -114,6 +114,14 @@ def _latest_closed(world: ParityWorld, name: str) -> PeriodParity:
     return max(closed, key=lambda p: p.period_start)
 
 
+def _failures(output: str) -> list[Any]:
+    """The failed customers' errors from the run's report (for an assertion's message)."""
+    from billmig_cli.commands.parity import read_report
+
+    name = output.split("parity run ", 1)[1].split(" ", 1)[0]
+    return [c["error"] for c in read_report(name, stack_name="billmig")["customers"] if c["status"] == "failed"]
+
+
 def _results(world: ParityWorld) -> dict[str, Any]:
     found = {}
     for name, who in world.customers.items():
@@ -272,7 +280,7 @@ def test_a_fault_storm_on_both_vendors_gives_the_same_results(
         for control in controls:
             control.clear_faults()
     assert result.exit_code == 1, result.output
-    assert "0 failed" in result.output
+    assert "0 failed" in result.output, _failures(result.output)
     assert _results(world) == before
 
 

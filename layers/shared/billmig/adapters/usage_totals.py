@@ -16,7 +16,7 @@ import stripe
 from metronome import Metronome, omit
 
 from billmig.adapters.metronome_sdk import typed_metronome_call
-from billmig.adapters.stripe_sdk import typed_stripe_call
+from billmig.adapters.stripe_sdk import throttle_retrying_http_client, typed_stripe_call
 from billmig.errors import VendorRejected
 from billmig.usage.mapping import MeterRule
 
@@ -42,11 +42,19 @@ class VendorUsageTotals:
 
     @classmethod
     def connect(
-        cls, stripe_key: str, stripe_base: str | None, metronome_token: str, metronome_base: str | None
+        cls,
+        stripe_key: str,
+        stripe_base: str | None,
+        metronome_token: str,
+        metronome_base: str | None,
+        *,
+        retry_throttled: bool = False,
     ) -> VendorUsageTotals:
+        """`retry_throttled`: Stripe's 429s retried in place too (every call here is a read)."""
         addresses: dict[str, str] = {"api": stripe_base, "meter_events": stripe_base} if stripe_base else {}
+        http = {"http_client": throttle_retrying_http_client(), "max_network_retries": 4} if retry_throttled else {}
         return cls(
-            stripe.StripeClient(stripe_key, base_addresses=addresses, max_network_retries=2),  # type: ignore[arg-type]
+            stripe.StripeClient(stripe_key, base_addresses=addresses, **{"max_network_retries": 2, **http}),  # type: ignore[arg-type]
             Metronome(bearer_token=metronome_token, base_url=metronome_base or None, max_retries=2),
         )
 
@@ -64,7 +72,11 @@ class VendorUsageTotals:
                 },
             ),
         )
-        return sum((Decimal(str(s.aggregated_value)) for s in summaries.auto_paging_iter()), Decimal(0))
+        values = typed_stripe_call(  # later pages are fetched while iterating: typed too
+            f"event summaries of {rule.stripe_event_name} for {stripe_customer_id}",
+            lambda: [Decimal(str(s.aggregated_value)) for s in summaries.auto_paging_iter()],
+        )
+        return sum(values, Decimal(0))
 
     def metronome_total(self, internal_id: str, rule: MeterRule, start: datetime, end: datetime) -> Decimal:
         customer = self._metronome_customer(internal_id)
@@ -83,8 +95,11 @@ class VendorUsageTotals:
                 group_key=keys if keys else omit,
             ),
         )
+        rows = typed_metronome_call(  # later pages are fetched while iterating: typed too
+            f"usage of {rule.metronome_billable_metric} for {internal_id}", lambda: list(pages)
+        )
         values: list[tuple[datetime, Decimal]] = []
-        for row in pages:
+        for row in rows:
             at = _instant(row.starting_on)
             if not start <= at < end or row.value is None:
                 continue
