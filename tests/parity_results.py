@@ -89,7 +89,9 @@ def run_results() -> list[PeriodParity]:
                            excluded_reason="licensed fee: excluded by config (not_migrated)"),
             ],
             totals=(6000, 1000),
-        )
+        ).model_copy(update={"excluded_cents": 5000, "stripe_invoice_id": "in_lic", "metronome_invoice_id": "inv_1",
+                             "stripe_subtotal_cents": 6000, "metronome_subtotal_cents": 1000,
+                             "stripe_credits_cents": -250, "metronome_credits_cents": -250})
     )  # fmt: skip
     results.append(
         period(

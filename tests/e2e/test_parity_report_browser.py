@@ -136,6 +136,9 @@ def test_each_customer_shows_its_lines_side_by_side_with_cause_evidence_and_fix(
     licensed = page.locator("details.customer[data-customer='cus_licensed']")
     licensed.locator("summary").click()
     expect(licensed.locator("tr.line[data-line='seat_fee']")).to_contain_text("excluded: licensed fee")
+    credits = licensed.locator("tr.part[data-part='credits applied'] td").all_inner_texts()
+    assert credits == ["", "-$2.50", "", "-$2.50", "$0.00", ""]
+    expect(licensed.locator("p.invoices")).to_contain_text("$50.00 of Stripe's invoice left out of the comparison")
     hostile = page.locator("details.customer[data-customer='cus_hostile'] summary")
     assert HOSTILE_NAME in hostile.inner_text()
     region.scroll_into_view_if_needed()
