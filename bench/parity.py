@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import tempfile
 import time
 from collections import Counter
@@ -27,7 +26,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import stripe
 from billmig.adapters.dynamodb_parity_ledger import DynamoDBParityLedger
 from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
@@ -51,17 +49,13 @@ from billmig_local.emulators.metronome.catalogue_seed import seed_catalogue
 from billmig_local.emulators.stripe.book_of_business import ensure_catalogue
 from billmig_local.stack import LocalStack, StackSettings
 from metronome import Metronome
+from metronome_migration import clear_logs, limits, logged  # bench/: the calls per endpoint, counted alike
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "events" / "metronome" / "migration.json"
 ROUTER_CONFIG = REPO / "events" / "usage" / "router.json"
 RATED = ("api_calls", "compute_minutes", "storage_gb_us_east", "storage_gb_eu_west")
 USAGE = [("api_call", 1, None)] * 3 + [("compute_minutes", 40, None), ("storage_gb", 12, "us-east")]
-_ID = re.compile(r"/(?=[^/]*\d)[0-9A-Za-z_-]{12,}(?=/|$)")
-
-
-def endpoint(vendor: str, method: str, path: str) -> str:
-    return f"{vendor} {method} {_ID.sub('/{id}', path)}"
 
 
 def month_start(moment: datetime) -> datetime:
@@ -171,27 +165,6 @@ def sequential(stack: LocalStack, batch: str, customers: list[tuple[str, str]], 
                      stack.clock.now_datetime)  # fmt: skip
 
 
-def logged(stack: LocalStack) -> Counter[str]:
-    calls: Counter[str] = Counter()
-    for vendor in ("stripe", "metronome"):
-        for request in list(stack.emulators[vendor].control.log):
-            calls[endpoint(vendor, request.method, request.path)] += 1
-    return calls
-
-
-def clear_logs(stack: LocalStack) -> None:
-    for vendor in ("stripe", "metronome"):
-        stack.emulators[vendor].control.log.clear()
-
-
-def limits(stack: LocalStack, latency_ms: int, *, on: bool) -> None:
-    for vendor, preset in (("stripe", "stripe_live"), ("metronome", "metronome")):
-        url = stack.emulators[vendor].url
-        httpx.post(f"{url}/_emulator/latency", json={"ms": latency_ms if on else 0}, timeout=10).raise_for_status()
-        if on:
-            httpx.post(f"{url}/_emulator/rate_limit", json={"preset": preset}, timeout=10).raise_for_status()
-
-
 def bound(calls: Counter[str]) -> dict[str, float]:
     """Seconds these calls take at the vendors' limits, at best (every customer at once)."""
     stripe_calls = [n for k, n in calls.items() if k.startswith("stripe ")]
@@ -262,7 +235,7 @@ def main() -> None:
             f"usage sent and the clock moved past {period_end:%Y-%m-%d} + 49 h in {time.perf_counter() - began:.1f} s"
         )
 
-        limits(stack, args.latency_ms, on=True)
+        limits(stack, args.latency_ms)
         clear_logs(stack)
         began = time.perf_counter()
         arn = start_run(ParityFilters(batch_id=batch), stack_name="billmig", now=aws_target.world_now())
