@@ -140,3 +140,21 @@ def test_an_unknown_run_is_refused_by_name(aws: LocalStack, tmp_path: Path) -> N
 
     assert done.exit_code == 2 and "parity-nobody" in done.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_step_run_again_rewrites_the_same_report(local_stack: LocalStack, reported: dict[str, Any]) -> None:
+    """A retried or redriven report step (no vendor write, three whole-object puts) leaves one report, the same."""
+    s3, bucket, key = local_stack.client("s3"), reported["bucket"], reported["written"]["json_key"]
+    before = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    again = local_stack.client("lambda").invoke(
+        FunctionName="billmig-parity-report-local", Payload=json.dumps({"parity_run_id": reported["run"]})
+    )
+
+    assert json.loads(again["Payload"].read())["counts"] == reported["written"]["counts"]
+    after = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert {k: v for k, v in after.items() if k != "generated_at"} == {
+        k: v for k, v in before.items() if k != "generated_at"
+    }
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"parity/{reported['run']}/")["Contents"]
+    assert sorted(o["Key"].rsplit("/", 1)[1] for o in listed) == ["customers.json", "report.csv", "report.html", "report.json"]
