@@ -133,7 +133,7 @@ def _results(world: ParityWorld) -> dict[str, Any]:
                 p.stripe_total_cents,
                 p.metronome_total_cents,
                 sorted({d.cause.value for d in p.differences}),
-            )  # fmt: skip
+            )
             for p in world.ledger.periods(who.stripe_id)
         ]
     return found
@@ -307,7 +307,7 @@ def test_the_daily_schedule_fires_through_the_local_scheduler(world: ParityWorld
                 if e["name"] == f"{name}-{next_seven:%Y%m%dT%H%M%SZ}"
             ),
             None,
-        ),  # fmt: skip
+        ),
         what="the scheduled parity execution",
     )
     done = until(

@@ -237,8 +237,8 @@ class MetronomeSDKTarget:
                 billable_metric_id=billable_metric_id,
                 customer_id=customer_id,
                 window_size="NONE",
-                starting_on=_midnight(start, up=False),
-                ending_before=_midnight(end, up=True),
+                starting_on=midnight(start, up=False),
+                ending_before=midnight(end, up=True),
                 group_key=[group_key],
             ),
         )
@@ -249,7 +249,8 @@ class MetronomeSDKTarget:
         return found
 
 
-def _midnight(value: datetime, *, up: bool) -> datetime:
+def midnight(value: datetime, *, up: bool) -> datetime:
+    """UTC midnight at or before `value` (or, `up`, at or after it): Metronome's usage queries take whole days."""
     day = value.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     return day + timedelta(days=1) if up and day != value else day
 

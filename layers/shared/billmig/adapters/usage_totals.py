@@ -7,7 +7,7 @@ for LATEST, the largest for MAX), which is what Stripe's summary computes over t
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -15,15 +15,10 @@ from typing import Any
 import stripe
 from metronome import Metronome, omit
 
-from billmig.adapters.metronome_sdk import typed_metronome_call
+from billmig.adapters.metronome_sdk import midnight, typed_metronome_call
 from billmig.adapters.stripe_sdk import throttle_retrying_http_client, typed_stripe_call
 from billmig.errors import VendorRejected
 from billmig.usage.mapping import MeterRule
-
-
-def _midnight(value: datetime, *, up: bool) -> datetime:
-    day = value.replace(hour=0, minute=0, second=0, microsecond=0)
-    return day + timedelta(days=1) if up and day != value else day
 
 
 def _instant(value: Any) -> datetime:
@@ -90,8 +85,8 @@ class VendorUsageTotals:
                 billable_metric_id=metric_id,
                 customer_id=customer,
                 window_size="HOUR",
-                starting_on=_midnight(start, up=False),
-                ending_before=_midnight(end, up=True),
+                starting_on=midnight(start, up=False),
+                ending_before=midnight(end, up=True),
                 group_key=keys if keys else omit,
             ),
         )

@@ -23,7 +23,7 @@ from billmig.parity.ports import MetronomeParityReads, StripeParityReads
 from billmig.parity.verdicts import PeriodParity
 from billmig.progress import ProgressStore, SubjectProgress
 from billmig.steps import RunningStep, Step, StepKey, StepOutcome, run_once
-from billmig.usage.completeness import UsageTotals, month_bounds, rows_for_period
+from billmig.usage.completeness import CompletenessRow, UsageTotals, month_bounds, rows_for_period
 from billmig.usage.mapping import UsageRouterConfig
 from billmig.usage.routing import CustomerRoute
 
@@ -169,7 +169,7 @@ def check_parity(
         instant = now()
         alias = customer.ingest_alias
 
-        def completeness(start: datetime, end: datetime) -> list:  # type: ignore[type-arg]
+        def completeness(start: datetime, end: datetime) -> list[CompletenessRow]:
             if alias is None:
                 return []
             route = CustomerRoute(
