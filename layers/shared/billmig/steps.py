@@ -22,7 +22,6 @@ DEFAULT_LEASE = timedelta(minutes=5)
 class Step(StrEnum):
     """The steps the progress store and the state machines name; an ASL `step` value must be one of these."""
 
-    PREFLIGHT = "preflight"
     STIGG_CUSTOMERS = "stigg.customers"
     STIGG_SUBSCRIPTIONS = "stigg.subscriptions"
     STIGG_IMPORT = "stigg.import"
@@ -36,7 +35,6 @@ class Step(StrEnum):
     METRONOME_PREPARE = "metronome.prepare"
     METRONOME_CONTRACT = "metronome.contract"
     METRONOME_PARALLEL_RUN = "metronome.parallel_run"
-    BATCH_REPORT = "report"
     RECORD_FAILURE = "record_failure"
 
 
