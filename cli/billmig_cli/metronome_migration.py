@@ -212,12 +212,22 @@ def status(batch_id: str, *, stack_name: str = aws_target.DEFAULT_STACK) -> Batc
 
 
 def wait_for_parallel_run(
-    batch_id: str, customers: int, *, stack_name: str = aws_target.DEFAULT_STACK, timeout: float = 600
+    batch_id: str,
+    customers: int,
+    *,
+    stack_name: str = aws_target.DEFAULT_STACK,
+    timeout: float = 600,
+    execution_arn: str | None = None,
 ) -> BatchStatus:
-    """Until every customer has begun its parallel run or failed (the execution itself waits for the cutover)."""
+    """Until every customer has begun its parallel run or failed (the execution itself waits for the cutover).
+
+    Given the execution, it waits on its Map Run's item counts (two calls a poll) and reads the progress store once.
+    """
     import time
 
     deadline = time.monotonic() + timeout
+    if execution_arn is not None:
+        executions.wait_for_map_run(aws_target.client("stepfunctions"), execution_arn, customers, timeout=timeout)
     delay = 0.1
     while True:
         current = status(batch_id, stack_name=stack_name)
