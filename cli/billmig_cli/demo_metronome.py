@@ -270,7 +270,7 @@ def _drain(sqs: Any, queue_url: str) -> None:
     import time
 
     deadline = time.monotonic() + DRAIN_SECONDS
-    delay = 0.05
+    delay = 0.2  # each look counts every queued message in moto: look seldom
     names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     while True:
         attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
@@ -279,7 +279,7 @@ def _drain(sqs: Any, queue_url: str) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"the usage queue still holds {attributes} after {DRAIN_SECONDS:.0f} s")
         time.sleep(delay)
-        delay = min(0.5, delay * 1.5)
+        delay = min(1.0, delay * 1.5)
 
 
 def month_boundary(world: MetronomeWorld) -> str:

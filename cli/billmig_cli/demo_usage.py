@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from billmig.usage.events import PropertyValue, UsageEvent
 
 WEEK = timedelta(days=7)
-EVENTS_PER_DAY = 3
+EVENTS_PER_DAY = 2
 REGIONS = ("us-east", "eu-west")
 
 

@@ -1,8 +1,10 @@
 """`UsageTotals` on the two SDKs: Stripe's meter event summaries and Metronome's `usage/groups`.
 
-Metronome's usage query takes UTC-midnight bounds, so it is asked for whole days in hourly windows and the hours
-inside the compared window are combined by the metric's aggregation (sum for SUM/COUNT, the latest non-empty hour
-for LATEST, the largest for MAX), which is what Stripe's summary computes over the same hours.
+Metronome's usage query takes UTC-midnight bounds, so the days the compared window only partly covers are asked for
+in hourly windows and the whole days between them in daily ones (a month is then three short pages instead of
+eight pages of hours); the windows inside the compared window are combined by the metric's aggregation (sum for
+SUM/COUNT, the latest non-empty window for LATEST, the largest for MAX), which is what Stripe's summary computes
+over the same hours.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 import stripe
 from metronome import Metronome, omit
@@ -24,6 +26,23 @@ from billmig.usage.mapping import MeterRule
 def _midnight(value: datetime, *, up: bool) -> datetime:
     day = value.replace(hour=0, minute=0, second=0, microsecond=0)
     return day + timedelta(days=1) if up and day != value else day
+
+
+WindowSize = Literal["HOUR", "DAY"]
+
+
+def _segments(start: datetime, end: datetime) -> list[tuple[datetime, datetime, WindowSize]]:
+    """Midnight-bounded queries covering [start, end): hourly for a partly covered day, daily for whole days."""
+    first_whole, last_whole = _midnight(start, up=True), _midnight(end, up=False)
+    if first_whole >= last_whole:
+        return [(_midnight(start, up=False), _midnight(end, up=True), "HOUR")]
+    segments: list[tuple[datetime, datetime, WindowSize]] = []
+    if first_whole != start:
+        segments.append((_midnight(start, up=False), first_whole, "HOUR"))
+    segments.append((first_whole, last_whole, "DAY"))
+    if last_whole != end:
+        segments.append((last_whole, _midnight(end, up=True), "HOUR"))
+    return segments
 
 
 def _instant(value: Any) -> datetime:
@@ -72,25 +91,30 @@ class VendorUsageTotals:
             return Decimal(0)
         metric_id, aggregation = self._metric(rule.metronome_billable_metric)
         keys = sorted(rule.match)
-        pages = typed_metronome_call(
-            f"usage of {rule.metronome_billable_metric} for {internal_id}",
-            lambda: self._metronome.v1.usage.list_with_groups(
-                billable_metric_id=metric_id,
-                customer_id=customer,
-                window_size="HOUR",
-                starting_on=_midnight(start, up=False),
-                ending_before=_midnight(end, up=True),
-                group_key=keys if keys else omit,
-            ),
-        )
+
+        def usage(starting_on: datetime, ending_before: datetime, window_size: WindowSize) -> Any:
+            return typed_metronome_call(
+                f"usage of {rule.metronome_billable_metric} for {internal_id}",
+                lambda: self._metronome.v1.usage.list_with_groups(
+                    billable_metric_id=metric_id,
+                    customer_id=customer,
+                    window_size=window_size,
+                    starting_on=starting_on,
+                    ending_before=ending_before,
+                    group_key=keys if keys else omit,
+                ),
+            )
+
         values: list[tuple[datetime, Decimal]] = []
-        for row in pages:
-            at = _instant(row.starting_on)
-            if not start <= at < end or row.value is None:
-                continue
-            if keys and row.group_value != rule.match[keys[0]]:
-                continue
-            values.append((at, Decimal(str(row.value))))
+        for segment in _segments(start, end):
+            pages = usage(*segment)
+            for row in pages:
+                at = _instant(row.starting_on)
+                if not start <= at < end or row.value is None:
+                    continue
+                if keys and row.group_value != rule.match[keys[0]]:
+                    continue
+                values.append((at, Decimal(str(row.value))))
         if not values:
             return Decimal(0)
         if aggregation == "LATEST":
