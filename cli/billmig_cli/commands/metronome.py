@@ -15,6 +15,7 @@ from rich.table import Table
 
 from billmig_cli import aws_target
 from billmig_cli import metronome_migration as runner
+from billmig_cli.commands.console import print_execution_link
 from billmig_cli.options import StackName, console
 
 app = typer.Typer(help="Migrate Stripe customers to Metronome contracts (plan, start, status).", no_args_is_help=True)
@@ -137,6 +138,7 @@ def start_command(
     console.print(
         f"batch {started.batch_id}: {started.customers} customers, {verb}: {started.execution_arn}", soft_wrap=True
     )
+    print_execution_link(console, started.execution_arn)
     for customer, why in started.excluded.items():
         console.print(f"  excluded {customer}: {why}", soft_wrap=True, markup=False)
 

@@ -105,6 +105,7 @@ def test_start_refuses_blocked_customers_unless_excluded(migrated: dict[str, Any
     assert migrated["refused"].exit_code == 2
     assert "--exclude-blocked" in migrated["refused"].output
     assert "excluded" in migrated["started"].output
+    assert "  console http://127.0.0.1:" in migrated["started"].output  # the execution's page in the local console
 
 
 def test_starting_the_batch_again_returns_the_running_execution(migrated: dict[str, Any], book: Book) -> None:
