@@ -26,6 +26,7 @@ import httpx
 import stripe
 from billmig.adapters.metronome_ingest import MetronomeIngestSink
 from billmig.adapters.stripe_meter_events import StripeMeterEventSink
+from billmig.usage.journal import JournalEntry, JournalPage
 from billmig.usage.mapping import UsageRouterConfig
 from billmig.usage.ports import DeadLetter
 from billmig.usage.router import QueuedEvent, UsageRouter
@@ -51,6 +52,24 @@ class MemoryRoutes:
 
     def stripe_customer_for(self, internal_id: str) -> str | None:
         return None
+
+
+class MemoryJournal:
+    """The journal's pages kept in memory, each write answered after the same per-request latency as the vendors
+    (S3 on AWS: one PutObject per customer per batch), its body serialised as the S3 adapter does."""
+
+    def __init__(self, latency_seconds: float) -> None:
+        self.latency_seconds = latency_seconds
+        self.pages: dict[str, JournalPage] = {}
+        self.bytes = 0
+
+    def record(self, page: JournalPage) -> None:
+        self.pages[f"{page.internal_id}/{page.page_id}"] = page
+        self.bytes += len(page.body())  # what the S3 adapter serialises
+        time.sleep(self.latency_seconds)
+
+    def read(self, internal_id: str, since: object, until: object) -> list[JournalEntry]:
+        return [e for p in self.pages.values() if p.internal_id == internal_id for e in p.entries]
 
 
 class CountingDeadLetters:
@@ -92,6 +111,7 @@ def main() -> None:
         config = UsageRouterConfig.model_validate_json((REPO / "events" / "usage" / "router.json").read_text())
         source = MemoryRoutes(routes)
         letters = CountingDeadLetters()
+        journal = MemoryJournal(args.latency_ms / 1000)
         now = clock.now_datetime()
         names = list(routes)
         bodies = [
@@ -118,6 +138,7 @@ def main() -> None:
                 StripeMeterEventSink.connect("sk_test_x", url),
                 MetronomeIngestSink.connect("t", metronome_emulator.url),
                 letters,
+                journal,
             )
 
         instances = [router() for _ in range(args.routers)]

@@ -32,7 +32,14 @@ from billmig_cli import aws_target, executions
 
 STRIPE_KEY_VARIABLE = "STRIPE_API_KEY"
 METRONOME_TOKEN_VARIABLE = "METRONOME_BEARER_TOKEN"
-STEPS = (Step.METRONOME_SNAPSHOT, Step.METRONOME_PREPARE, Step.METRONOME_CONTRACT, Step.METRONOME_PARALLEL_RUN)
+STEPS = (
+    Step.METRONOME_SNAPSHOT,
+    Step.METRONOME_PREPARE,
+    Step.METRONOME_CONTRACT,
+    Step.METRONOME_PARALLEL_RUN,
+    Step.METRONOME_BACKFILL_USAGE,
+)
+IN_PARALLEL_RUN = Step.METRONOME_BACKFILL_USAGE  # the last step before the execution waits for the cutover
 
 
 @dataclass
@@ -185,7 +192,7 @@ class BatchStatus:
 
     @property
     def done(self) -> int:
-        return self.steps[Step.METRONOME_PARALLEL_RUN]["succeeded"]
+        return self.steps[IN_PARALLEL_RUN]["succeeded"]
 
 
 def status(batch_id: str, *, stack_name: str = aws_target.DEFAULT_STACK) -> BatchStatus:
@@ -231,7 +238,7 @@ def wait_for_parallel_run(
     delay = 0.1
     while True:
         current = status(batch_id, stack_name=stack_name)
-        settled = current.steps[Step.METRONOME_PARALLEL_RUN]["succeeded"] + len(current.failures)
+        settled = current.steps[IN_PARALLEL_RUN]["succeeded"] + len(current.failures)
         if settled >= customers:
             return current
         if time.monotonic() > deadline:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from functools import cache
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,11 +13,17 @@ from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
 
 if TYPE_CHECKING:  # imported where used, so a Lambda loads only the SDKs it calls
     from billmig.adapters.dynamodb_chunk_progress import DynamoDBChunkProgressStore
+    from billmig.adapters.metronome_ingest import MetronomeIngestSink
     from billmig.adapters.metronome_sdk import MetronomeSDKTarget
     from billmig.adapters.s3_import_storage import S3ImportStorage
+    from billmig.adapters.s3_usage_journal import S3UsageJournal
     from billmig.adapters.stigg_graphql import StiggGraphQLTarget
+    from billmig.adapters.stripe_meter_events import StripeMeterEventSink
     from billmig.adapters.stripe_sdk import StripeSDKSource
+    from billmig.usage.mapping import UsageRouterConfig
+    from billmig.usage.resend import ResendResult
     from billmig.usage.router import UsageRouter
+    from billmig.usage.routing import Destination
 
 SECRET_MAX_AGE_SECONDS = 300  # a rotated key reaches warm containers within five minutes
 
@@ -135,40 +142,84 @@ CONFIG_MAX_AGE_SECONDS = 60  # a config change reaches warm containers within a 
 _routers: dict[str, UsageRouter] = {}
 
 
-def usage_router() -> UsageRouter:
-    """The router for the current config; warm containers keep it (and its caches) until the config changes."""
+def _usage_router_config() -> tuple[str, UsageRouterConfig]:
+    """The router config's text (what warm routers are keyed by) and the config, from its SSM parameter."""
     from aws_lambda_powertools.utilities import parameters
 
-    from billmig.adapters.dynamodb_usage_routes import DynamoDBRouteSource
+    from billmig.usage.mapping import router_config_from_json
+
+    name = from_environment(UsageRouterSettings).usage_router_config_parameter
+    text = str(parameters.get_parameter(name, max_age=CONFIG_MAX_AGE_SECONDS))
+    return text, router_config_from_json(text, f"SSM parameter {name}")
+
+
+@cache
+def usage_journal() -> S3UsageJournal:
+    """The journal of routed usage events, under `usage-journal/` in the import bucket."""
+    from billmig.adapters.s3_usage_journal import S3UsageJournal
+
+    return S3UsageJournal(from_environment(ImportBucketSettings).import_bucket_name)
+
+
+def _stripe_meter_sink(transport: Literal["stream", "v1"]) -> StripeMeterEventSink:
+    from billmig.adapters.stripe_meter_events import StripeMeterEventSink
+
+    settings = from_environment(StripeSettings)
+    return StripeMeterEventSink.connect(
+        _secret(settings.stripe_api_key_secret), settings.stripe_api_base or None, transport
+    )
+
+
+def _metronome_ingest_sink() -> MetronomeIngestSink:
     from billmig.adapters.metronome_ingest import MetronomeIngestSink
+
+    settings = from_environment(MetronomeSettings)
+    return MetronomeIngestSink.connect(_secret(settings.metronome_api_key_secret), settings.metronome_api_base or None)
+
+
+def usage_router() -> UsageRouter:
+    """The router for the current config; warm containers keep it (and its caches) until the config changes."""
+    from billmig.adapters.dynamodb_usage_routes import DynamoDBRouteSource
     from billmig.adapters.sqs_usage_queue import SQSDeadLetters
     from billmig.adapters.stripe_customer_directory import StripeSearchDirectory
-    from billmig.adapters.stripe_meter_events import StripeMeterEventSink
-    from billmig.usage.mapping import router_config_from_json
     from billmig.usage.router import UsageRouter
     from billmig.usage.routing import RouteBook
 
-    settings = from_environment(UsageRouterSettings)
-    text = str(parameters.get_parameter(settings.usage_router_config_parameter, max_age=CONFIG_MAX_AGE_SECONDS))
+    text, config = _usage_router_config()
     if text in _routers:
         return _routers[text]
-    config = router_config_from_json(text, f"SSM parameter {settings.usage_router_config_parameter}")
-    stripe_settings = from_environment(StripeSettings)
-    metronome_settings = from_environment(MetronomeSettings)
-    stripe_sink = StripeMeterEventSink.connect(
-        _secret(stripe_settings.stripe_api_key_secret), stripe_settings.stripe_api_base or None, config.stripe_transport
-    )
+    stripe_sink = _stripe_meter_sink(config.stripe_transport)
     directory = StripeSearchDirectory(stripe_sink.client, config.internal_id_metadata_key)
     routes = RouteBook(
         DynamoDBRouteSource(from_environment(ProgressTableSettings).progress_table_name),
         directory,
         ttl=config.route_cache_seconds,
     )
-    metronome_sink = MetronomeIngestSink.connect(
-        _secret(metronome_settings.metronome_api_key_secret), metronome_settings.metronome_api_base or None
-    )
+    dead_letters = SQSDeadLetters(from_environment(UsageRouterSettings).usage_dead_letter_queue_url)
     _routers.clear()
-    _routers[text] = UsageRouter(
-        config, routes, stripe_sink, metronome_sink, SQSDeadLetters(settings.usage_dead_letter_queue_url)
-    )
+    _routers[text] = UsageRouter(config, routes, stripe_sink, _metronome_ingest_sink(), dead_letters, usage_journal())
     return _routers[text]
+
+
+def resend_usage(
+    internal_id: str, destination: Destination, since: datetime | None = None, until: datetime | None = None
+) -> ResendResult:
+    """Re-send from the usage journal the events of `internal_id` timed in [since, until) that `destination` did
+    not get (`billmig.usage.resend.resend`), wired from the environment: the router config's SSM parameter
+    (USAGE_ROUTER_CONFIG_PARAMETER), the journal (IMPORT_BUCKET_NAME, `usage-journal/`), the dead-letter queue
+    (USAGE_DEAD_LETTER_QUEUE_URL) and only the destination's secret. Idempotent; raises `VendorUnavailable` on a
+    transient failure (Step Functions retries it). The rollback step calls it with `Destination.STRIPE`."""
+    from billmig.adapters.sqs_usage_queue import SQSDeadLetters
+    from billmig.usage.resend import ResendPorts, resend
+    from billmig.usage.routing import Destination
+
+    def config() -> UsageRouterConfig:
+        return _usage_router_config()[1]
+
+    dead_letters = SQSDeadLetters(from_environment(UsageRouterSettings).usage_dead_letter_queue_url)
+    if destination is Destination.STRIPE:
+        stripe = _stripe_meter_sink(config().stripe_transport)  # a rollback's customer had its usage routed
+        ports = ResendPorts(config, usage_journal(), dead_letters, stripe=stripe)
+    else:
+        ports = ResendPorts(config, usage_journal(), dead_letters, metronome=_metronome_ingest_sink())
+    return resend(ports, internal_id, destination, since, until)

@@ -35,6 +35,7 @@ class Step(StrEnum):
     METRONOME_PREPARE = "metronome.prepare"
     METRONOME_CONTRACT = "metronome.contract"
     METRONOME_PARALLEL_RUN = "metronome.parallel_run"
+    METRONOME_BACKFILL_USAGE = "metronome.backfill_usage"
     RECORD_FAILURE = "record_failure"
 
 

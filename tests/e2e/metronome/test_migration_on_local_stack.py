@@ -67,7 +67,7 @@ def migrated(book: Book, cli_env: dict[str, str], tmp_path_factory: pytest.TempP
     assert started.exit_code == 0, started.output
     blocked = json.loads(planned.stdout)["blocked"]
     ready = [c.customer for c in book.customers if c.customer not in blocked]
-    final = runner.wait_for_parallel_run("wave-1", len(ready), timeout=120)
+    final = runner.wait_for_parallel_run("wave-1", len(ready), timeout=300)
     again = _cli(["metronome", "start", "--batch", str(batch_file), "--exclude-blocked", *_overrides(book)], cli_env)
     yield {
         "plan": planned,
