@@ -94,7 +94,11 @@ def test_plain_boto3_in_another_process_drives_the_local_stack(running: tuple) -
     )
     seen = json.loads(done.stdout)
     assert seen == {
-        "machines": ["billmig-metronome-migration-local", "billmig-stigg-import-local"],
+        "machines": [
+            "billmig-metronome-migration-local",
+            "billmig-parity-local",
+            "billmig-stigg-import-local",
+        ],
         "tables": ["billmig-progress-local"],
         "status": "SUCCEEDED",
         "first": "ExecutionStarted",

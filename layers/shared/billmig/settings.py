@@ -223,3 +223,91 @@ def resend_usage(
     else:
         ports = ResendPorts(config, usage_journal(), dead_letters, metronome=_metronome_ingest_sink())
     return resend(ports, internal_id, destination, since, until)
+
+
+# -- parity ----------------------------------------------------------------------------------------------------------
+if TYPE_CHECKING:
+    from billmig.adapters.dynamodb_parity_customers import DynamoDBParityCustomers
+    from billmig.adapters.dynamodb_parity_ledger import DynamoDBParityLedger
+    from billmig.adapters.usage_totals import VendorUsageTotals
+    from billmig.usage.mapping import UsageRouterConfig
+
+
+class RouterConfigSettings(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    usage_router_config_parameter: str = Field(alias="USAGE_ROUTER_CONFIG_PARAMETER", min_length=1)
+
+
+@cache
+def parity_ledger() -> DynamoDBParityLedger:
+    from billmig.adapters.dynamodb_parity_ledger import DynamoDBParityLedger
+
+    return DynamoDBParityLedger(from_environment(ProgressTableSettings).progress_table_name)
+
+
+@cache
+def parity_customer_listing() -> DynamoDBParityCustomers:
+    from billmig.adapters.dynamodb_parity_customers import DynamoDBParityCustomers
+
+    return DynamoDBParityCustomers(from_environment(ProgressTableSettings).progress_table_name)
+
+
+def usage_router_config() -> UsageRouterConfig:
+    """The router's rules and late-event window (the completeness check reads usage the way the router sent it)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    from billmig.usage.mapping import router_config_from_json
+
+    name = from_environment(RouterConfigSettings).usage_router_config_parameter
+    text = str(parameters.get_parameter(name, max_age=CONFIG_MAX_AGE_SECONDS))
+    return router_config_from_json(text, f"SSM parameter {name}")
+
+
+def usage_totals() -> VendorUsageTotals:
+    stripe_settings = from_environment(StripeSettings)
+    metronome_settings = from_environment(MetronomeSettings)
+    return _usage_totals(
+        _secret(stripe_settings.stripe_api_key_secret),
+        stripe_settings.stripe_api_base or None,
+        _secret(metronome_settings.metronome_api_key_secret),
+        metronome_settings.metronome_api_base or None,
+    )
+
+
+@cache
+def _usage_totals(
+    stripe_key: str, stripe_base: str | None, metronome_token: str, metronome_base: str | None
+) -> VendorUsageTotals:
+    """One pair of clients per warm container and key (meters, customers and metrics are cached on it)."""
+    from billmig.adapters.usage_totals import VendorUsageTotals
+
+    return VendorUsageTotals.connect(stripe_key, stripe_base, metronome_token, metronome_base, retry_throttled=True)
+
+
+def parity_stripe_reads() -> StripeSDKSource:
+    """Parity only reads Stripe: its client retries a throttled read in place before Step Functions would."""
+    return _parity_stripe_reads(*_stripe_credentials())
+
+
+@cache
+def _parity_stripe_reads(api_key: str, api_base: str | None) -> StripeSDKSource:
+    from billmig.adapters.stripe_sdk import StripeSDKSource
+
+    return StripeSDKSource.connect(api_key, api_base, reads=True)
+
+
+def _stripe_credentials() -> tuple[str, str | None]:
+    settings = from_environment(StripeSettings)
+    return _secret(settings.stripe_api_key_secret), settings.stripe_api_base or None
+
+
+class ParitySettings(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    parity_concurrency: int = Field(default=8, alias="PARITY_CONCURRENCY", ge=1, le=1000)
+
+
+def parity_concurrency() -> int:
+    """Customers checked at once: the template's `ParityConcurrency`, sized to the vendors' read limits."""
+    return from_environment(ParitySettings).parity_concurrency

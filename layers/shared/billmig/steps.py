@@ -36,6 +36,9 @@ class Step(StrEnum):
     METRONOME_CONTRACT = "metronome.contract"
     METRONOME_PARALLEL_RUN = "metronome.parallel_run"
     METRONOME_BACKFILL_USAGE = "metronome.backfill_usage"
+    PARITY_CUSTOMERS = "parity.customers"
+    PARITY_CHECK = "parity.check"
+    PARITY_REPORT = "parity.report"
     RECORD_FAILURE = "record_failure"
 
 

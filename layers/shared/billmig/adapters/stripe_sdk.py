@@ -40,6 +40,23 @@ def typed_stripe_call(what: str, call: Callable[[], _T]) -> _T:
         raise VendorRejected(f"Stripe {what}: {exc.user_message or exc}") from exc
 
 
+def throttle_retrying_http_client() -> stripe.HTTPClient:
+    """The SDK's default HTTP client, also retrying 429s: the SDK retries 409s and 5xx only, and Stripe's rate-limit
+    guidance is to retry a 429 with exponential back-off, which the SDK's own back-off then gives (0.5 s doubling,
+    jittered, at most 5 s). For read-heavy paths (parity), where a throttled read is always safe to repeat."""
+    base: Any = type(stripe.new_default_http_client())
+
+    class ThrottleRetrying(base):  # type: ignore[misc]
+        def _should_retry(
+            self, response: Any, api_connection_error: Any, num_retries: int, max_network_retries: int | None
+        ) -> bool:
+            if response is not None and response[1] == 429 and num_retries < (max_network_retries or 0):
+                return True
+            return bool(super()._should_retry(response, api_connection_error, num_retries, max_network_retries))
+
+    return ThrottleRetrying()
+
+
 def _metadata(obj: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in (obj.to_dict().get("metadata") or {}).items()}
 
@@ -53,8 +70,18 @@ class StripeSDKSource:
         self._client = client
 
     @classmethod
-    def connect(cls, api_key: str, api_base: str | None = None) -> StripeSDKSource:
+    def connect(cls, api_key: str, api_base: str | None = None, *, reads: bool = False) -> StripeSDKSource:
+        """`reads`: a client for reads only, whose throttled requests are retried in place (four times)."""
         addresses: dict[str, str] = {"api": api_base, "meter_events": api_base} if api_base else {}
+        if reads:
+            return cls(
+                stripe.StripeClient(
+                    api_key,
+                    base_addresses=addresses,  # type: ignore[arg-type]
+                    max_network_retries=4,
+                    http_client=throttle_retrying_http_client(),
+                )
+            )
         return cls(stripe.StripeClient(api_key, base_addresses=addresses, max_network_retries=2))  # type: ignore[arg-type]
 
     # -- customers and subscriptions --------------------------------------------------------------------------------
@@ -96,7 +123,12 @@ class StripeSDKSource:
                 params={"customer": customer.id, "status": "all", "limit": PAGE, "expand": ["data.items.data.price"]}
             ),
         )
-        views = [_subscription(s) for s in subscriptions.auto_paging_iter() if statuses is None or s.status in statuses]
+        views = typed_stripe_call(
+            f"list subscriptions of {customer.id}",
+            lambda: [
+                _subscription(s) for s in subscriptions.auto_paging_iter() if statuses is None or s.status in statuses
+            ],
+        )
         settings = getattr(customer, "invoice_settings", None)
         method = getattr(settings, "default_payment_method", None) if settings is not None else None
         return StripeCustomer(
@@ -136,7 +168,8 @@ class StripeSDKSource:
             f"list credit grants of {customer_id}",
             lambda: self._client.v1.billing.credit_grants.list(params={"customer": customer_id, "limit": PAGE}),
         )
-        return [self._grant(customer_id, grant) for grant in pages.auto_paging_iter()]
+        grants = typed_stripe_call(f"list credit grants of {customer_id}", lambda: list(pages.auto_paging_iter()))
+        return [self._grant(customer_id, grant) for grant in grants]
 
     def _grant(self, customer_id: str, grant: Any) -> StripeCreditGrant:
         summary = typed_stripe_call(
@@ -182,7 +215,40 @@ class StripeSDKSource:
             f"list invoices of {subscription_id}",
             lambda: self._client.v1.invoices.list(params={"subscription": subscription_id, "limit": PAGE}),
         )
-        return [_invoice(invoice) for invoice in pages.auto_paging_iter()]
+        return typed_stripe_call(
+            f"list invoices of {subscription_id}", lambda: [_invoice(i) for i in pages.auto_paging_iter()]
+        )
+
+    # -- parity reads --------------------------------------------------------------------------------------------------
+    def invoice_preview(self, customer_id: str, subscription_id: str) -> StripeInvoice | None:
+        def preview() -> Any:
+            try:
+                return self._client.v1.invoices.create_preview(
+                    params={"customer": customer_id, "subscription": subscription_id}
+                )
+            except stripe.InvalidRequestError as exc:
+                if exc.code == "invoice_upcoming_none":  # nothing comes next (an ended subscription)
+                    return None
+                raise
+
+        found = typed_stripe_call(f"invoice preview of {subscription_id}", preview)
+        return None if found is None else _invoice(found)
+
+    def credit_grants_of_transactions(self, customer_id: str) -> dict[str, str]:
+        pages = typed_stripe_call(
+            f"credit balance transactions of {customer_id}",
+            lambda: self._client.v1.billing.credit_balance_transactions.list(
+                params={"customer": customer_id, "limit": PAGE}
+            ),
+        )
+        found: dict[str, str] = {}
+        transactions = typed_stripe_call(
+            f"credit balance transactions of {customer_id}", lambda: list(pages.auto_paging_iter())
+        )
+        for transaction in transactions:
+            grant = transaction.credit_grant
+            found[transaction.id] = grant if isinstance(grant, str) else grant.id
+        return found
 
 
 def _subscription(subscription: Any) -> StripeSubscription:
@@ -240,7 +306,7 @@ def _invoice(invoice: Any) -> StripeInvoice:
             )
         )
     return StripeInvoice(
-        id=invoice.id,
+        id=invoice.id or "preview",
         subscription_id=getattr(details, "subscription", None),
         status=str(invoice.status),
         period_start=int(invoice.period_start),
@@ -251,4 +317,15 @@ def _invoice(invoice: Any) -> StripeInvoice:
         currency=str(invoice.currency),
         lines=tuple(lines),
         billing_reason=invoice.billing_reason,
+        credit_transactions=tuple(
+            (_str_or_none(getattr(c, "credit_balance_transaction", None)), int(c.amount))
+            for c in (invoice.total_pretax_credit_amounts or [])
+            if c.type == "credit_balance_transaction"
+        ),
     )
+
+
+def _str_or_none(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return str(getattr(value, "id", value))

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from billmig.metronome.config import AutoRecharge, MigrationConfig
+from billmig.metronome.config import AutoRecharge, MigrationConfig, ParityTolerances
 from billmig.metronome.errors import InvalidMigrationConfig
 from billmig.metronome.ports import MetronomeProduct, MetronomeTarget
 from billmig.stripe_source.port import StripeSource
@@ -37,6 +37,7 @@ class ResolvedConfig(BaseModel):
     strategy: Literal["parallel", "hard"]
     auto_recharge: AutoRecharge
     concurrency: int
+    parity: ParityTolerances = Field(default_factory=ParityTolerances)
 
     def mapping_for(self, price_id: str, lookup_key: str | None) -> ResolvedPrice | None:
         for mapping in self.prices:
@@ -105,4 +106,5 @@ def resolve(config: MigrationConfig, metronome: MetronomeTarget, stripe: StripeS
         strategy=config.strategy,
         auto_recharge=config.auto_recharge,
         concurrency=config.concurrency,
+        parity=config.parity,
     )

@@ -88,3 +88,5 @@ class StripeInvoice:
     currency: str
     lines: tuple[StripeInvoiceLine, ...]
     billing_reason: str | None = None
+    # (credit balance transaction id, cents) per grant application; the ids are None on a preview (nothing recorded)
+    credit_transactions: tuple[tuple[str | None, int], ...] = ()
