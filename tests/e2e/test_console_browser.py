@@ -8,7 +8,6 @@ import io
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,43 +16,15 @@ from billmig_cli.console.graph import COLOURS
 from billmig_cli.console.history import Outcome
 from billmig_local.lambda_bridge import LambdaFault
 from billmig_local.stack import LocalStack
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from rich.console import Console
 from suite import REPO
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Without the background-networking flags Chromium keeps trying to reach Google's services.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOTS = REPO / ".local" / "test-output" / "console"
 BATCH = "console-batch"
 STIGG_CUSTOMERS = 20  # the demo's import, smaller: the same files, paid plan and injected crash
 PAID_CUSTOMERS = 6
 GONE = {1: "sub_GoneConsole01", 4: "sub_GoneConsole04"}  # paid plans whose Stripe subscription no longer exists
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), "Debian's chromium is missing: `make pytest` installs it"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture()
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    tab = context.new_page()
-    yield tab
-    context.close()
 
 
 def shot(page: Page, name: str) -> None:

@@ -1,23 +1,25 @@
-"""`billmig parity run|approve|status`: parity checks of the parallel run on demand, and the gate's overrides."""
+"""`billmig parity run|approve|status|report`: parity checks of the parallel run on demand, the gate's overrides,
+and a run's report on this machine."""
 
 from __future__ import annotations
 
 import json
 import os
-import urllib.request
-from datetime import UTC, datetime
+from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlparse
 
 import typer
 from billmig.adapters.dynamodb_parity_ledger import DynamoDBParityLedger
+from billmig.money import format_cents
 from billmig.parity.ledger import cutover_verdict
-from billmig.parity.run import ParityFilters, report_key
+from billmig.parity.run import ParityFilters
+from billmig.parity.run_report import report_keys
 from billmig.parity.verdicts import Approval, PeriodParity
 from pydantic import ValidationError
 from rich.table import Table
 
-from billmig_cli import aws_target, executions
+from billmig_cli import aws_target, executions, parity_report
 from billmig_cli.options import StackName, console
 
 app = typer.Typer(help="Parity of the parallel run: Stripe's invoices against Metronome's, and the cutover gate.")
@@ -26,22 +28,9 @@ Batch = Annotated[str | None, typer.Option("--batch", help="Only this migration 
 Period = Annotated[str | None, typer.Option("--period", help="YYYY-MM: only periods starting in this month.")]
 
 
-def _local() -> bool:
-    current = aws_target.endpoint_url()
-    return bool(current) and urlparse(current).hostname in {"127.0.0.1", "localhost", "::1"}
-
-
-def world_now() -> datetime:
-    """The world clock: the local stack's (its control plane) or, on AWS, this machine's."""
-    if _local():
-        with urllib.request.urlopen(f"{aws_target.endpoint_url()}/_billmig/clock", timeout=10) as response:  # noqa: S310 - loopback
-            return datetime.fromisoformat(json.loads(response.read())["iso"].replace("Z", "+00:00"))
-    return datetime.now(UTC)
-
-
 def caller() -> str:
     """Who approves: the STS caller ARN on AWS, $USER on the local stack (whose STS answers for everyone)."""
-    if _local():
+    if aws_target.is_local():
         return os.environ.get("USER") or os.environ.get("USERNAME") or "local-operator"
     return str(aws_target.client("sts").get_caller_identity()["Arn"])
 
@@ -61,24 +50,20 @@ def start_run(filters: ParityFilters, *, stack_name: str, now: datetime) -> str:
 
 def read_report(execution_name: str, *, stack_name: str) -> dict[str, Any]:
     outputs = aws_target.stack_outputs(stack_name)
-    body = aws_target.client("s3").get_object(Bucket=outputs["ImportBucketName"], Key=report_key(execution_name))
+    json_key, _, _ = report_keys(execution_name)
+    body = aws_target.client("s3").get_object(Bucket=outputs["ImportBucketName"], Key=json_key)
     report: dict[str, Any] = json.loads(body["Body"].read())
     return report
 
 
 def _cents(value: int | None) -> str:
-    return "-" if value is None else f"{value / 100:,.2f}"
+    return "-" if value is None else format_cents(value)
 
 
 def print_results(report: dict[str, Any]) -> None:
+    """Each customer's periods, then the customers not checked, from the run's report (`billmig.parity.report`)."""
     table = Table("customer", "batch", "period", "closed", "Stripe", "Metronome", "difference", "result", "causes")
     for customer in report["customers"]:
-        if not customer["periods"]:
-            error = customer.get("error") or {}
-            detail = f"{error.get('type')}: {error.get('message')}" if error else "no period to compare yet"
-            table.add_row(customer["stripe_customer_id"], customer["batch_id"], "-", "-", "-", "-", "-",
-                          customer["status"], detail)  # fmt: skip
-            continue
         for raw in customer["periods"]:
             period = PeriodParity.model_validate(raw)
             result = "[green]pass[/]" if period.passed else "[red]fail[/]"
@@ -93,12 +78,20 @@ def print_results(report: dict[str, Any]) -> None:
                 result,
                 ", ".join(sorted({d.cause.value for d in period.differences})),
             )
+    for unchecked in report["unchecked"]:
+        table.add_row(unchecked["stripe_customer_id"], "-", "-", "-", "-", "-", "-", unchecked["outcome"],
+                      unchecked["reason"])  # fmt: skip
     console.print(table)
-    counts = report["counts"]
+    print_summary(report)
+
+
+def print_summary(report: dict[str, Any]) -> None:
+    summary = report["summary"]
     console.print(
-        f"{report['status']}: {counts['customers']} customers, {counts['passed']} passed, "
-        f"{counts['outside_tolerance']} outside tolerance, {counts['no_period_yet']} with no period yet, "
-        f"{counts['failed']} failed",
+        f"{report['status_detail']}: {summary['customers_checked']} customers checked, "
+        f"{summary['customers_within_tolerance']} within tolerance, {summary['customers_held_back']} held back, "
+        f"{summary['customers_failed']} failed, {summary['customers_skipped']} skipped; "
+        f"{summary['differences']} differences, {format_cents(summary['cents_of_difference'])} in all",
         soft_wrap=True,
     )
 
@@ -118,7 +111,7 @@ def run_command(
         problems = [f"{flags.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors()]
         console.print("[red]" + "; ".join(problems) + "; nothing was started[/]", soft_wrap=True)
         raise typer.Exit(2) from exc
-    arn = start_run(filters, stack_name=stack_name, now=world_now())
+    arn = start_run(filters, stack_name=stack_name, now=aws_target.world_now())
     console.print(f"parity run {arn.rsplit(':', 1)[-1]} started", soft_wrap=True)
     description = executions.wait(aws_target.client("stepfunctions"), arn, timeout=timeout)
     if description["status"] != "SUCCEEDED":
@@ -126,7 +119,8 @@ def run_command(
         raise typer.Exit(1)
     report = read_report(arn.rsplit(":", 1)[-1], stack_name=stack_name)
     print_results(report)
-    if report["status"] != "completed" or report["counts"]["outside_tolerance"]:
+    summary = report["summary"]
+    if report["status"] != "completed" or summary["customers_within_tolerance"] < summary["customers_checked"]:
         raise typer.Exit(1)
 
 
@@ -140,7 +134,9 @@ def approve_command(
     if not reason.strip():
         console.print("[red]--reason: give the reason for the audit trail; nothing was recorded[/]", soft_wrap=True)
         raise typer.Exit(2)
-    approval = Approval(stripe_customer_id=customer, approved_by=caller(), approved_at=world_now(), reason=reason)
+    approval = Approval(
+        stripe_customer_id=customer, approved_by=caller(), approved_at=aws_target.world_now(), reason=reason
+    )
     _ledger(stack_name).approve(approval)
     console.print(
         f"approved {customer} by {approval.approved_by} at {approval.approved_at.isoformat()}: {reason}",
@@ -155,7 +151,7 @@ def status_command(
 ) -> None:
     """What the gate would decide now for each customer, from the ledger, with its latest periods."""
     ledger = _ledger(stack_name)
-    now = world_now()
+    now = aws_target.world_now()
     table = Table("customer", "gate", "reason", "periods checked")
     for stripe_id in customer:
         verdict = cutover_verdict(ledger, stripe_id, now)
@@ -164,3 +160,23 @@ def status_command(
         gate = "[green]released[/]" if verdict.released else "[yellow]held back[/]"
         table.add_row(stripe_id, gate, verdict.reason, shown)
     console.print(table)
+
+
+@app.command("report")
+def report_command(
+    run: Annotated[str | None, typer.Option("--run", help="The parity run id; the newest run by default.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Where <run>.json, .csv and .html go.")] = Path("."),
+    open_page: Annotated[bool, typer.Option("--open", help="Open the HTML report in a browser.")] = False,
+    stack_name: StackName = aws_target.DEFAULT_STACK,
+) -> None:
+    """Fetch a parity run's report (JSON, CSV, one self-contained HTML page), or build it from the ledger."""
+    try:
+        found = parity_report.fetch_report(run, out, stack_name=stack_name)
+    except parity_report.NoParityRun as exc:
+        console.print(f"[red]{exc}[/]", soft_wrap=True)
+        raise typer.Exit(2) from exc
+    console.print(f"parity run {found.parity_run_id}: report {found.source}", soft_wrap=True)
+    print_summary(found.document)
+    console.print(f"report: {found.json_path}  {found.csv_path}  {found.html_path}", soft_wrap=True)
+    if open_page and not parity_report.open_in_browser(found.html_path):
+        console.print(f"no browser to open; the page is {found.html_path.resolve().as_uri()}", soft_wrap=True)

@@ -21,7 +21,7 @@ from billmig.parity.comparison import ParityCustomer, check_customer
 from billmig.parity.ledger import ParityLedger
 from billmig.parity.ports import MetronomeParityReads, StripeParityReads
 from billmig.parity.verdicts import PeriodParity
-from billmig.progress import ProgressStore, StepStatus, SubjectProgress
+from billmig.progress import ProgressStore, SubjectProgress
 from billmig.steps import RunningStep, Step, StepKey, StepOutcome, run_once
 from billmig.usage.completeness import UsageTotals, month_bounds, rows_for_period
 from billmig.usage.mapping import UsageRouterConfig
@@ -40,10 +40,6 @@ def parity_progress_run(parity_run_id: str) -> str:
 
 def customers_key(parity_run_id: str) -> str:
     return f"parity/{parity_run_id}/customers.json"
-
-
-def report_key(parity_run_id: str) -> str:
-    return f"parity/{parity_run_id}/report.json"
 
 
 class ParityFilters(BaseModel):
@@ -243,65 +239,3 @@ class ParityReportRequest(BaseModel):
     @property
     def subject(self) -> str:
         return "report"
-
-
-class ParityReportResult(BaseModel):
-    parity_run_id: str
-    report_key: str
-    status: str  # completed | completed with errors
-    counts: dict[str, int]
-
-
-def run_results(
-    request: ParityReportRequest, storage: RunStorage, store: ProgressStore, ledger: ParityLedger
-) -> dict[str, object]:
-    """Everything the run found, per customer: its periods (this run's records) or the error that stopped its check."""
-    items = storage.read_json(customers_key(request.parity_run_id))
-    customers = []
-    counts = {"customers": 0, "passed": 0, "outside_tolerance": 0, "no_period_yet": 0, "failed": 0}
-    for item in items:
-        customer = item["stripe_customer_id"]
-        progress = store.get(parity_progress_run(request.parity_run_id), customer)
-        step = progress.steps.get(Step.PARITY_CHECK) if progress else None
-        periods = [p for p in ledger.periods(customer) if p.parity_run_id == request.parity_run_id]
-        counts["customers"] += 1
-        if step is None or step.status is not StepStatus.SUCCEEDED:
-            status = "failed"
-        elif not periods:
-            status = "no_period_yet"
-        else:
-            status = "passed" if all(p.passed for p in periods) else "outside_tolerance"
-        counts[status] += 1
-        customers.append(
-            {
-                "batch_id": item["batch_id"],
-                "stripe_customer_id": customer,
-                "status": status,
-                "error": step.last_error.model_dump(mode="json")
-                if step and step.last_error and status == "failed"
-                else None,
-                "periods": [p.model_dump(mode="json") for p in periods],
-            }
-        )
-    return {
-        "parity_run_id": request.parity_run_id,
-        "batch_id": request.batch_id,
-        "period": request.period,
-        "status": "completed with errors" if counts["failed"] else "completed",
-        "counts": counts,
-        "customers": customers,
-    }
-
-
-def write_parity_report(
-    request: ParityReportRequest, storage: RunStorage, store: ProgressStore, ledger: ParityLedger
-) -> ParityReportResult:
-    """The run's results as JSON at `parity/<run id>/report.json` (the report step's fuller output builds on it)."""
-    results = run_results(request, storage, store, ledger)
-    key = report_key(request.parity_run_id)
-    storage.write_json(key, results)
-    counts = results["counts"]
-    assert isinstance(counts, dict)
-    return ParityReportResult(
-        parity_run_id=request.parity_run_id, report_key=key, status=str(results["status"]), counts=counts
-    )
