@@ -245,3 +245,50 @@ def wait_for_parallel_run(
             raise TimeoutError(f"batch {batch_id}: {settled} of {customers} customers settled after {timeout:.0f} s")
         time.sleep(delay)
         delay = min(1.0, delay * 1.5)
+
+
+class FunctionFailed(Exception):
+    """A function answered with an error: its type (the typed error's class) and message."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+
+
+def invoke(function: str, payload: dict[str, Any], *, stack_name: str = aws_target.DEFAULT_STACK) -> dict[str, Any]:
+    """Invoke the stack's function built from functions/<function>/ and return its JSON answer."""
+    from billmig_cli.local_functions import deployed_function_name
+
+    name = deployed_function_name(function, aws_target.client("cloudformation"), stack_name)
+    response = aws_target.client("lambda").invoke(FunctionName=name, Payload=json.dumps(payload).encode())
+    answer: dict[str, Any] = json.loads(response["Payload"].read() or b"{}")
+    if response.get("FunctionError"):
+        raise FunctionFailed(str(answer.get("errorType")), str(answer.get("errorMessage")))
+    return answer
+
+
+def rollback(
+    customer: str,
+    reason: str,
+    requested_by: str,
+    *,
+    batch_id: str | None = None,
+    stack_name: str = aws_target.DEFAULT_STACK,
+) -> dict[str, Any]:
+    payload = {"stripe_customer_id": customer, "reason": reason, "requested_by": requested_by, "batch_id": batch_id}
+    return invoke("metronome_rollback", payload, stack_name=stack_name)
+
+
+def cleanup_plan(batch_id: str, stripe: StripeSDKSource, *, stack_name: str = aws_target.DEFAULT_STACK) -> Any:
+    """What `cleanup` would do, read from the progress store and Stripe: writes nothing."""
+    from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
+    from billmig.metronome.cleanup import plan_cleanup
+
+    outputs = aws_target.stack_outputs(stack_name)
+    store = DynamoDBProgressStore(outputs["ProgressTableName"], client=aws_target.client("dynamodb"))
+    return plan_cleanup(batch_id, stripe, store)
+
+
+def cleanup(batch_id: str, *, stack_name: str = aws_target.DEFAULT_STACK) -> dict[str, Any]:
+    return invoke("metronome_cleanup", {"batch_id": batch_id, "runner": "cli"}, stack_name=stack_name)

@@ -234,3 +234,25 @@ def print_resend(result: ResendResult) -> None:
         console.print(f"  - {event_id}: {reason}", soft_wrap=True, markup=False, highlight=False)
     if refused:
         console.print(f"{refused} refused: dead-lettered with the reason (`billmig usage replay --dlq` after a fix)")
+
+
+@app.command("dual-write")
+def dual_write_command(
+    batch: Annotated[str | None, typer.Option("--batch", help="One batch (default: every batch turned off).")] = None,
+    stack_name: StackName = aws_target.DEFAULT_STACK,
+) -> None:
+    """Which batches' Stripe usage writes are decommissioned (their clean-up ran): the router sends them to
+    Metronome only."""
+    from billmig.adapters.ssm_feature_flags import SSMFeatureFlags
+    from billmig.feature_flags import stripe_writes_off
+
+    name = aws_target.stack_outputs(stack_name)["FeatureFlagsParameterName"]
+    off = stripe_writes_off(SSMFeatureFlags(name, client=aws_target.client("ssm")).read())
+    if batch is not None:
+        state = f"decommissioned since {off[batch]}: Metronome only" if batch in off else "on (Stripe and Metronome)"
+        console.print(f"batch {batch}: Stripe usage writes {state}", soft_wrap=True)
+        return
+    if not off:
+        console.print("no batch has its Stripe usage writes decommissioned", soft_wrap=True)
+    for batch_id, since in sorted(off.items()):
+        console.print(f"batch {batch_id}: Stripe usage writes decommissioned since {since}: Metronome only")

@@ -17,9 +17,11 @@ if TYPE_CHECKING:  # imported where used, so a Lambda loads only the SDKs it cal
     from billmig.adapters.metronome_sdk import MetronomeSDKTarget
     from billmig.adapters.s3_import_storage import S3ImportStorage
     from billmig.adapters.s3_usage_journal import S3UsageJournal
+    from billmig.adapters.ssm_feature_flags import SSMFeatureFlags
     from billmig.adapters.stigg_graphql import StiggGraphQLTarget
     from billmig.adapters.stripe_meter_events import StripeMeterEventSink
     from billmig.adapters.stripe_sdk import StripeSDKSource
+    from billmig.metronome.rollback import RollbackPorts
     from billmig.usage.mapping import UsageRouterConfig
     from billmig.usage.resend import ResendResult
     from billmig.usage.router import UsageRouter
@@ -194,6 +196,7 @@ def usage_router() -> UsageRouter:
         DynamoDBRouteSource(from_environment(ProgressTableSettings).progress_table_name),
         directory,
         ttl=config.route_cache_seconds,
+        decommissioned=stripe_writes_off_batches,
     )
     dead_letters = SQSDeadLetters(from_environment(UsageRouterSettings).usage_dead_letter_queue_url)
     _routers.clear()
@@ -311,3 +314,43 @@ class ParitySettings(BaseModel):
 def parity_concurrency() -> int:
     """Customers checked at once: the template's `ParityConcurrency`, sized to the vendors' read limits."""
     return from_environment(ParitySettings).parity_concurrency
+
+
+class FeatureFlagSettings(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    feature_flags_parameter: str = Field(alias="FEATURE_FLAGS_PARAMETER", min_length=1)
+
+
+FLAGS_MAX_AGE_SECONDS = 15  # a flipped flag reaches warm routers within 15 seconds
+
+
+def stripe_writes_off_batches() -> frozenset[str]:
+    """The batches whose Stripe usage writes are off, through Powertools Parameters' cache."""
+    from aws_lambda_powertools.utilities import parameters
+
+    from billmig.feature_flags import parse_flags, stripe_writes_off
+
+    name = from_environment(FeatureFlagSettings).feature_flags_parameter
+    text = str(parameters.get_parameter(name, max_age=FLAGS_MAX_AGE_SECONDS))
+    return frozenset(stripe_writes_off(parse_flags(text, f"SSM parameter {name}")))
+
+
+def feature_flags() -> SSMFeatureFlags:
+    from billmig.adapters.ssm_feature_flags import SSMFeatureFlags
+
+    return SSMFeatureFlags(from_environment(FeatureFlagSettings).feature_flags_parameter)
+
+
+def rollback_ports() -> RollbackPorts:
+    from billmig.metronome.rollback import RollbackPorts
+    from billmig.world_clock import WorldClock
+
+    return RollbackPorts(
+        storage=import_storage(),
+        stripe=stripe_source(),
+        metronome=metronome_target(),
+        store=progress_store(),
+        resend=resend_usage,
+        clock=WorldClock(),
+    )

@@ -17,7 +17,7 @@ from metronome_book import Book, CrashAfter, SimulatedCrash, book, fresh_custome
 
 def test_the_write_points_are_every_writing_method_of_the_port() -> None:
     methods = {n for n, _ in inspect.getmembers(ports.MetronomeTarget, inspect.isfunction) if not n.startswith("_")}
-    writing = {n for n in methods if n.split("_")[0] in ("create", "add", "set", "update", "archive", "edit")}
+    writing = {n for n in methods if n.split("_")[0] in ("create", "add", "set", "update", "archive", "edit", "end")}
     assert writing == set(WRITE_METHODS)
 
 

@@ -23,9 +23,11 @@ from billmig.metronome.ports import (
     ContractBalance,
     MetronomeContract,
     MetronomeCustomer,
+    MetronomeInvoice,
     MetronomeProduct,
 )
-from billmig.parity.ports import MetronomeInvoice, MetronomeInvoiceLine, UsageProduct
+from billmig.parity.ports import MetronomeInvoice as MetronomeUsageInvoice
+from billmig.parity.ports import MetronomeInvoiceLine, UsageProduct
 
 _T = TypeVar("_T")
 STRIPE: Final[Literal["stripe"]] = "stripe"
@@ -194,8 +196,38 @@ class MetronomeSDKTarget:
         )
         return str(made.data.id)
 
+    def end_contract(self, customer_id: str, contract_id: str, ending_before: datetime, idempotency_key: str) -> None:
+        typed_metronome_call(
+            f"end contract {contract_id}",
+            lambda: self._client.v1.contracts.update_end_date(
+                customer_id=customer_id,
+                contract_id=contract_id,
+                ending_before=ending_before.isoformat().replace("+00:00", "Z"),
+                extra_headers=_headers(idempotency_key),
+            ),
+        )
+
+    # -- invoices ---------------------------------------------------------------------------------------------------
+    def invoices(self, customer_id: str) -> list[MetronomeInvoice]:
+        pages = typed_metronome_call(
+            f"list invoices of {customer_id}",
+            lambda: self._client.v1.customers.invoices.list(customer_id=customer_id, limit=100),
+        )
+        found = typed_metronome_call(f"list invoices of {customer_id}", lambda: [i.to_dict() for i in pages])
+        return [
+            MetronomeInvoice(
+                id=str(i["id"]),
+                status=str(i.get("status")),
+                type=str(i.get("type")),
+                start=_time(i.get("start_timestamp")),
+                end=_time(i.get("end_timestamp")),
+                billable_status=_str_or_none(i.get("billable_status")),
+            )
+            for i in found
+        ]
+
     # -- parity reads ------------------------------------------------------------------------------------------------
-    def usage_invoices(self, customer_id: str) -> list[MetronomeInvoice]:
+    def usage_invoices(self, customer_id: str) -> list[MetronomeUsageInvoice]:
         pages = typed_metronome_call(
             f"list invoices of {customer_id}",
             lambda: self._client.v1.customers.invoices.list(
@@ -272,8 +304,8 @@ def _invoice_line(item: dict[str, Any]) -> MetronomeInvoiceLine:
     )
 
 
-def _invoice(data: dict[str, Any]) -> MetronomeInvoice:
-    return MetronomeInvoice(
+def _invoice(data: dict[str, Any]) -> MetronomeUsageInvoice:
+    return MetronomeUsageInvoice(
         id=str(data["id"]),
         contract_id=_str_or_none(data.get("contract_id")),
         type=str(data.get("type") or ""),
@@ -332,4 +364,5 @@ def _contract(data: dict[str, Any]) -> MetronomeContract:
         statement_schedule=dict(data.get("usage_statement_schedule") or {}),
         billing_provider_configuration_id=provider.get("id") if isinstance(provider, dict) else None,
         balances=tuple(balances),
+        ending_before=_time(data.get("ending_before")),
     )

@@ -7,6 +7,7 @@ callers read the status before cancelling.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import stripe
@@ -18,6 +19,8 @@ from billmig.stripe_source.views import (
     StripeInvoice,
     StripeInvoiceLine,
     StripeItem,
+    StripeMeter,
+    StripePrice,
     StripeSubscription,
 )
 
@@ -162,6 +165,96 @@ class StripeSDKSource:
         )
         return str(cancelled.status)
 
+    # -- a rollback's writes ----------------------------------------------------------------------------------------
+    def resume_subscription(self, subscription_id: str, idempotency_key: str) -> None:
+        typed_stripe_call(
+            f"resume {subscription_id}",
+            lambda: self._client.v1.subscriptions.update(
+                subscription_id, params={"cancel_at_period_end": False}, options={"idempotency_key": idempotency_key}
+            ),
+        )
+
+    def release_schedule(self, schedule_id: str, idempotency_key: str) -> None:
+        typed_stripe_call(
+            f"release {schedule_id}",
+            lambda: self._client.v1.subscription_schedules.release(
+                schedule_id, options={"idempotency_key": idempotency_key}
+            ),
+        )
+
+    def create_subscription(
+        self,
+        *,
+        customer_id: str,
+        items: tuple[tuple[str, int | None], ...],
+        backdate_start_date: int,
+        anchor: int,
+        metadata: dict[str, str],
+        idempotency_key: str,
+    ) -> str:
+        moment = datetime.fromtimestamp(anchor, UTC)
+        made = typed_stripe_call(
+            f"recreate the subscription of {customer_id}",
+            lambda: self._client.v1.subscriptions.create(
+                params={
+                    "customer": customer_id,
+                    "items": [{"price": p, **({"quantity": q} if q else {})} for p, q in items],
+                    "backdate_start_date": backdate_start_date,
+                    "billing_cycle_anchor_config": {
+                        "day_of_month": moment.day,
+                        "hour": moment.hour,
+                        "minute": moment.minute,
+                        "second": moment.second,
+                    },
+                    "metadata": metadata,
+                },
+                options={"idempotency_key": idempotency_key},
+            ),
+        )
+        return str(made.id)
+
+    def subscriptions_of(self, customer_id: str) -> list[StripeSubscription]:
+        pages = typed_stripe_call(
+            f"list subscriptions of {customer_id}",
+            lambda: self._client.v1.subscriptions.list(
+                params={"customer": customer_id, "status": "all", "limit": PAGE, "expand": ["data.items.data.price"]}
+            ),
+        )
+        return [_subscription(s) for s in pages.auto_paging_iter()]
+
+    # -- a clean-up's reads and writes --------------------------------------------------------------------------------
+    def prices(self) -> list[StripePrice]:
+        pages = typed_stripe_call("list prices", lambda: self._client.v1.prices.list(params={"limit": PAGE}))
+        return [
+            StripePrice(p.id, bool(p.active), p.recurring.meter if p.recurring is not None else None)
+            for p in pages.auto_paging_iter()
+        ]
+
+    def meters(self) -> list[StripeMeter]:
+        pages = typed_stripe_call("list meters", lambda: self._client.v1.billing.meters.list(params={"limit": PAGE}))
+        return [StripeMeter(m.id, str(m.event_name), str(m.status)) for m in pages.auto_paging_iter()]
+
+    def live_subscriptions_with_price(self, price_id: str) -> list[str]:
+        pages = typed_stripe_call(
+            f"list subscriptions on {price_id}",
+            lambda: self._client.v1.subscriptions.list(params={"price": price_id, "limit": PAGE}),
+        )
+        return [s.id for s in pages.auto_paging_iter()]  # the default status filter: every status but canceled
+
+    def archive_price(self, price_id: str, idempotency_key: str) -> None:
+        typed_stripe_call(
+            f"archive {price_id}",
+            lambda: self._client.v1.prices.update(
+                price_id, params={"active": False}, options={"idempotency_key": idempotency_key}
+            ),
+        )
+
+    def deactivate_meter(self, meter_id: str, idempotency_key: str) -> None:
+        typed_stripe_call(
+            f"deactivate {meter_id}",
+            lambda: self._client.v1.billing.meters.deactivate(meter_id, options={"idempotency_key": idempotency_key}),
+        )
+
     # -- credits, usage, invoices -------------------------------------------------------------------------------------
     def credit_grants(self, customer_id: str) -> list[StripeCreditGrant]:
         pages = typed_stripe_call(
@@ -286,7 +379,17 @@ def _subscription(subscription: Any) -> StripeSubscription:
         trial_end=_int_or_none(subscription.trial_end),
         metadata=_metadata(subscription),
         billing_threshold=_int_or_none(getattr(thresholds, "amount_gte", None)) if thresholds else None,
+        schedule_id=_id_of(getattr(subscription, "schedule", None)),
+        ended_at=_int_or_none(getattr(subscription, "ended_at", None)),
+        customer_id=_id_of(getattr(subscription, "customer", None)),
     )
+
+
+def _id_of(value: Any) -> str | None:
+    """An expandable field: the id, whether Stripe sent the id or the object."""
+    if value is None or isinstance(value, str):
+        return value
+    return str(value.id)
 
 
 def _invoice(invoice: Any) -> StripeInvoice:

@@ -56,6 +56,17 @@ class MetronomeContract:
     statement_schedule: dict[str, Any]
     billing_provider_configuration_id: str | None
     balances: tuple[ContractBalance, ...] = field(default_factory=tuple)
+    ending_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MetronomeInvoice:
+    id: str
+    status: str  # DRAFT, FINALIZED or VOID
+    type: str  # USAGE, SCHEDULED, ...
+    start: datetime | None
+    end: datetime | None
+    billable_status: str | None
 
 
 @dataclass(frozen=True)
@@ -101,7 +112,20 @@ class MetronomeTarget(Protocol):
         """`terms` are `v1.contracts.create`'s parameters; a used `uniqueness_key` raises `MetronomeAlreadyExists`."""
         ...
 
+    def end_contract(self, customer_id: str, contract_id: str, ending_before: datetime, idempotency_key: str) -> None:
+        """`/v1/contracts/updateEndDate`: Metronome truncates the contract's draft statements at `ending_before`."""
+        ...
 
-WRITE_METHODS = ("create_customer", "add_stripe_configuration", "set_billable_status", "create_contract")
+    # -- invoices
+    def invoices(self, customer_id: str) -> list[MetronomeInvoice]: ...
+
+
+WRITE_METHODS = (
+    "create_customer",
+    "add_stripe_configuration",
+    "set_billable_status",
+    "create_contract",
+    "end_contract",
+)
 """Every `MetronomeTarget` method that writes: the crash points the resume tests enumerate (a test checks this list
 against the protocol, so a new write cannot be missed)."""
