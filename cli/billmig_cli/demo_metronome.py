@@ -73,17 +73,24 @@ def seed(world: MetronomeWorld) -> str:
     """Both seeds through the vendors' SDKs: a Stripe book on test clocks, the Metronome catalogue."""
     import stripe
     from billmig_local.emulators.metronome.catalogue_seed import seed_catalogue
+    from billmig_local.emulators.stripe import advance_test_clocks
     from billmig_local.emulators.stripe.book_of_business import ensure_catalogue, populate
     from metronome import Metronome
 
     stack = world.stack
+    # The daily parity schedule would fire on every day the clock walks through; it is switched on at month end.
+    parity_schedule(stack, "DISABLED")
+    # The parallel run starts at the month start right after the seeded history ends (an hour before it, so no
+    # seeded event falls on the boundary): every event in the dual-write window goes through the router.
+    world.parallel_run_start = _next_month(_month_start(stack.clock.now()))
+    stack.move_clock(to=world.parallel_run_start.timestamp())
     url = stack.emulators["stripe"].url
     client = stripe.StripeClient("sk_test_local", base_addresses={"api": url, "meter_events": url})
-    book = ensure_catalogue(client, int(stack.clock.now()) // 3600 * 3600)
+    book = ensure_catalogue(client, int(world.parallel_run_start.timestamp()) - 3600)
     world.seeded = populate(client, book, customers=world.customers, seed=DEMO_SEED, workers=READ_WORKERS)
+    advance_test_clocks(url)  # the history ends at `as_of`; from here on every clock is at the world's instant
     with Metronome(bearer_token="local", base_url=stack.emulators["metronome"].url) as metronome:
         seed_catalogue(metronome)
-    world.parallel_run_start = _month_start(book.as_of)
     world.report.customers = len(world.seeded)
     expect([] if len(world.seeded) == world.customers else [f"seeded {len(world.seeded)} of {world.customers}"])
     grants = sum(len(s.credit_grants) for s in world.seeded)
@@ -204,9 +211,8 @@ def usage_month(world: MetronomeWorld) -> str:
     from billmig.adapters.usage_totals import VendorUsageTotals
     from billmig.usage.completeness import check_completeness
     from billmig.usage.mapping import router_config_from_json
-    from billmig.usage.routing import CustomerRoute
 
-    from billmig_cli.usage_feed import queue_urls, send_events
+    from billmig_cli.usage_feed import queue_urls, routes_of_run, send_events
 
     stack = world.stack
     assert world.vendors is not None and world.streamed_from is not None
@@ -244,12 +250,7 @@ def usage_month(world: MetronomeWorld) -> str:
             + "; ".join(r.get("StringValue", "transient failures") for r in reasons)
         )
     store = DynamoDBProgressStore(outputs["ProgressTableName"], client=stack.client("dynamodb"))
-    # The demo checks the window it streamed: usage before it reached Stripe only (the seeded history).
-    routes = [
-        CustomerRoute(p.ingest_alias, p.subject, p.phase, world.streamed_from, p.cutover_at)
-        for p in store.all_in_run(BATCH_ID)
-        if p.ingest_alias
-    ]
+    routes = list(routes_of_run(store.all_in_run(BATCH_ID)))
     totals = VendorUsageTotals.connect(
         "sk_test_local", stack.emulators["stripe"].url, "local-metronome-token", stack.emulators["metronome"].url
     )
@@ -333,6 +334,51 @@ def _count_invoices(world: MetronomeWorld) -> None:
     world.report.invoices = invoices
 
 
+def parity_schedule(stack: Any, state: str) -> dict[str, Any]:
+    """Switch the stack's daily parity schedule (EventBridge Scheduler) on or off; returns the schedule."""
+    scheduler = stack.client("scheduler")
+    name = f"billmig-parity-{stack.settings.parameters.get('Stage', 'local')}"
+    try:
+        found: dict[str, Any] = scheduler.get_schedule(Name=name)
+    except scheduler.exceptions.ResourceNotFoundException as exc:
+        raise NotAvailable("the parity state machine and its EventBridge schedule") from exc
+    keep = ("ScheduleExpression", "ScheduleExpressionTimezone", "FlexibleTimeWindow", "Target", "Description")
+    scheduler.update_schedule(Name=name, State=state, **{k: found[k] for k in keep if k in found})
+    return found
+
+
+def parity_run(world: MetronomeWorld) -> str:
+    """The parity schedule on again, the clock past its next firing: EventBridge Scheduler starts the parity run."""
+    from billmig_local.schedule_expressions import next_fire
+
+    from billmig_cli.commands.parity import read_report
+
+    stack = world.stack
+    schedule = parity_schedule(stack, "ENABLED")
+    now = stack.clock.now_datetime()
+    due = next_fire(schedule["ScheduleExpression"], now, anchor=now, timezone="UTC")
+    assert due is not None
+    moved = stack.move_clock(to=due.timestamp() + 1)
+    firings = [f for f in moved["fired"] if "parity" in f["schedule"]]
+    expect([] if len(firings) == 1 else [f"{len(firings)} parity runs fired at {due.isoformat()}, expected one"])
+    arn = firings[0]["execution_arn"]
+    ended = executions.wait(stack.client("stepfunctions"), arn, timeout=600)
+    expect([] if ended["status"] == "SUCCEEDED" else [f"the parity run ended {ended['status']}"])
+    report = read_report(arn.rsplit(":", 1)[-1], stack_name=aws_target.DEFAULT_STACK)
+    summary = report["summary"]
+    world.report.parity = (
+        f"{report['status_detail']}: {summary['customers_checked']} checked, "
+        f"{summary['customers_within_tolerance']} within tolerance, {summary['customers_held_back']} held back, "
+        f"{summary['customers_failed']} failed; {summary['differences']} differences"
+    )
+    in_run = world.report.outcomes["in the parallel run"]
+    expect(
+        ([] if summary["customers_failed"] == 0 else [f"{summary['customers_failed']} parity checks failed"])
+        + ([] if summary["customers_checked"] == in_run else [f"{summary['customers_checked']} of {in_run} checked"])
+    )
+    return f"fired at {due.isoformat()}: {world.report.parity}"
+
+
 def not_built(piece: str) -> Callable[[MetronomeWorld], str]:
     def stage(world: MetronomeWorld) -> str:
         raise NotAvailable(piece)
@@ -347,7 +393,7 @@ STAGES: list[Stage[MetronomeWorld]] = [
     Stage("parallel run", parallel_run),
     Stage("a month of usage through the router", usage_month),
     Stage("past the month boundary", month_boundary),
-    Stage("scheduled parity run", not_built("the parity state machine and its EventBridge schedule")),
+    Stage("scheduled parity run", parity_run),
     Stage("cutover", not_built("the cutover gate and the month-boundary cutover")),
     Stage("the first Metronome invoice", not_built("the cutover (billable from the next period)")),
     Stage("clean-up", not_built("the batch clean-up")),
