@@ -23,7 +23,9 @@ def run_demo(console: Console, *, customers: int, state_dir: Path) -> int:
 
     began = time.monotonic()
     shutil.rmtree(state_dir, ignore_errors=True)
-    settings = StackSettings(state_dir=state_dir.resolve(), lambda_concurrency=DEMO_CONCURRENCY)
+    # Every Map of the demo runs at the Lambda concurrency (a wider Map is throttled, and its retries come at once).
+    parameters = {"Stage": "local", "ParityConcurrency": str(DEMO_CONCURRENCY)}
+    settings = StackSettings(state_dir=state_dir.resolve(), lambda_concurrency=DEMO_CONCURRENCY, parameters=parameters)
     with LocalStack(settings) as stack:
         up_seconds = time.monotonic() - began
         console.rule("[bold]billmig demo[/]: the local world")
