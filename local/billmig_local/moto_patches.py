@@ -138,7 +138,7 @@ def _lambda_tasks_in_process() -> None:
         headers: dict[str, str] = {}
         try:
             function = lambda_backends[fields[4]][fields[3]].get_function(arn, parameters.get("Qualifier"))
-            body = function.invoke(parameters.get("Payload") or b"", {}, headers)
+            body = function.invoke(parameters.get("Payload") or b"", {}, headers)  # type: ignore[arg-type]
         except JsonRESTError as exc:
             raise _client_error(exc.error_type, exc.message, exc.code) from exc
         response: dict[str, Any] = {
@@ -151,7 +151,7 @@ def _lambda_tasks_in_process() -> None:
         return response
 
     def _client_error(code: str, message: str, status: int) -> ClientError:
-        metadata = {"HTTPStatusCode": status, "RequestId": str(uuid.uuid4())}
+        metadata: Any = {"HTTPStatusCode": status, "RequestId": str(uuid.uuid4())}
         return ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": metadata}, "Invoke")
 
     patched: Any = lambda_eval_utils
