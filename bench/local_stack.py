@@ -92,8 +92,8 @@ def prepare_vendor_map(stack: LocalStack, *, latency_ms: float, concurrency: int
     """One Stripe customer to read, the emulator's latency set, the Task's function deployed."""
     stripe = stack.emulators["stripe"].url
     headers = {"Authorization": f"Bearer {KEY}"}
-    customer = httpx.post(f"{stripe}/v1/customers", data={"name": "Bench"}, headers=headers).json()["id"]
-    httpx.post(f"{stripe}/_emulator/latency", json={"ms": latency_ms}).raise_for_status()
+    customer = httpx.post(f"{stripe}/v1/customers", data={"name": "Bench"}, headers=headers, timeout=60).json()["id"]
+    httpx.post(f"{stripe}/_emulator/latency", json={"ms": latency_ms}, timeout=60).raise_for_status()
     function_arn, role_arn = deploy_vendor_call(stack, stripe, concurrency)
     return VendorMap(customer, function_arn, role_arn)
 

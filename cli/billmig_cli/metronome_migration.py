@@ -236,18 +236,32 @@ def status(batch_id: str, *, stack_name: str = aws_target.DEFAULT_STACK) -> Batc
 
 
 def wait_for_parallel_run(
-    batch_id: str, customers: int, *, stack_name: str = aws_target.DEFAULT_STACK, timeout: float = 600
+    batch_id: str,
+    customers: int,
+    *,
+    stack_name: str = aws_target.DEFAULT_STACK,
+    timeout: float = 600,
+    execution_arn: str | None = None,
 ) -> BatchStatus:
-    """Until every customer has begun its parallel run or failed (the execution itself waits for the cutover)."""
+    """Until every customer has begun its parallel run or failed (the execution itself waits for the cutover).
+
+    Given the execution, it first waits on its Map Run's item counts (two calls a poll); then each poll only counts
+    (DynamoDB does, server-side), and the full status is read once, at the end: reading every progress item once a
+    second would cost more than the migration it watches on a large batch."""
     import time
 
+    from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
+
+    outputs = aws_target.stack_outputs(stack_name)
+    store = DynamoDBProgressStore(outputs["ProgressTableName"], client=aws_target.client("dynamodb"))
     deadline = time.monotonic() + timeout
+    if execution_arn is not None:
+        executions.wait_for_map_run(aws_target.client("stepfunctions"), execution_arn, customers, timeout=timeout)
     delay = 0.1
     while True:
-        current = status(batch_id, stack_name=stack_name)
-        settled = current.steps[IN_PARALLEL_RUN]["succeeded"] + len(current.failures)
+        settled = store.count_settled(batch_id, IN_PARALLEL_RUN)
         if settled >= customers:
-            return current
+            return status(batch_id, stack_name=stack_name)
         if time.monotonic() > deadline:
             raise TimeoutError(f"batch {batch_id}: {settled} of {customers} customers settled after {timeout:.0f} s")
         time.sleep(delay)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import json
 import threading
 import time
@@ -114,6 +115,47 @@ def _lambda_task_service_errors() -> None:
         )
 
     task_model._from_error = _from_error
+
+
+def _lambda_tasks_in_process() -> None:
+    from botocore.exceptions import ClientError
+    from moto.awslambda.models import lambda_backends
+    from moto.core.exceptions import JsonRESTError
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    original = lambda_eval_utils._invoke_lambda_function
+    passed = {"FunctionName", "Payload", "Qualifier"}
+
+    def _invoke_lambda_function(parameters: dict[str, Any], region: str, state_credentials: Any) -> dict[str, Any]:
+        """A synchronous Task invocation of a function ARN goes straight to the Lambda backend in this process,
+        as the HTTP round trip would end there: same payload, `FunctionError` and API errors (as `ClientError`,
+        so `lambda_task_service_errors` names them), without a botocore request, a TCP connection and a
+        werkzeug thread per Task. Anything else (a name, an invocation type, a log type) takes moto's path."""
+        arn = str(parameters.get("FunctionName", ""))
+        fields = arn.split(":")
+        if set(parameters) - passed or len(fields) < 7 or fields[2] != "lambda":
+            return dict(original(parameters=parameters, region=region, state_credentials=state_credentials))
+        headers: dict[str, str] = {}
+        try:
+            function = lambda_backends[fields[4]][fields[3]].get_function(arn, parameters.get("Qualifier"))
+            body = function.invoke(parameters.get("Payload") or b"", {}, headers)  # type: ignore[arg-type]
+        except JsonRESTError as exc:
+            raise _client_error(exc.error_type, exc.message, exc.code) from exc
+        response: dict[str, Any] = {
+            "StatusCode": 200,
+            "ExecutedVersion": str(function.version),
+            "Payload": lambda_eval_utils._from_payload(io.BytesIO(body if isinstance(body, bytes) else body.encode())),
+        }
+        if "x-amz-function-error" in headers:
+            response["FunctionError"] = headers["x-amz-function-error"]
+        return response
+
+    def _client_error(code: str, message: str, status: int) -> ClientError:
+        metadata: Any = {"HTTPStatusCode": status, "RequestId": str(uuid.uuid4())}
+        return ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": metadata}, "Invoke")
+
+    patched: Any = lambda_eval_utils
+    patched._invoke_lambda_function = _invoke_lambda_function
 
 
 def _task_clients_reused() -> None:
@@ -458,6 +500,12 @@ PATCHES: tuple[Patch, ...] = (
         "a Lambda API error on a Task on a function ARN (a throttle) reaches Retry/Catch as `Exception`, "
         "where Step Functions names it `Lambda.<code>` (e.g. Lambda.TooManyRequestsException)",
         _lambda_task_service_errors,
+    ),
+    Patch(
+        "lambda_tasks_in_process",
+        "a Task on a function ARN invokes it through botocore and the HTTP server: a signed request, a new TCP "
+        "connection and a server thread per Task, CPU that serialised a Map's parallel Tasks on the GIL",
+        _lambda_tasks_in_process,
     ),
     Patch(
         "task_clients_reused",

@@ -20,6 +20,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 IDLE_WAIT_SECONDS = 0.05
+# Listing the mappings costs 1 + one request per mapping: the loop re-reads them this often, not on every poll, so a
+# new or disabled mapping is seen within it.
+MAPPINGS_REFRESH_SECONDS = 1.0
 SQS_MAX_RECEIVE = 10  # ReceiveMessage returns at most ten; a batch is gathered over several receives
 
 
@@ -73,10 +76,11 @@ class SqsPoller:
             )
         return found
 
-    def poll_once(self) -> int:
-        """One batch per mapping, if any message is waiting; returns how many messages were received."""
+    def poll_once(self, mappings: list[Mapping] | None = None) -> int:
+        """One batch per mapping (these, or the ones listed now), if any message is waiting; returns how many
+        messages were received."""
         with self._lock:
-            return sum(self._poll(mapping) for mapping in self.mappings())
+            return sum(self._poll(mapping) for mapping in (self.mappings() if mappings is None else mappings))
 
     def _poll(self, mapping: Mapping) -> int:
         sqs = self._client("sqs")
@@ -121,9 +125,13 @@ class SqsPoller:
         self._thread.start()
 
     def _run(self) -> None:
+        mappings: list[Mapping] = []
+        listed = float("-inf")
         while not self._stop.is_set():
             try:
-                received = self.poll_once()
+                if time.monotonic() - listed >= MAPPINGS_REFRESH_SECONDS:
+                    mappings, listed = self.mappings(), time.monotonic()
+                received = self.poll_once(mappings)
             except Exception:
                 log.exception("sqs poller failed")
                 received = 0

@@ -269,3 +269,41 @@ def test_logs_land_in_the_functions_own_log_group(local_stack: LocalStack, lam: 
     assert words not in _log_messages(local_stack, other)
     assert mine[0].startswith("START RequestId: ")
     assert mine[-2].startswith("END RequestId: ") and mine[-1].startswith("REPORT RequestId: ")
+
+
+def test_a_task_invokes_its_function_in_process_with_lambdas_results(
+    local_stack: LocalStack, sfn: Any, deploy: Deploy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lambda_tasks_in_process`: a Task's invocation never reaches the Lambda HTTP API, yet its output, a handler
+    error's name and a missing function's Lambda error are what that API would have given Step Functions."""
+    from moto.awslambda.responses import LambdaResponse
+
+    over_http: list[str] = []
+    original = LambdaResponse.invoke
+
+    def counted(self: Any) -> Any:
+        over_http.append(self.path)
+        return original(self)
+
+    monkeypatch.setattr(LambdaResponse, "invoke", counted)
+    counting = _machine(local_stack, deploy("count"), "Lambda.Unknown")
+    arn = executions.start(sfn, counting, {}, f"inproc-{uuid.uuid4().hex[:8]}")
+    assert json.loads(executions.wait(sfn, arn, timeout=60)["output"])["calls"] == 1
+
+    refused = _machine(local_stack, deploy("refuse"), "Lambda.Unknown")
+    arn = executions.start(sfn, refused, {}, f"inproc-{uuid.uuid4().hex[:8]}")
+    failed = executions.wait(sfn, arn, timeout=60)
+    assert (failed["status"], failed["error"]) == ("FAILED", "LookupError")
+    assert "no such thing" in failed["cause"]
+
+    configuration = local_stack.client("lambda").get_function(FunctionName=deploy("count"))["Configuration"]
+    task = {"Type": "Task", "Resource": configuration["FunctionArn"] + "-gone", "End": True}
+    missing = sfn.create_state_machine(
+        name=f"probe-{uuid.uuid4().hex[:8]}",
+        definition=json.dumps({"StartAt": "Call", "States": {"Call": task}}),
+        roleArn=configuration["Role"],
+    )["stateMachineArn"]
+    arn = executions.start(sfn, missing, {}, f"inproc-{uuid.uuid4().hex[:8]}")
+    failed = executions.wait(sfn, arn, timeout=60)
+    assert (failed["status"], failed["error"]) == ("FAILED", "Lambda.ResourceNotFoundException")
+    assert over_http == []

@@ -100,3 +100,18 @@ def test_the_state_index_answers_which_customers_failed(store: DynamoDBProgressS
     error = failed.steps["contract"].last_error
     assert error is not None
     assert (error.type, error.transient) == ("VendorRejected", False)
+
+
+def test_count_settled_counts_the_final_step_done_and_the_failed_only(store: DynamoDBProgressStore, batch: str) -> None:
+    final, lease = "metronome.parallel_run", timedelta(minutes=5)
+    for subject in ("cus_DONE", "cus_FAIL", "cus_MID", "cus_NEW"):
+        store.enrol(batch, subject)
+    store.claim_step(batch, "cus_DONE", final, "r", lease)
+    store.complete_step(batch, "cus_DONE", final, {}, "parallel_run")
+    store.claim_step(batch, "cus_FAIL", "metronome.contract", "r", lease)
+    error = ErrorRecord(type="Boom", message="no", transient=False, at=datetime.now(UTC))
+    store.fail_step(batch, "cus_FAIL", "metronome.contract", error)
+    store.claim_step(batch, "cus_MID", "metronome.contract", "r", lease)
+    store.complete_step(batch, "cus_MID", "metronome.contract", {}, "created")
+    assert store.count_settled(batch, final) == 2
+    assert store.count_settled(batch, "metronome.contract") == 2  # MID done with it, FAIL failed

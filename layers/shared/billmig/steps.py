@@ -110,7 +110,7 @@ def run_once(
     lease: timedelta = DEFAULT_LEASE,
 ) -> StepDone:
     """Run `body` unless the step already succeeded; record its outcome, or its typed error, either way."""
-    store.enrol(key.run_id, key.subject)
+    # claim_step enrols a new subject itself: no separate read (or write) of the item before the claim
     claim = store.claim_step(key.run_id, key.subject, key.step, runner, lease)
     if claim.already_succeeded:
         return StepDone(

@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from billmig import progress as rules
 from billmig.errors import ProgressStoreUnavailable, StepClaimedElsewhere
-from billmig.progress import ErrorRecord, StepClaim, SubjectProgress, SubjectState, utc_now
+from billmig.progress import ErrorRecord, StepClaim, StepStatus, SubjectProgress, SubjectState, utc_now
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -120,6 +120,25 @@ class DynamoDBProgressStore:
             KeyConditionExpression="run_id = :r",
             ExpressionAttributeValues={":r": {"S": run_id}},
             Select="COUNT",
+        )
+        return sum(int(page.get("Count", 0)) for page in self._call(lambda: list(pages)))
+
+    def count_settled(self, run_id: str, final_step: str) -> int:
+        """How many subjects of a run finished `final_step` or stand failed: what a waiter polls for, counted by
+        DynamoDB (a filtered COUNT query), so a poll costs no item on the wire however large the run."""
+        paginator = self._client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self.table_name,
+            KeyConditionExpression="run_id = :r",
+            FilterExpression="#steps.#final.#status = :succeeded OR #state = :failed",
+            ExpressionAttributeNames={"#steps": "steps", "#final": final_step, "#status": "status", "#state": "state"},
+            ExpressionAttributeValues={
+                ":r": {"S": run_id},
+                ":succeeded": {"S": StepStatus.SUCCEEDED.value},
+                ":failed": {"S": SubjectState.FAILED.value},
+            },
+            Select="COUNT",
+            ConsistentRead=True,
         )
         return sum(int(page.get("Count", 0)) for page in self._call(lambda: list(pages)))
 

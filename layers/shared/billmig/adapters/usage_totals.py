@@ -1,8 +1,10 @@
 """`UsageTotals` on the two SDKs: Stripe's meter event summaries and Metronome's `usage/groups`.
 
-Metronome's usage query takes UTC-midnight bounds, so it is asked for whole days in hourly windows and the hours
-inside the compared window are combined by the metric's aggregation (sum for SUM/COUNT, the latest non-empty hour
-for LATEST, the largest for MAX), which is what Stripe's summary computes over the same hours.
+Metronome's usage query takes UTC-midnight bounds, so the days the compared window only partly covers are asked for
+in hourly windows and the whole days between them in daily ones (a month is then three short pages instead of
+eight pages of hours); the windows inside the compared window are combined by the metric's aggregation (sum for
+SUM/COUNT, the latest non-empty window for LATEST, the largest for MAX), which is what Stripe's summary computes
+over the same hours.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 import stripe
 from metronome import Metronome, omit
@@ -19,6 +21,22 @@ from billmig.adapters.metronome_sdk import midnight, typed_metronome_call
 from billmig.adapters.stripe_sdk import throttle_retrying_http_client, typed_stripe_call
 from billmig.errors import VendorRejected
 from billmig.usage.mapping import MeterRule
+
+WindowSize = Literal["HOUR", "DAY"]
+
+
+def _segments(start: datetime, end: datetime) -> list[tuple[datetime, datetime, WindowSize]]:
+    """Midnight-bounded queries covering [start, end): hourly for a partly covered day, daily for whole days."""
+    first_whole, last_whole = midnight(start, up=True), midnight(end, up=False)
+    if first_whole >= last_whole:
+        return [(midnight(start, up=False), midnight(end, up=True), "HOUR")]
+    segments: list[tuple[datetime, datetime, WindowSize]] = []
+    if first_whole != start:
+        segments.append((midnight(start, up=False), first_whole, "HOUR"))
+    segments.append((first_whole, last_whole, "DAY"))
+    if last_whole != end:
+        segments.append((last_whole, midnight(end, up=True), "HOUR"))
+    return segments
 
 
 def _instant(value: Any) -> datetime:
@@ -79,28 +97,32 @@ class VendorUsageTotals:
             return Decimal(0)
         metric_id, aggregation = self._metric(rule.metronome_billable_metric)
         keys = sorted(rule.match)
-        pages = typed_metronome_call(
-            f"usage of {rule.metronome_billable_metric} for {internal_id}",
-            lambda: self._metronome.v1.usage.list_with_groups(
-                billable_metric_id=metric_id,
-                customer_id=customer,
-                window_size="HOUR",
-                starting_on=midnight(start, up=False),
-                ending_before=midnight(end, up=True),
-                group_key=keys if keys else omit,
-            ),
-        )
-        rows = typed_metronome_call(  # later pages are fetched while iterating: typed too
-            f"usage of {rule.metronome_billable_metric} for {internal_id}", lambda: list(pages)
-        )
+
+        def usage(starting_on: datetime, ending_before: datetime, window_size: WindowSize) -> list[Any]:
+            pages = typed_metronome_call(
+                f"usage of {rule.metronome_billable_metric} for {internal_id}",
+                lambda: self._metronome.v1.usage.list_with_groups(
+                    billable_metric_id=metric_id,
+                    customer_id=customer,
+                    window_size=window_size,
+                    starting_on=starting_on,
+                    ending_before=ending_before,
+                    group_key=keys if keys else omit,
+                ),
+            )
+            return typed_metronome_call(  # later pages are fetched while iterating: typed too
+                f"usage of {rule.metronome_billable_metric} for {internal_id}", lambda: list(pages)
+            )
+
         values: list[tuple[datetime, Decimal]] = []
-        for row in rows:
-            at = _instant(row.starting_on)
-            if not start <= at < end or row.value is None:
-                continue
-            if keys and row.group_value != rule.match[keys[0]]:
-                continue
-            values.append((at, Decimal(str(row.value))))
+        for segment in _segments(start, end):
+            for row in usage(*segment):
+                at = _instant(row.starting_on)
+                if not start <= at < end or row.value is None:
+                    continue
+                if keys and row.group_value != rule.match[keys[0]]:
+                    continue
+                values.append((at, Decimal(str(row.value))))
         if not values:
             return Decimal(0)
         if aggregation == "LATEST":
