@@ -1,12 +1,11 @@
-"""How fast is the local AWS? Stack start-up; a Map whose Task waits on a vendor, at three concurrencies; preflight.
+"""How fast is the local AWS? Stack start-up; a Map whose Task waits on a vendor, at three concurrencies.
 
 The Map runs N customers through a Task that reads each one from the Stripe emulator, which answers after a set
 latency (50 ms by default), with MaxConcurrency 1, 10 and 40: what Step Functions' concurrency buys once the
 Lambdas run in parallel execution environments. Each concurrency first runs one warm-up execution as wide as itself,
-so the figure is for warm environments. Then the preflight state machine, as before.
+so the figure is for warm environments.
 
 Run: .venv/bin/python bench/local_stack.py [--customers 100] [--latency-ms 50] [--concurrency 1 10 40]
-                                          [--preflight 100]
 Bounded: one stack, a few executions, each with a timeout.
 """
 
@@ -122,42 +121,17 @@ def vendor_map(stack: LocalStack, *, size: int, latency_ms: float, concurrencies
         )
 
 
-def preflight(stack: LocalStack, size: int) -> None:
-    sfn = stack.client("stepfunctions")
-    arn = stack.outputs["PreflightStateMachineArn"]
-    batch = {
-        "batch_id": f"bench-{size}",
-        "not_before": "2000-01-01T00:00:00Z",
-        "customers": [
-            {"stripe_customer_id": f"cus_Bench{n:06d}", "internal_customer_id": f"b-{n}"} for n in range(size)
-        ],
-    }
-    start = time.perf_counter()
-    execution = executions.start(sfn, arn, batch, f"bench-{size}")
-    result = executions.wait(sfn, execution, timeout=900)
-    seconds = time.perf_counter() - start
-    report = json.loads(result["output"])["report"]["counts"]
-    events = len(executions.history(sfn, execution))
-    print(
-        f"preflight {size:>5} customers (Map concurrency 10, cold start included): {result['status']} in "
-        f"{seconds:6.1f} s = {size / seconds:6.1f} customers/s, {events} history events, counts {report}"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=100, help="customers in the vendor Map")
     parser.add_argument("--latency-ms", type=float, default=50.0, help="the Stripe emulator's added latency")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 40], help="the Map's MaxConcurrency")
-    parser.add_argument("--preflight", type=int, nargs="*", default=[100], help="preflight batch sizes")
     args = parser.parse_args()
     began = time.perf_counter()
     settings = StackSettings(state_dir=Path(tempfile.mkdtemp()), emulators=("stripe",))
     with LocalStack(settings) as stack:
         print(f"stack up (package + translate + create_stack): {time.perf_counter() - began:.2f} s")
         vendor_map(stack, size=args.customers, latency_ms=args.latency_ms, concurrencies=args.concurrency)
-        for size in args.preflight:
-            preflight(stack, size)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ The router runs as the Lambda does, one SQS batch of 100 at a time: Metronome in
 meter event stream in requests of 100, both vendors at once. Each emulator answers after a 50 ms latency (the
 `/_emulator/latency` control), so the figure is about round trips, not the emulators' speed. Several routers run
 side by side, like concurrent Lambda instances. Routes come from memory (every customer in the parallel run): the
-progress-store lookup is cached per customer and is not what limits a run.
+progress-store lookup is cached per customer and is not what limits a run. Each batch is also journaled (one page
+per customer, 50 in a batch here), written in memory after the same 50 ms, standing in for S3's PutObject.
 
 The bound: one router instance moves at most 100 events per round trip (100 / 0.05 s = 2,000 events/s), and Stripe's
 stream takes at most 10,000 events/s (Metronome publishes no rate below its 100,000 events/s, only 100 per request).
@@ -26,6 +27,7 @@ import httpx
 import stripe
 from billmig.adapters.metronome_ingest import MetronomeIngestSink
 from billmig.adapters.stripe_meter_events import StripeMeterEventSink
+from billmig.usage.journal import JournalEntry, JournalPage
 from billmig.usage.mapping import UsageRouterConfig
 from billmig.usage.ports import DeadLetter
 from billmig.usage.router import QueuedEvent, UsageRouter
@@ -51,6 +53,24 @@ class MemoryRoutes:
 
     def stripe_customer_for(self, internal_id: str) -> str | None:
         return None
+
+
+class MemoryJournal:
+    """The journal's pages kept in memory, each write answered after the same per-request latency as the vendors
+    (S3 on AWS: one PutObject per customer per batch), its body serialised as the S3 adapter does."""
+
+    def __init__(self, latency_seconds: float) -> None:
+        self.latency_seconds = latency_seconds
+        self.pages: dict[str, JournalPage] = {}
+        self.bytes = 0
+
+    def record(self, page: JournalPage) -> None:
+        self.pages[f"{page.internal_id}/{page.page_id}"] = page
+        self.bytes += len(page.body())  # what the S3 adapter serialises
+        time.sleep(self.latency_seconds)
+
+    def read(self, internal_id: str, since: object, until: object) -> list[JournalEntry]:
+        return [e for p in self.pages.values() if p.internal_id == internal_id for e in p.entries]
 
 
 class CountingDeadLetters:
@@ -92,6 +112,7 @@ def main() -> None:
         config = UsageRouterConfig.model_validate_json((REPO / "events" / "usage" / "router.json").read_text())
         source = MemoryRoutes(routes)
         letters = CountingDeadLetters()
+        journal = MemoryJournal(args.latency_ms / 1000)
         now = clock.now_datetime()
         names = list(routes)
         bodies = [
@@ -118,6 +139,7 @@ def main() -> None:
                 StripeMeterEventSink.connect("sk_test_x", url),
                 MetronomeIngestSink.connect("t", metronome_emulator.url),
                 letters,
+                journal,
             )
 
         instances = [router() for _ in range(args.routers)]

@@ -12,8 +12,21 @@ import stripe
 from billmig_cli import aws_target
 from billmig_local.emulators.stigg.seed import seed_catalogue
 from billmig_local.stack import LocalStack, StackSettings
+from playwright.sync_api import Browser, Page, sync_playwright
 from stigg import Stigg
 from stigg.client import StiggClient
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Without the background-networking flags Chromium keeps trying to reach Google's services.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="session")
@@ -86,3 +99,21 @@ def stigg_requests(local_stack: LocalStack) -> Iterator[Callable[[str], int]]:
         return sum(1 for r in control.log if operation in r.body)
 
     yield count
+
+
+# --- pages in headless Chromium (Debian's; Playwright drives it, no browser is downloaded) ------------------------
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert CHROMIUM.exists(), "Debian's chromium is missing: `make pytest` installs it"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    yield tab
+    context.close()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.request
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -24,10 +26,27 @@ def use_endpoint(endpoint_url: str | None) -> None:
     if endpoint_url:
         os.environ["AWS_ENDPOINT_URL"] = endpoint_url
     current = os.environ.get("AWS_ENDPOINT_URL")
-    if current and urlparse(current).hostname in {"127.0.0.1", "localhost", "::1"}:
+    if current and urlparse(current).hostname in LOOPBACK:
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
         os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def is_local() -> bool:
+    """The clients talk to the local stack (a loopback endpoint)."""
+    current = endpoint_url()
+    return bool(current) and urlparse(current).hostname in LOOPBACK
+
+
+def world_now() -> datetime:
+    """The target's clock: the local stack's world clock (its control plane; it may run ahead), else this machine's."""
+    if is_local():
+        with urllib.request.urlopen(f"{endpoint_url()}/_billmig/clock", timeout=10) as response:  # noqa: S310 - loopback
+            return datetime.fromisoformat(json.loads(response.read())["iso"].replace("Z", "+00:00"))
+    return datetime.now(UTC)
 
 
 def local_endpoints(state_dir: Path = DEFAULT_STATE_DIR) -> dict[str, str | None]:

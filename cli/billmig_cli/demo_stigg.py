@@ -17,7 +17,7 @@ from billmig_cli import stigg_import as runner
 DEMO_CUSTOMERS = 200
 
 
-def _paid_stripe_subscription(stripe_url: str, start: int) -> tuple[str, str]:
+def paid_stripe_subscription(stripe_url: str, start: int) -> tuple[str, str]:
     import stripe
 
     c = stripe.StripeClient("sk_test_local", base_addresses={"api": stripe_url, "meter_events": stripe_url}).v1
@@ -54,7 +54,7 @@ def run_stigg_demo(console: Console, stack: Any, work: Path) -> bool:
     stigg_url, stripe_url = stack.emulators["stigg"].url, stack.emulators["stripe"].url
     seed_catalogue(Stigg.create_client("local-stigg-server-key", api_url=f"{stigg_url}/graphql", enable_edge=False))
     start = 1_767_225_600  # 2026-01-01T00:00:00Z
-    stripe_customer, stripe_subscription = _paid_stripe_subscription(stripe_url, start)
+    stripe_customer, stripe_subscription = paid_stripe_subscription(stripe_url, start)
     book = generated_book(DEMO_CUSTOMERS)
     book["customers"].append(
         {"customerId": "paid-demo", "billingId": stripe_customer, "paymentMethodId": "pm_card_visa"}

@@ -34,6 +34,25 @@ def wait(sfn: Any, execution_arn: str, *, timeout: float = 300.0) -> dict[str, A
         delay = min(1.0, delay * 1.5)
 
 
+def wait_for_map_run(sfn: Any, execution_arn: str, items: int, *, timeout: float = 300.0) -> dict[str, Any]:
+    """Poll the execution's (first) Map Run until all `items` have ended: two cheap calls a poll, whatever the size."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        # Asked before the execution's worker has started, moto's ListMapRuns fails: wait for the Map Run first.
+        opening = sfn.get_execution_history(executionArn=execution_arn, maxResults=20)["events"]
+        started = any(e["type"] == "MapRunStarted" for e in opening)
+        runs = sfn.list_map_runs(executionArn=execution_arn)["mapRuns"] if started else []
+        if runs:
+            counts: dict[str, Any] = sfn.describe_map_run(mapRunArn=runs[0]["mapRunArn"])["itemCounts"]
+            if counts["total"] >= items and counts["pending"] == 0 and counts["running"] == 0:
+                return counts
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{execution_arn}: the Map Run has not ended its {items} items after {timeout:.0f} s")
+        time.sleep(delay)
+        delay = min(1.0, delay * 1.5)
+
+
 def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):

@@ -7,15 +7,15 @@ from typing import Annotated
 import typer
 
 from billmig_cli import aws_target
-from billmig_cli.commands import batch, demo, local, metronome, stigg, usage
+from billmig_cli.commands import demo, local, metronome, parity, stigg, usage
 from billmig_cli.commands.console import console_command
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_show_locals=False)
 app.add_typer(stigg.app, name="stigg")
 app.add_typer(metronome.app, name="metronome")
 app.add_typer(usage.app, name="usage")
+app.add_typer(parity.app, name="parity")
 app.add_typer(local.app, name="local")
-app.add_typer(batch.app, name="batch")
 app.command("demo")(demo.demo)
 app.command("console")(console_command)
 

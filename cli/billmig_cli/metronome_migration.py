@@ -13,6 +13,7 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from billmig.adapters.metronome_sdk import MetronomeSDKTarget
 from billmig.adapters.stripe_sdk import StripeSDKSource
 from billmig.batch import BATCH_ID, STRIPE_CUSTOMER_ID
 from billmig.metronome.config import load_config
+from billmig.metronome.contract_terms import rfc3339
 from billmig.metronome.errors import InvalidMigrationConfig
 from billmig.metronome.plan import BatchPlan, plan_batch
 from billmig.metronome.resolution import ResolvedConfig, resolve
@@ -27,12 +29,28 @@ from billmig.metronome.snapshot import LIVE_STATUSES
 from billmig.metronome.storage import MigrationRun, customers_key, run_key
 from billmig.progress import StepStatus
 from billmig.steps import Step
+from billmig.usage.routing import HELD_BACK
 
 from billmig_cli import aws_target, executions
 
 STRIPE_KEY_VARIABLE = "STRIPE_API_KEY"
 METRONOME_TOKEN_VARIABLE = "METRONOME_BEARER_TOKEN"
-STEPS = (Step.METRONOME_SNAPSHOT, Step.METRONOME_PREPARE, Step.METRONOME_CONTRACT, Step.METRONOME_PARALLEL_RUN)
+STEPS = (
+    Step.METRONOME_SNAPSHOT,
+    Step.METRONOME_PREPARE,
+    Step.METRONOME_CONTRACT,
+    Step.METRONOME_PARALLEL_RUN,
+    Step.METRONOME_BACKFILL_USAGE,
+    Step.METRONOME_CUTOVER_GATE,
+    Step.METRONOME_STRIPE_PERIOD_END,
+    Step.METRONOME_STRIPE_END_NOW,
+    Step.METRONOME_MOVE_BALANCE,
+    Step.METRONOME_AUTO_RECHARGE,
+    Step.METRONOME_BILLABLE,
+    Step.METRONOME_CUT_OVER,
+    Step.METRONOME_CREDIT_CHECK,
+)
+IN_PARALLEL_RUN = Step.METRONOME_BACKFILL_USAGE  # the last step before the execution waits for the cutover
 
 
 @dataclass
@@ -167,7 +185,9 @@ def start(
         "customers_key": customers_key(batch.batch_id),
         "run_key": run_key(batch.batch_id),
         "max_concurrency": config.concurrency,
-        "cutover_at": config.cutover_at.isoformat().replace("+00:00", "Z"),
+        "cutover_at": rfc3339(config.cutover_at),
+        # The batch's decision instant: each customer waits for it, then for its own (an anniversary boundary).
+        "decide_at": rfc3339(config.cutover_at - timedelta(hours=config.cutover_lead_hours)),
     }
     name = batch.batch_id if not earlier else f"{batch.batch_id}-r{len(earlier) + 1}"
     arn = executions.start(sfn, machine, payload, executions.execution_name(name))
@@ -182,10 +202,11 @@ class BatchStatus:
     phases: Counter[str]
     failures: dict[str, str]
     execution: str | None
+    held_back: dict[str, str] = field(default_factory=dict)
 
     @property
     def done(self) -> int:
-        return self.steps[Step.METRONOME_PARALLEL_RUN]["succeeded"]
+        return self.steps[IN_PARALLEL_RUN]["succeeded"]
 
 
 def status(batch_id: str, *, stack_name: str = aws_target.DEFAULT_STACK) -> BatchStatus:
@@ -197,8 +218,11 @@ def status(batch_id: str, *, stack_name: str = aws_target.DEFAULT_STACK) -> Batc
     steps: dict[str, Counter[str]] = {str(s): Counter() for s in STEPS}
     phases: Counter[str] = Counter()
     failures: dict[str, str] = {}
+    held_back: dict[str, str] = {}
     for progress in subjects:
         phases[progress.phase or "migrating"] += 1
+        if progress.phase == HELD_BACK:
+            held_back[progress.subject] = progress.phase_reason or "no reason recorded"
         for step in STEPS:
             record = progress.steps.get(step)
             steps[str(step)][record.status.value if record else "pending"] += 1
@@ -208,16 +232,22 @@ def status(batch_id: str, *, stack_name: str = aws_target.DEFAULT_STACK) -> Batc
     found = _executions(sfn, outputs["MetronomeMigrationStateMachineArn"], batch_id)
     latest = max(found, key=lambda e: e["startDate"]) if found else None
     execution = f"{latest['name']} {latest['status']}" if latest else None
-    return BatchStatus(batch_id, len(subjects), steps, phases, failures, execution)
+    return BatchStatus(batch_id, len(subjects), steps, phases, failures, execution, held_back)
 
 
 def wait_for_parallel_run(
-    batch_id: str, customers: int, *, stack_name: str = aws_target.DEFAULT_STACK, timeout: float = 600
+    batch_id: str,
+    customers: int,
+    *,
+    stack_name: str = aws_target.DEFAULT_STACK,
+    timeout: float = 600,
+    execution_arn: str | None = None,
 ) -> BatchStatus:
     """Until every customer has begun its parallel run or failed (the execution itself waits for the cutover).
 
-    Each poll only counts (DynamoDB does, server-side); the full status is read once, at the end: reading every
-    progress item once a second would cost more than the migration it watches on a large batch."""
+    Given the execution, it first waits on its Map Run's item counts (two calls a poll); then each poll only counts
+    (DynamoDB does, server-side), and the full status is read once, at the end: reading every progress item once a
+    second would cost more than the migration it watches on a large batch."""
     import time
 
     from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
@@ -225,12 +255,61 @@ def wait_for_parallel_run(
     outputs = aws_target.stack_outputs(stack_name)
     store = DynamoDBProgressStore(outputs["ProgressTableName"], client=aws_target.client("dynamodb"))
     deadline = time.monotonic() + timeout
+    if execution_arn is not None:
+        executions.wait_for_map_run(aws_target.client("stepfunctions"), execution_arn, customers, timeout=timeout)
     delay = 0.1
     while True:
-        settled = store.count_settled(batch_id, Step.METRONOME_PARALLEL_RUN)
+        settled = store.count_settled(batch_id, IN_PARALLEL_RUN)
         if settled >= customers:
             return status(batch_id, stack_name=stack_name)
         if time.monotonic() > deadline:
             raise TimeoutError(f"batch {batch_id}: {settled} of {customers} customers settled after {timeout:.0f} s")
         time.sleep(delay)
         delay = min(1.0, delay * 1.5)
+
+
+class FunctionFailed(Exception):
+    """A function answered with an error: its type (the typed error's class) and message."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+
+
+def invoke(function: str, payload: dict[str, Any], *, stack_name: str = aws_target.DEFAULT_STACK) -> dict[str, Any]:
+    """Invoke the stack's function built from functions/<function>/ and return its JSON answer."""
+    from billmig_cli.local_functions import deployed_function_name
+
+    name = deployed_function_name(function, aws_target.client("cloudformation"), stack_name)
+    response = aws_target.client("lambda").invoke(FunctionName=name, Payload=json.dumps(payload).encode())
+    answer: dict[str, Any] = json.loads(response["Payload"].read() or b"{}")
+    if response.get("FunctionError"):
+        raise FunctionFailed(str(answer.get("errorType")), str(answer.get("errorMessage")))
+    return answer
+
+
+def rollback(
+    customer: str,
+    reason: str,
+    requested_by: str,
+    *,
+    batch_id: str | None = None,
+    stack_name: str = aws_target.DEFAULT_STACK,
+) -> dict[str, Any]:
+    payload = {"stripe_customer_id": customer, "reason": reason, "requested_by": requested_by, "batch_id": batch_id}
+    return invoke("metronome_rollback", payload, stack_name=stack_name)
+
+
+def cleanup_plan(batch_id: str, stripe: StripeSDKSource, *, stack_name: str = aws_target.DEFAULT_STACK) -> Any:
+    """What `cleanup` would do, read from the progress store and Stripe: writes nothing."""
+    from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
+    from billmig.metronome.cleanup import plan_cleanup
+
+    outputs = aws_target.stack_outputs(stack_name)
+    store = DynamoDBProgressStore(outputs["ProgressTableName"], client=aws_target.client("dynamodb"))
+    return plan_cleanup(batch_id, stripe, store)
+
+
+def cleanup(batch_id: str, *, stack_name: str = aws_target.DEFAULT_STACK) -> dict[str, Any]:
+    return invoke("metronome_cleanup", {"batch_id": batch_id, "runner": "cli"}, stack_name=stack_name)

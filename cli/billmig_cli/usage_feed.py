@@ -7,15 +7,21 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from billmig.adapters.sqs_usage_queue import REASON_ATTRIBUTE, SQS_BATCH, drain, send_bodies
+from billmig.adapters.metronome_ingest import MetronomeIngestSink
+from billmig.adapters.s3_usage_journal import S3UsageJournal
+from billmig.adapters.sqs_usage_queue import REASON_ATTRIBUTE, SQS_BATCH, SQSDeadLetters, drain, send_bodies
+from billmig.adapters.stripe_meter_events import StripeMeterEventSink
 from billmig.bulk import chunked
 from billmig.progress import SubjectProgress
 from billmig.usage.errors import InvalidUsageEvent
 from billmig.usage.events import UsageEvent, parse_json_event
-from billmig.usage.routing import CustomerRoute
+from billmig.usage.mapping import UsageRouterConfig, router_config_from_json
+from billmig.usage.resend import ResendPorts, ResendResult, resend
+from billmig.usage.routing import CustomerRoute, Destination
 
 from billmig_cli import aws_target
 
@@ -105,3 +111,33 @@ def routes_of_run(items: list[SubjectProgress]) -> Iterator[CustomerRoute]:
     for item in items:
         if item.ingest_alias:
             yield CustomerRoute(item.ingest_alias, item.subject, item.phase, item.dual_write_from, item.cutover_at)
+
+
+def router_config(stack_name: str) -> UsageRouterConfig:
+    name = aws_target.stack_outputs(stack_name)["UsageRouterConfigParameter"]
+    return router_config_from_json(aws_target.client("ssm").get_parameter(Name=name)["Parameter"]["Value"], name)
+
+
+def resend_from_journal(
+    stack_name: str,
+    internal_id: str,
+    destination: Destination,
+    since: datetime | None,
+    until: datetime | None,
+    key: str,
+    api_base: str | None,
+) -> ResendResult:
+    """`billmig.usage.resend.resend` with the stack's journal, config and dead-letter queue, and the given key."""
+    outputs = aws_target.stack_outputs(stack_name)
+    journal = S3UsageJournal(outputs["ImportBucketName"], client=aws_target.client("s3"))
+    dead_letters = SQSDeadLetters(outputs["UsageDeadLetterQueueUrl"], client=aws_target.client("sqs"))
+
+    def config() -> UsageRouterConfig:
+        return router_config(stack_name)
+
+    if destination is Destination.STRIPE:
+        sink = StripeMeterEventSink.connect(key, api_base, config().stripe_transport)
+        ports = ResendPorts(config, journal, dead_letters, stripe=sink)
+    else:
+        ports = ResendPorts(config, journal, dead_letters, metronome=MetronomeIngestSink.connect(key, api_base))
+    return resend(ports, internal_id, destination, since, until)

@@ -38,7 +38,7 @@ ARTIFACT_BUCKET = "billmig-local-artifacts"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 # Locally a retry of an undelivered usage event comes round in seconds (moto's visibility timeout is on the host
 # clock, and the local poller runs one batch at a time, so a short timeout never overlaps an invocation).
-LOCAL_PARAMETERS = {"UsageQueueVisibilityTimeout": "2"}
+LOCAL_PARAMETERS = {"UsageQueueVisibilityTimeout": "2", "ParityScheduleState": "DISABLED"}
 
 
 @dataclass

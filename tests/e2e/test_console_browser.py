@@ -1,6 +1,6 @@
 """The state machine console in headless Chromium (Debian's), on the local stack: after the demo's Stigg import and a
-preflight batch with a retried state and caught failures, every page shows what Step Functions and the progress
-store say. Screenshots go to .local/test-output/console/."""
+second import with a retried state and caught failures, every page shows what Step Functions and the progress store
+say. Screenshots go to .local/test-output/console/."""
 
 from __future__ import annotations
 
@@ -12,47 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from billmig_cli import aws_target, demo_stigg, executions
+from billmig_cli import aws_target, demo_stigg, executions, stigg_import
 from billmig_cli.console.graph import COLOURS
 from billmig_cli.console.history import Outcome
-from billmig_cli.demo import demo_batch
 from billmig_local.lambda_bridge import LambdaFault
 from billmig_local.stack import LocalStack
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from rich.console import Console
 from suite import REPO
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Without the background-networking flags Chromium keeps trying to reach Google's services.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOTS = REPO / ".local" / "test-output" / "console"
 BATCH = "console-batch"
 STIGG_CUSTOMERS = 20  # the demo's import, smaller: the same files, paid plan and injected crash
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), "Debian's chromium is missing: `make pytest` installs it"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture()
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    tab = context.new_page()
-    yield tab
-    context.close()
+PAID_CUSTOMERS = 6
+GONE = {1: "sub_GoneConsole01", 4: "sub_GoneConsole04"}  # paid plans whose Stripe subscription no longer exists
 
 
 def shot(page: Page, name: str) -> None:
@@ -62,7 +35,7 @@ def shot(page: Page, name: str) -> None:
 
 @pytest.fixture(scope="module")
 def world(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """The demo's Stigg import, then a preflight batch with two broken records and flaky dependencies."""
+    """The demo's Stigg import, then an import of paid plans with two refused records and flaky dependencies."""
     assert local_stack.bridge is not None and local_stack.console is not None
     sfn = local_stack.client("stepfunctions")
     with pytest.MonkeyPatch.context() as patch:
@@ -79,16 +52,43 @@ def world(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> 
     assert stigg and stigg[0]["status"] == "SUCCEEDED", stigg
     stigg_arn = stigg[0]["executionArn"]
 
-    batch = demo_batch(12)
-    batch["batch_id"] = BATCH
-    batch["not_before"] = "2020-01-01T00:00:00Z"
-    local_stack.bridge.faults.append(LambdaFault(function="preflight", error="VendorUnavailable", times=2))
-    local_stack.bridge.faults.append(LambdaFault(function="report-batch", error="VendorUnavailable", times=1))
-    arn = executions.start(sfn, local_stack.outputs["PreflightStateMachineArn"], batch, "console-preflight")
-    assert executions.wait(sfn, arn)["status"] == "SUCCEEDED"
-    local_stack.bridge.faults.clear()
-    yield {"url": local_stack.console.url, "preflight": arn, "stigg": stigg_arn, "batch": batch}
+    started = _paid_plans_import(local_stack, tmp_path_factory.mktemp("console-import"))
+    yield {"url": local_stack.console.url, "import": started.execution_arn, "stigg": stigg_arn}
     aws_target.unpin()
+
+
+def _paid_plans_import(local_stack: LocalStack, work: Path) -> stigg_import.StartedImport:
+    """Six customers on a paid plan billed by Stripe: two name a Stripe subscription that is gone, so their cancel
+    is refused (caught and recorded, the import carries on); Stripe and the report step fail transiently first."""
+    assert local_stack.bridge is not None
+    stripe_url = local_stack.emulators["stripe"].url
+    customers, paid = [], []
+    for n in range(PAID_CUSTOMERS):
+        stripe_customer, subscription = demo_stigg.paid_stripe_subscription(stripe_url, 1_767_225_600)
+        customer = f"console-paid-{n}"
+        customers.append({"customerId": customer, "billingId": stripe_customer, "paymentMethodId": "pm_card_visa"})
+        paid.append(
+            {
+                "customerId": customer,
+                "planId": "plan-growth",
+                "billingId": GONE.get(n, subscription),
+                "billingPeriod": "MONTHLY",
+                "startDate": "2026-01-01T00:00:00Z",
+            }
+        )
+    (work / "customers.json").write_text(json.dumps({"customers": customers}))
+    (work / "paid-subscriptions.json").write_text(json.dumps({"subscriptions": paid}))
+    files = stigg_import.ImportFiles(
+        customers=work / "customers.json", subscriptions=[work / "paid-subscriptions.json"]
+    )
+    faults = local_stack.bridge.faults
+    faults.append(LambdaFault(function="stripe-cancel-subscription", error="VendorUnavailable", times=2))
+    faults.append(LambdaFault(function="stigg-import-report", error="VendorUnavailable", times=1))
+    started = stigg_import.start_import(files, import_id=BATCH, paid_plan_ids=["plan-growth"], stack_name="billmig")
+    assert stigg_import.follow(started, stack_name="billmig", timeout=300)["status"] == "SUCCEEDED"
+    assert [f.times for f in faults] == [0, 0]
+    faults.clear()
+    return started
 
 
 def node(page: Page, state: str) -> Any:
@@ -104,21 +104,31 @@ def test_endpoints_json_names_the_console(local_stack: LocalStack) -> None:
     assert endpoints["console"] == local_stack.console.url
 
 
+def paid_key(n: int) -> str:
+    """The progress store's subject for a paid plan: customer, resource (none) and plan."""
+    return f"paid#console-paid-{n}/-/plan-growth"
+
+
+def name_of(arn: str) -> str:
+    return arn.rsplit(":", 1)[1]
+
+
 def test_the_execution_list_shows_the_stigg_import_and_the_batch(world: dict[str, Any], page: Page) -> None:
+    name = name_of(world["import"])
     page.goto(world["url"] + "/")
     names = page.locator("#executions tr.execution").evaluate_all("rows => rows.map(r => r.dataset.name)")
-    assert "console-preflight" in names
+    assert name in names
     assert any("demo-stigg" in n for n in names)
     machines = page.locator("#state-machines").inner_text()
-    assert "billmig-preflight-local" in machines and "billmig-stigg-import-local" in machines
+    assert "billmig-metronome-migration-local" in machines and "billmig-stigg-import-local" in machines
     shot(page, "01-executions")
 
     page.click("a.filter[data-status='FAILED']")
     statuses = page.locator("#executions tr.execution").evaluate_all("rows => rows.map(r => r.dataset.status)")
     assert set(statuses) <= {"FAILED"}
-    assert "console-preflight" not in page.locator("#executions").inner_text()
+    assert name not in page.locator("#executions").inner_text()
     page.click("a.filter[data-status='SUCCEEDED']")
-    expect(page.locator("#executions tr.execution[data-name='console-preflight']")).to_have_count(1)
+    expect(page.locator(f"#executions tr.execution[data-name='{name}']")).to_have_count(1)
     statuses = page.locator("#executions tr.execution").evaluate_all("rows => rows.map(r => r.dataset.status)")
     assert set(statuses) == {"SUCCEEDED"}
 
@@ -126,24 +136,25 @@ def test_the_execution_list_shows_the_stigg_import_and_the_batch(world: dict[str
 def test_the_graph_shows_caught_failures_and_a_retried_state_in_their_colours(
     world: dict[str, Any], page: Page
 ) -> None:
-    page.goto(world["url"] + executions_path(world["preflight"]))
+    page.goto(world["url"] + executions_path(world["import"]))
     expect(page.locator("#graph[data-rendered='1']")).to_have_count(1)
-    assert "caught" in str(node(page, "Preflight").get_attribute("class")).split()
-    assert fill_of(page, "Preflight") == COLOURS[Outcome.CAUGHT][0]
-    assert "with-retries" in str(node(page, "Preflight").get_attribute("class")).split()  # two VendorUnavailable
+    assert "caught" in str(node(page, "CancelInStripe").get_attribute("class")).split()
+    assert fill_of(page, "CancelInStripe") == COLOURS[Outcome.CAUGHT][0]
+    assert "with-retries" in str(node(page, "CancelInStripe").get_attribute("class")).split()  # two VendorUnavailable
     assert "retried" in str(node(page, "Report").get_attribute("class")).split()
     assert fill_of(page, "Report") == COLOURS[Outcome.RETRIED][0]
-    assert fill_of(page, "RecordFailure") == COLOURS[Outcome.SUCCEEDED][0]
-    assert fill_of(page, "WaitForStart") == COLOURS[Outcome.SUCCEEDED][0]
-    assert "2 caught" in str(node(page, "Preflight").text_content())
-    row = page.locator("#map-runs tr[data-map='Customers']").inner_text().split("\t")
-    assert row[1:5] == ["inline", "12", "12", "0"]
-    shot(page, "02-preflight-execution")
+    assert fill_of(page, "RecordCancelFailure") == COLOURS[Outcome.SUCCEEDED][0]
+    assert fill_of(page, "ProvisionInStigg") == COLOURS[Outcome.SUCCEEDED][0]
+    assert "2 caught" in str(node(page, "CancelInStripe").text_content())
+    row = page.locator("#map-runs tr[data-map='PaidPlans']").inner_text().split("\t")
+    assert row[1:5] == ["inline", str(PAID_CUSTOMERS), str(PAID_CUSTOMERS), "0"]
+    shot(page, "02-import-execution")
 
     node(page, "Report").locator("a").first.click()
     expect(page.locator("#selected-state h2")).to_have_text("State Report")
-    assert json.loads(page.locator("#state-input").inner_text())["batch_id"] == BATCH
-    assert json.loads(page.locator("#state-output").inner_text())["report"]["counts"]["failed"] == 2
+    assert json.loads(page.locator("#state-input").inner_text())["prepared"]["import_id"] == BATCH
+    report = json.loads(page.locator("#state-output").inner_text())
+    assert (report["status"], report["failed"]) == ("completed with errors", 2)
     failures = page.locator("#history tr.failure").all_inner_texts()
     assert sum("VendorUnavailable" in f for f in failures) == 3
 
@@ -163,7 +174,7 @@ def test_the_batch_page_lists_every_customer_with_its_phase_and_links_a_failure_
 
     store = DynamoDBProgressStore(local_stack.outputs["ProgressTableName"], client=local_stack.client("dynamodb"))
     expected = {p.subject: p.state.value for p in store.all_in_run(BATCH)}
-    assert len(expected) == 12
+    assert len(expected) == PAID_CUSTOMERS
 
     page.goto(world["url"] + "/batches")
     page.click(f"#batches tr[data-batch='{BATCH}'] a")
@@ -171,17 +182,17 @@ def test_the_batch_page_lists_every_customer_with_its_phase_and_links_a_failure_
         "rows => Object.fromEntries(rows.map(r => [r.dataset.customer, r.dataset.phase]))"
     )
     assert shown == expected
-    assert sorted(c for c, phase in shown.items() if phase == "failed") == ["cus_Demo00003", "customer-7"]
-    failure = page.locator("#failures tr[data-customer='customer-7']").inner_text()
-    assert "InvalidCustomerRecord" in failure and "stripe_customer_id" in failure
+    assert sorted(c for c, phase in shown.items() if phase == "failed") == [paid_key(n) for n in sorted(GONE)]
+    failure = page.locator(f"#failures tr[data-customer='{paid_key(4)}']").inner_text()
+    assert "VendorRejected" in failure and "sub_GoneConsole04" in failure
     shot(page, "04-batch")
 
-    page.locator("#failures tr[data-customer='customer-7'] a.handled-by").click()
-    expect(page.locator("h1")).to_contain_text("console-preflight")
-    assert page.url.endswith("iteration=Customers%3A7")
+    page.locator(f"#failures tr[data-customer='{paid_key(4)}'] a.handled-by").click()
+    expect(page.locator("h1")).to_contain_text(name_of(world["import"]))
+    assert page.url.endswith("iteration=PaidPlans%3A4")
     iterations = set(page.locator("#history tbody tr td:nth-child(4)").all_inner_texts())
-    assert iterations == {"Customers:7"}
-    assert "InvalidCustomerRecord" in page.locator("#history").inner_text()
+    assert iterations == {"PaidPlans:4"}
+    assert "VendorRejected" in page.locator("#history").inner_text()
     shot(page, "05-failed-customer-iteration")
 
 
@@ -226,27 +237,31 @@ def test_a_distributed_map_run_shows_its_items_by_status(world: dict[str, Any], 
 def test_an_execution_page_refreshes_while_the_execution_runs(
     world: dict[str, Any], page: Page, local_stack: LocalStack, sfn: Any
 ) -> None:
-    batch = {
-        "batch_id": "console-live",
-        "not_before": (local_stack.clock.now_datetime().replace(microsecond=0).isoformat()[:19] + "Z"),
-        "customers": [{"stripe_customer_id": "cus_Live00001", "internal_customer_id": "live-1"}],
-    }
-    start = local_stack.clock.now() + 3600
+    """A Metronome batch (no customers: only the execution's own states matter here) waiting for its cutover."""
     from billmig_local.clock import to_rfc3339
 
-    batch["not_before"] = to_rfc3339(start)
-    arn = executions.start(sfn, local_stack.outputs["PreflightStateMachineArn"], batch, "console-live")
+    bucket = local_stack.outputs["ImportBucketName"]
+    local_stack.client("s3").put_object(Bucket=bucket, Key="metronome/console-live/customers.json", Body=b"[]")
+    batch = {
+        "batch_id": "console-live",
+        "bucket": bucket,
+        "customers_key": "metronome/console-live/customers.json",
+        "run_key": "metronome/console-live/run.json",
+        "max_concurrency": 1,
+        "cutover_at": to_rfc3339(local_stack.clock.now() + 3600),
+    }
+    arn = executions.start(sfn, local_stack.outputs["MetronomeMigrationStateMachineArn"], batch, "console-live")
     page.goto(world["url"] + executions_path(arn))
     expect(page.locator("#execution-status")).to_have_text("RUNNING")
     expect(page.locator("#graph[data-rendered='1']")).to_have_count(1)
     # The page refreshes itself while the execution runs: the Wait shows as running once the history says so.
-    expect(node(page, "WaitForStart")).to_have_class(re.compile(r"\brunning\b"))
+    expect(node(page, "WaitForCutover")).to_have_class(re.compile(r"\brunning\b"))
     shot(page, "07-live-running")
     address = page.url
 
     local_stack.move_clock(advance=3600)
     expect(page.locator("#execution-status")).to_have_text("SUCCEEDED", timeout=60_000)
-    expect(page.locator("#graph[data-rendered='1'] g#state-Report")).to_have_class("node state succeeded")
+    expect(page.locator("#graph[data-rendered='1'] g#state-WaitForCutover")).to_have_class("node state succeeded")
     assert page.url == address  # refreshed in place, not navigated
     assert int(page.evaluate("document.body.dataset.refreshed")) >= 1
     shot(page, "08-live-succeeded")

@@ -11,6 +11,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import httpx
@@ -53,19 +54,27 @@ def _env(endpoint: str) -> dict[str, str]:
     return env
 
 
+def _client(service: str, endpoint: str) -> Any:
+    return boto3.client(
+        service, endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+
+
 def test_plain_boto3_in_another_process_drives_the_local_stack(running: tuple) -> None:
     _, _, endpoints = running
     assert set(endpoints) == {"aws", "stripe", "metronome", "stigg", "console"}
     script = textwrap.dedent("""
         import json, time, boto3
-        sfn, ddb = boto3.client("stepfunctions"), boto3.client("dynamodb")
+        sfn, ddb, s3 = boto3.client("stepfunctions"), boto3.client("dynamodb"), boto3.client("s3")
         machines = sorted(m["name"] for m in sfn.list_state_machines()["stateMachines"])
         tables = ddb.list_tables()["TableNames"]
-        arn = [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
-               if m["name"] == "billmig-preflight-local"][0]
-        run = sfn.start_execution(stateMachineArn=arn, name="from-another-process", input=json.dumps(
-            {"batch_id": "other", "not_before": "2000-01-01T00:00:00Z",
-             "customers": [{"stripe_customer_id": "cus_Other1", "internal_customer_id": "o-1"}]}))
+        outputs = {o["OutputKey"]: o["OutputValue"]
+                   for o in boto3.client("cloudformation").describe_stacks(StackName="billmig")["Stacks"][0]["Outputs"]}
+        s3.put_object(Bucket=outputs["ImportBucketName"], Key="metronome/other/customers.json", Body=b"[]")
+        run = sfn.start_execution(stateMachineArn=outputs["MetronomeMigrationStateMachineArn"],
+            name="from-another-process", input=json.dumps({"batch_id": "other", "bucket": outputs["ImportBucketName"],
+            "customers_key": "metronome/other/customers.json", "run_key": "metronome/other/run.json",
+            "max_concurrency": 1, "cutover_at": "2000-01-01T00:00:00Z"}))
         for _ in range(600):
             status = sfn.describe_execution(executionArn=run["executionArn"])["status"]
             if status != "RUNNING":
@@ -85,7 +94,11 @@ def test_plain_boto3_in_another_process_drives_the_local_stack(running: tuple) -
     )
     seen = json.loads(done.stdout)
     assert seen == {
-        "machines": ["billmig-metronome-migration-local", "billmig-preflight-local", "billmig-stigg-import-local"],
+        "machines": [
+            "billmig-metronome-migration-local",
+            "billmig-parity-local",
+            "billmig-stigg-import-local",
+        ],
         "tables": ["billmig-progress-local"],
         "status": "SUCCEEDED",
         "first": "ExecutionStarted",
@@ -93,45 +106,27 @@ def test_plain_boto3_in_another_process_drives_the_local_stack(running: tuple) -
     }
 
 
-def test_the_cli_starts_a_batch_reads_its_status_and_moves_the_clock(running: tuple, tmp_path: Path) -> None:
+def test_the_cli_starts_an_import_links_its_page_and_moves_the_clock(running: tuple, tmp_path: Path) -> None:
     _, state_dir, endpoints = running
-    batch = tmp_path / "batch.json"
-    batch.write_text(
-        json.dumps(
-            {
-                "batch_id": "cli-batch",
-                "customers": [
-                    {"stripe_customer_id": "cus_Cli001", "internal_customer_id": "c-1"},
-                    {"stripe_customer_id": "cus_Cli002", "internal_customer_id": "c-2"},
-                ],
-            }
-        )
-    )
     env = _env(endpoints["aws"])
     cli = str(BIN / "billmig")
     started = subprocess.run(
-        [cli, "batch", "start", "preflight", "--file", str(batch), "--wait"],
+        [
+            cli, "stigg", "import", "--customers-file", str(REPO / "events" / "stigg" / "customers.json"),
+            "--import-id", "cli-import", "--report-dir", str(tmp_path),
+        ],
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
-    )
+    )  # fmt: skip
     assert started.returncode == 0, started.stdout + started.stderr
-    assert "SUCCEEDED" in started.stdout
+    assert "completed" in started.stdout and "with errors" not in started.stdout
     # locally, the execution's page in the stack's own console (on AWS: the Step Functions console)
     link = re.search(r"console (http://127\.0\.0\.1:\d+/executions/\S+)", started.stdout)
     assert link is not None and link.group(1).startswith(endpoints["console"]), started.stdout
     page = httpx.get(link.group(1), timeout=30)
-    assert page.status_code == 200 and "cli-batch" in page.text
-    status = subprocess.run(
-        [cli, "batch", "status", "--batch-id", "cli-batch"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert status.stdout.count("succeeded") == 2
+    assert page.status_code == 200 and "cli-import" in page.text
     moved = subprocess.run(
         [cli, "local", "clock", "advance", "1d", "--state-dir", str(state_dir)],
         env={k: v for k, v in env.items() if k != "AWS_ENDPOINT_URL"},
@@ -141,7 +136,6 @@ def test_the_cli_starts_a_batch_reads_its_status_and_moves_the_clock(running: tu
         check=True,
     )
     assert "moved 86400 s" in moved.stdout
-    assert "schedule schedule/default/billmig-canary-local fired" in moved.stdout
 
 
 def test_local_invoke_runs_a_sample_event_against_the_deployed_function(running: tuple) -> None:
@@ -149,7 +143,7 @@ def test_local_invoke_runs_a_sample_event_against_the_deployed_function(running:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     invoke = [str(BIN / "billmig"), "local", "invoke", "--state-dir", str(state_dir)]
     done = subprocess.run(
-        [*invoke, "report_batch", "-e", "events/report_batch.json"],
+        [*invoke, "record_failure", "-e", "events/record_failure.json"],
         cwd=REPO,
         env={**env, "COLUMNS": "250"},
         capture_output=True,
@@ -158,11 +152,11 @@ def test_local_invoke_runs_a_sample_event_against_the_deployed_function(running:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["batch_id"] == "wave-1"
-    assert set(result["counts"]) == {"enrolled", "running", "succeeded", "failed"}
-    assert '"step":"report"' in done.stdout and '"run_id":"wave-1"' in done.stdout  # log lines, tailed
+    assert result["batch_id"] == "wave-1" and result["step"] == "metronome.contract"
+    assert result["error_type"] == "ForeignContract"
+    assert '"step":"record_failure"' in done.stdout and '"run_id":"wave-1"' in done.stdout  # log lines, tailed
     failed = subprocess.run(
-        [*invoke, "stigg_import_report", "-e", "events/report_batch.json"],
+        [*invoke, "stigg_import_report", "-e", "events/record_failure.json"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -172,7 +166,7 @@ def test_local_invoke_runs_a_sample_event_against_the_deployed_function(running:
     assert failed.returncode == 1
     assert "ValidationError" in failed.stdout
     unknown = subprocess.run(
-        [*invoke, "no_such_function", "-e", "events/report_batch.json"],
+        [*invoke, "no_such_function", "-e", "events/record_failure.json"],
         env=env,
         cwd=REPO,
         capture_output=True,
@@ -181,22 +175,6 @@ def test_local_invoke_runs_a_sample_event_against_the_deployed_function(running:
     )
     assert unknown.returncode == 2
     assert "no function 'no_such_function'" in unknown.stdout
-
-
-def test_a_bad_batch_file_starts_nothing(running: tuple, tmp_path: Path) -> None:
-    _, _, endpoints = running
-    batch = tmp_path / "bad.json"
-    batch.write_text(json.dumps({"batch_id": "bad", "customers": [{"stripe_customer_id": "cus_Bad001"}]}))
-    done = subprocess.run(
-        [str(BIN / "billmig"), "batch", "start", "preflight", "--file", str(batch)],
-        env=_env(endpoints["aws"]),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 1
-    assert "record 0 (cus_Bad001): internal_customer_id: Field required" in done.stdout
-    assert "nothing was started" in done.stdout
 
 
 def test_billmig_console_serves_the_pages_from_any_endpoint(running: tuple) -> None:
@@ -215,7 +193,7 @@ def test_billmig_console_serves_the_pages_from_any_endpoint(running: tuple) -> N
         assert found, first
         listing = httpx.get(found.group(1) + "/", timeout=30)
         assert listing.status_code == 200
-        assert "billmig-preflight-local" in listing.text and "local stack" in listing.text
+        assert "billmig-metronome-migration-local" in listing.text and "local stack" in listing.text
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
@@ -224,26 +202,22 @@ def test_billmig_console_serves_the_pages_from_any_endpoint(running: tuple) -> N
 
 def test_ctrl_c_stops_it_cleanly_and_it_printed_execution_events(running: tuple) -> None:
     process, _, endpoints = running
-    sfn = boto3.client(
-        "stepfunctions",
-        endpoint_url=endpoints["aws"],
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
-    (arn,) = [
-        m["stateMachineArn"]
-        for m in sfn.list_state_machines()["stateMachines"]
-        if m["name"] == "billmig-preflight-local"
-    ]
+    sfn = _client("stepfunctions", endpoints["aws"])
+    (stack,) = _client("cloudformation", endpoints["aws"]).describe_stacks(StackName="billmig")["Stacks"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    bucket = outputs["ImportBucketName"]
+    _client("s3", endpoints["aws"]).put_object(Bucket=bucket, Key="metronome/ctrl-c/customers.json", Body=b"[]")
     run = sfn.start_execution(
-        stateMachineArn=arn,
+        stateMachineArn=outputs["MetronomeMigrationStateMachineArn"],
         name="before-ctrl-c",
         input=json.dumps(
             {
                 "batch_id": "ctrl-c",
-                "not_before": "2000-01-01T00:00:00Z",
-                "customers": [{"stripe_customer_id": "cus_CtrlC01", "internal_customer_id": "k-1"}],
+                "bucket": bucket,
+                "customers_key": "metronome/ctrl-c/customers.json",
+                "run_key": "metronome/ctrl-c/run.json",
+                "max_concurrency": 1,
+                "cutover_at": "2000-01-01T00:00:00Z",
             }
         ),
     )
@@ -257,6 +231,6 @@ def test_ctrl_c_stops_it_cleanly_and_it_printed_execution_events(running: tuple)
     assert process.returncode == 0
     assert "local AWS http://127.0.0.1:" in output
     assert f"console    {endpoints['console']}" in output
-    assert "billmig-preflight-local/before-ctrl-c #1 ExecutionStarted" in output
-    assert re.search(r"billmig-preflight-local/before-ctrl-c #\d+ ExecutionSucceeded", output)
+    assert "billmig-metronome-migration-local/before-ctrl-c #1 ExecutionStarted" in output
+    assert re.search(r"billmig-metronome-migration-local/before-ctrl-c #\d+ ExecutionSucceeded", output)
     assert "stopping" in output

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from billmig_local import moto_patches
 from billmig_local.stack import LocalStack
+from suite import REPO
 
 
 def test_every_patch_is_installed_and_documented(local_stack: LocalStack) -> None:
@@ -15,65 +16,98 @@ def test_every_patch_is_installed_and_documented(local_stack: LocalStack) -> Non
     assert all(p.gap for p in moto_patches.PATCHES)
 
 
+def _failure_event(batch_id: str) -> dict[str, Any]:
+    event = json.loads((REPO / "events" / "record_failure.json").read_text())
+    return {**event, "batch_id": batch_id}
+
+
 def test_lambda_bridge_runs_the_deployed_code(local_stack: LocalStack) -> None:
     lam = local_stack.client("lambda")
-    response = lam.invoke(FunctionName="billmig-report-batch-local", Payload=json.dumps({"batch_id": "nobody"}))
+    response = lam.invoke(FunctionName="billmig-record-failure-local", Payload=json.dumps(_failure_event("bridge")))
     assert "FunctionError" not in response
-    assert json.loads(response["Payload"].read())["counts"]["succeeded"] == 0
+    result = json.loads(response["Payload"].read())
+    assert (result["customer_id"], result["status"], result["error_type"]) == (
+        "cus_Wave1Customer01",
+        "failed",
+        "ForeignContract",
+    )
 
 
 def test_lambda_bridge_reports_the_exception_class_as_error_type(local_stack: LocalStack) -> None:
     lam = local_stack.client("lambda")
-    event = {"batch_id": "b", "runner": "r", "index": 4, "customer": {"stripe_customer_id": "cus_OnlyThis"}}
-    response = lam.invoke(FunctionName="billmig-preflight-local", Payload=json.dumps(event))
+    event = json.loads((REPO / "events" / "metronome_snapshot.json").read_text())
+    response = lam.invoke(FunctionName="billmig-metronome-snapshot-local", Payload=json.dumps(event))
     assert response["FunctionError"] == "Handled"
     payload = json.loads(response["Payload"].read())
-    assert payload["errorType"] == "InvalidCustomerRecord"
-    assert "record 4 (cus_OnlyThis): internal_customer_id: Field required" in payload["errorMessage"]
+    assert payload["errorType"] == "InvalidImportFile"  # no run document was stored for this batch
+    assert payload["errorMessage"].endswith(f"/{event['run_key']}: no such file")
 
 
 def test_lambda_logs_reach_cloudwatch_logs(local_stack: LocalStack) -> None:
-    local_stack.client("lambda").invoke(FunctionName="billmig-report-batch-local", Payload=b'{"batch_id": "logs"}')
+    local_stack.client("lambda").invoke(
+        FunctionName="billmig-record-failure-local", Payload=json.dumps(_failure_event("logs"))
+    )
     logs = local_stack.client("logs")
-    streams = logs.describe_log_streams(logGroupName="/aws/lambda/billmig-report-batch-local")["logStreams"]
+    group = "/aws/lambda/billmig-record-failure-local"
     messages = [
         json.loads(e["message"])
-        for s in streams
-        for e in logs.get_log_events(
-            logGroupName="/aws/lambda/billmig-report-batch-local", logStreamName=s["logStreamName"]
-        )["events"]
+        for s in logs.describe_log_streams(logGroupName=group)["logStreams"]
+        for e in logs.get_log_events(logGroupName=group, logStreamName=s["logStreamName"])["events"]
         if e["message"].startswith("{")
     ]
-    assert any(m.get("run_id") == "logs" and m.get("step") == "report" for m in messages)
+    assert any(m.get("run_id") == "logs" and m.get("step") == "record_failure" for m in messages)
 
 
 def test_state_machines_are_in_the_executing_backend_with_substitutions(local_stack: LocalStack, sfn: Any) -> None:
-    arn = local_stack.outputs["PreflightStateMachineArn"]
+    arn = local_stack.outputs["MetronomeMigrationStateMachineArn"]
     assert arn in [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]]
     definition = sfn.describe_state_machine(stateMachineArn=arn)["definition"]
     assert "${" not in definition
-    assert "function:billmig-preflight-local" in definition
+    assert "function:billmig-metronome-snapshot-local" in definition
     assert "$$.Execution.Name" in definition  # `$$` survives (no Fn::Sub on the definition)
 
 
 def test_layer_ref_and_function_layers(local_stack: LocalStack) -> None:
     layer_arn = local_stack.outputs["SharedLayerArn"]
     assert layer_arn.startswith("arn:aws:lambda:us-east-1:") and ":layer:billmig-shared-local:" in layer_arn
-    config = local_stack.client("lambda").get_function(FunctionName="billmig-preflight-local")["Configuration"]
+    config = local_stack.client("lambda").get_function(FunctionName="billmig-record-failure-local")["Configuration"]
     assert [layer["Arn"] for layer in config["Layers"]] == [layer_arn]
 
 
 def test_scheduler_schedules_are_created(local_stack: LocalStack) -> None:
-    schedule = local_stack.client("scheduler").get_schedule(Name="billmig-canary-local")
-    assert schedule["ScheduleExpression"] == "cron(0 6 * * ? *)"
-    assert schedule["Target"]["Arn"] == local_stack.outputs["PreflightStateMachineArn"]
+    """A stack of its own holding one (disabled) `AWS::Scheduler::Schedule`, as SAM's `ScheduleV2` makes."""
+    target = local_stack.outputs["StiggImportStateMachineArn"]
+    template = {
+        "Resources": {
+            "PatchTestSchedule": {
+                "Type": "AWS::Scheduler::Schedule",
+                "Properties": {
+                    "Name": "PatchTestSchedule",
+                    "ScheduleExpression": "cron(0 6 * * ? *)",
+                    "FlexibleTimeWindow": {"Mode": "OFF"},
+                    "State": "DISABLED",
+                    "Target": {"Arn": target, "RoleArn": "arn:aws:iam::123456789012:role/x", "Input": "{}"},
+                },
+            }
+        }
+    }
+    cloudformation = local_stack.client("cloudformation")
+    cloudformation.create_stack(StackName="patch-test-schedules", TemplateBody=json.dumps(template))
+    try:
+        schedule = local_stack.client("scheduler").get_schedule(Name="PatchTestSchedule")
+        assert schedule["ScheduleExpression"] == "cron(0 6 * * ? *)"
+        assert schedule["Target"]["Arn"] == target
+    finally:
+        cloudformation.delete_stack(StackName="patch-test-schedules")
 
 
 def test_executions_without_a_name_get_a_unique_one(local_stack: LocalStack, sfn: Any) -> None:
-    arn = local_stack.outputs["PreflightStateMachineArn"]
-    payload = json.dumps({"batch_id": "unnamed", "not_before": "2000-01-01T00:00:00Z", "customers": []})
-    first = sfn.start_execution(stateMachineArn=arn, input=payload)["executionArn"]
-    second = sfn.start_execution(stateMachineArn=arn, input=payload)["executionArn"]
+    definition = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
+    arn = sfn.create_state_machine(
+        name="patch-test-unnamed", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/x"
+    )["stateMachineArn"]
+    first = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+    second = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
     assert not first.endswith(":None")
     assert first != second
 

@@ -12,7 +12,7 @@ def test_on_aws_the_link_is_the_step_functions_console_of_the_executions_region(
 ) -> None:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     aws_target.unpin()
-    arn = "arn:aws:states:eu-west-2:111122223333:execution:billmig-preflight-prod:wave-1"
+    arn = "arn:aws:states:eu-west-2:111122223333:execution:billmig-metronome-migration-prod:wave-1"
     assert execution_link(arn) == (
         "https://eu-west-2.console.aws.amazon.com/states/home?region=eu-west-2#/v2/executions/details/" + arn
     )

@@ -5,7 +5,6 @@ import json
 from typing import Any
 
 import pytest
-from billmig_cli.batch_file import load_batch_file
 from suite import REPO
 
 FUNCTION_DIRS = sorted(p.parent.name for p in (REPO / "functions").glob("*/app.py"))
@@ -30,10 +29,6 @@ def test_every_function_has_a_sample_event_its_handler_accepts(function_dir: str
 
 def test_every_top_level_event_names_a_function() -> None:
     assert sorted(p.stem for p in (REPO / "events").glob("*.json")) == FUNCTION_DIRS
-
-
-def test_the_sample_batch_file_loads() -> None:
-    assert len(load_batch_file(REPO / "events" / "batches" / "preflight-batch.json").customers) == 3
 
 
 def test_the_sample_stigg_files_and_execution_input_are_valid() -> None:

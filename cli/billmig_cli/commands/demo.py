@@ -11,7 +11,9 @@ from billmig_cli.options import StateDir, console
 
 
 def demo(
-    customers: Annotated[int, typer.Option(help="How many customers in the demo batch.")] = 40,
+    customers: Annotated[
+        int, typer.Option(help="How many Stripe customers the Metronome act seeds and migrates.")
+    ] = 50,
     state_dir: StateDir = aws_target.DEFAULT_STATE_DIR / "demo",
 ) -> None:
     """Run the main job on the local stack from nothing and print a report."""

@@ -92,7 +92,7 @@ def local_translate(
 @app.command("invoke")
 def local_invoke(
     function: Annotated[
-        str, typer.Argument(help="A directory under functions/ (preflight), a logical id or a deployed name.")
+        str, typer.Argument(help="A directory under functions/ (record_failure), a logical id or a deployed name.")
     ],
     event: Annotated[Path, typer.Option("--event", "-e", help="The event, as for `sam local invoke -e`.")],
     state_dir: StateDir = aws_target.DEFAULT_STATE_DIR,

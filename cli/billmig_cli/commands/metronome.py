@@ -1,7 +1,8 @@
-"""`billmig metronome plan|start|status`: the Stripe-to-Metronome migration, up to the parallel run."""
+"""`billmig metronome plan|start|status|rollback|cleanup`: the Stripe-to-Metronome migration."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import time
 from pathlib import Path
@@ -10,14 +11,19 @@ from typing import Annotated, Any
 import typer
 from billmig.metronome.errors import InvalidMigrationConfig
 from billmig.metronome.plan import BatchPlan
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from billmig_cli import aws_target
 from billmig_cli import metronome_migration as runner
+from billmig_cli.commands.console import print_execution_link
 from billmig_cli.options import StackName, console
 
-app = typer.Typer(help="Migrate Stripe customers to Metronome contracts (plan, start, status).", no_args_is_help=True)
+app = typer.Typer(
+    help="Migrate Stripe customers to Metronome contracts (plan, start, status, rollback, cleanup).",
+    no_args_is_help=True,
+)
 
 ConfigOption = Annotated[Path, typer.Option("--config", help="The migration config (JSON or YAML).")]
 BatchOption = Annotated[Path | None, typer.Option("--batch", help="A batch file: {batch_id, customers}.")]
@@ -137,6 +143,7 @@ def start_command(
     console.print(
         f"batch {started.batch_id}: {started.customers} customers, {verb}: {started.execution_arn}", soft_wrap=True
     )
+    print_execution_link(console, started.execution_arn)
     for customer, why in started.excluded.items():
         console.print(f"  excluded {customer}: {why}", soft_wrap=True, markup=False)
 
@@ -166,7 +173,81 @@ def status_command(
     console.print(table)
     console.print("phases: " + ", ".join(f"{k} {v}" for k, v in current.phases.items()), soft_wrap=True)
     console.print(f"execution: {current.execution}", soft_wrap=True)
+    for customer, why in current.held_back.items():
+        console.print(f"[yellow]held back[/] {customer}: {escape(why)}", soft_wrap=True)
     for customer, why in current.failures.items():
         console.print(f"[red]failed[/] {customer}: {why}", soft_wrap=True)
     if current.failures:
         raise typer.Exit(1)
+
+
+@app.command("rollback")
+def rollback_command(
+    customer: Annotated[str, typer.Option("--customer", help="The Stripe customer id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why: recorded with who and when.")],
+    batch: Annotated[str | None, typer.Option("--batch", help="Its batch (default: its latest).")] = None,
+    requested_by: Annotated[str, typer.Option("--by", help="Who asks (default: the OS user).")] = "",
+    stack_name: StackName = aws_target.DEFAULT_STACK,
+) -> None:
+    """Back to Stripe, until its first Metronome invoice is finalized (then refused, nothing written)."""
+    try:
+        done = runner.rollback(
+            customer, reason, requested_by or getpass.getuser(), batch_id=batch, stack_name=stack_name
+        )
+    except runner.FunctionFailed as exc:
+        console.print(f"[red]{exc.error_type}[/]: {exc.message}", soft_wrap=True, highlight=False)
+        raise typer.Exit(1) from exc
+    console.print(
+        f"{customer} (batch {done['batch_id']}): {done['outcome']}, by {done['requested_by']} at "
+        f"{done['requested_at']}: {done['reason']}",
+        soft_wrap=True,
+        markup=False,
+    )
+    for step, outcome in done["steps"].items():
+        console.print(f"  {step}: {outcome}", soft_wrap=True, markup=False)
+
+
+def print_cleanup(plan: dict[str, Any], title: str) -> None:
+    table = Table("kind", "id", "action", "why kept", title=title)
+    for price in plan["archive_prices"]:
+        table.add_row("price", price, "archive", "")
+    for price, why in plan["keep_prices"].items():
+        table.add_row("price", price, "keep", why)
+    for meter in plan["deactivate_meters"]:
+        table.add_row("meter", meter, "deactivate", "")
+    for meter, why in plan["keep_meters"].items():
+        table.add_row("meter", meter, "keep", why)
+    console.print(table)
+    console.print(
+        f"{len(plan['customers'])} customers to cleaned_up (Stripe usage writes off); left alone: "
+        + (", ".join(f"{c} ({p})" for c, p in plan["left_alone"].items()) or "none"),
+        soft_wrap=True,
+    )
+
+
+@app.command("cleanup")
+def cleanup_command(
+    batch: Annotated[str, typer.Option("--batch", help="The batch id.")],
+    plan: Annotated[bool, typer.Option("--plan", help="List what it would do; write nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The plan (or result) as JSON on stdout.")] = False,
+    stripe_key: StripeKey = "",
+    stripe_base: StripeBase = None,
+    stack_name: StackName = aws_target.DEFAULT_STACK,
+) -> None:
+    """Retire a cut-over batch's Stripe side: router off Stripe, unused prices archived, unused meters deactivated."""
+    if plan:
+        from billmig.adapters.stripe_sdk import StripeSDKSource
+
+        found = runner.cleanup_plan(batch, StripeSDKSource.connect(stripe_key, stripe_base), stack_name=stack_name)
+        document = found.model_dump(mode="json")
+    else:
+        try:
+            result = runner.cleanup(batch, stack_name=stack_name)
+        except runner.FunctionFailed as exc:
+            console.print(f"[red]{exc.error_type}[/]: {exc.message}", soft_wrap=True, highlight=False)
+            raise typer.Exit(1) from exc
+        document = result["plan"]
+    if as_json:
+        print(json.dumps(document, indent=2))
+    else:
+        print_cleanup(document, f"clean-up {'plan' if plan else 'done'}: batch {batch}")

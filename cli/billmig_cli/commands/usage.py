@@ -14,12 +14,22 @@ from billmig.adapters.usage_totals import VendorUsageTotals
 from billmig.usage.completeness import CompletenessReport, check_completeness, month_bounds
 from billmig.usage.errors import InvalidRouterConfig
 from billmig.usage.mapping import UsageRouterConfig, parse_router_config, router_config_from_json
+from billmig.usage.resend import ResendResult
+from billmig.usage.routing import Destination
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from billmig_cli import aws_target
 from billmig_cli.options import StackName, console
-from billmig_cli.usage_feed import queue_urls, read_events, replay_dead_letters, routes_of_run, send_events
+from billmig_cli.usage_feed import (
+    queue_urls,
+    read_events,
+    replay_dead_letters,
+    resend_from_journal,
+    router_config,
+    routes_of_run,
+    send_events,
+)
 
 app = typer.Typer(help="Route usage events during the parallel run, and check both vendors got them all.")
 
@@ -147,8 +157,7 @@ def completeness_command(
     if problems:
         raise _refuse(problems, "nothing was checked")
     outputs = aws_target.stack_outputs(stack_name)
-    text = aws_target.client("ssm").get_parameter(Name=outputs["UsageRouterConfigParameter"])["Parameter"]["Value"]
-    config = router_config_from_json(text, outputs["UsageRouterConfigParameter"])
+    config = router_config(stack_name)
     store = DynamoDBProgressStore(outputs["ProgressTableName"], client=aws_target.client("dynamodb"))
     routes = list(routes_of_run(store.all_in_run(batch)))
     if not routes:
@@ -161,3 +170,89 @@ def completeness_command(
         console.print(f"report written to {report_file}", soft_wrap=True)
     if report.problems:
         raise typer.Exit(1)
+
+
+def _instant(value: str | None, flag: str, problems: list[str]) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        problems.append(f"{flag} {value!r}: expected an ISO 8601 instant (2026-11-01T00:00:00Z)")
+        return None
+    if parsed.tzinfo is None:
+        problems.append(f"{flag} {value!r}: give the time zone (Z or +hh:mm)")
+        return None
+    return parsed.astimezone(UTC)
+
+
+@app.command("resend")
+def resend_command(
+    customer: Annotated[str, typer.Option("--customer", help="The internal customer id (the events' customer_id).")],
+    to: Annotated[Destination, typer.Option("--to", help="The vendor that did not get the events.")],
+    since: Annotated[str | None, typer.Option("--since", help="ISO instant: events timed at or after it.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="ISO instant: events timed before it.")] = None,
+    stripe_key: Annotated[str | None, typer.Option("--stripe-api-key", envvar="STRIPE_API_KEY")] = None,
+    stripe_base: StripeBase = None,
+    metronome_token: Annotated[str | None, typer.Option("--metronome-token", envvar="METRONOME_BEARER_TOKEN")] = None,
+    metronome_base: MetronomeBase = None,
+    stack_name: StackName = aws_target.DEFAULT_STACK,
+) -> None:
+    """Send to one vendor, from the usage journal, the customer's routed events it did not get (same ids: twice
+    changes nothing). Events the vendor refuses (Stripe: older than 35 days) are dead-lettered with the reason."""
+    problems: list[str] = []
+    start, end = _instant(since, "--since", problems), _instant(until, "--until", problems)
+    if start is not None and end is not None and end <= start:
+        problems.append(f"--until {until} is not after --since {since}")
+    key = stripe_key if to is Destination.STRIPE else metronome_token
+    if not key:
+        flag = "--stripe-api-key (STRIPE_API_KEY)" if to is Destination.STRIPE else "--metronome-token"
+        problems.append(f"--to {to.value} needs {flag}")
+    if problems:
+        raise _refuse(problems, "nothing was sent")
+    assert key is not None
+    base = stripe_base if to is Destination.STRIPE else metronome_base
+    result = resend_from_journal(stack_name, customer, to, start, end, key, base)
+    print_resend(result)
+    if result.refused or result.refused_before:
+        raise typer.Exit(1)
+
+
+def print_resend(result: ResendResult) -> None:
+    table = Table("customer", "to", "journaled in window", "already there", "sent", "refused", title="usage resend")
+    refused = len(result.refused) + result.refused_before
+    table.add_row(
+        result.internal_id,
+        result.destination,
+        str(result.considered),
+        str(result.already),
+        str(result.sent),
+        f"[red]{refused}[/]" if refused else "0",
+    )
+    console.print(table)
+    for event_id, reason in list(result.refused.items())[:20]:
+        console.print(f"  - {event_id}: {reason}", soft_wrap=True, markup=False, highlight=False)
+    if refused:
+        console.print(f"{refused} refused: dead-lettered with the reason (`billmig usage replay --dlq` after a fix)")
+
+
+@app.command("dual-write")
+def dual_write_command(
+    batch: Annotated[str | None, typer.Option("--batch", help="One batch (default: every batch turned off).")] = None,
+    stack_name: StackName = aws_target.DEFAULT_STACK,
+) -> None:
+    """Which batches' Stripe usage writes are decommissioned (their clean-up ran): the router sends them to
+    Metronome only."""
+    from billmig.adapters.ssm_feature_flags import SSMFeatureFlags
+    from billmig.feature_flags import stripe_writes_off
+
+    name = aws_target.stack_outputs(stack_name)["FeatureFlagsParameterName"]
+    off = stripe_writes_off(SSMFeatureFlags(name, client=aws_target.client("ssm")).read())
+    if batch is not None:
+        state = f"decommissioned since {off[batch]}: Metronome only" if batch in off else "on (Stripe and Metronome)"
+        console.print(f"batch {batch}: Stripe usage writes {state}", soft_wrap=True)
+        return
+    if not off:
+        console.print("no batch has its Stripe usage writes decommissioned", soft_wrap=True)
+    for batch_id, since in sorted(off.items()):
+        console.print(f"batch {batch_id}: Stripe usage writes decommissioned since {since}: Metronome only")

@@ -42,10 +42,6 @@ class ProgressStoreUnavailable(TransientError):
 
 
 # --- permanent ----------------------------------------------------------------------------------------------------
-class InvalidCustomerRecord(PermanentError):
-    """The input record for a customer is unusable; fix the input, then rerun."""
-
-
 class VendorRejected(PermanentError):
     """The vendor refused the request as invalid (4xx other than 409/429)."""
 

@@ -70,6 +70,8 @@ class SubjectProgress(BaseModel):
     ingest_alias: str | None = None
     dual_write_from: datetime | None = None
     cutover_at: datetime | None = None
+    # Why the subject is in its phase when that needs saying (`held_back`: the parity gate's reason).
+    phase_reason: str | None = None
     steps: dict[str, StepRecord] = Field(default_factory=dict)
     enrolled_at: datetime
     updated_at: datetime
@@ -214,8 +216,13 @@ class ProgressStore(Protocol):
         ingest_alias: str | None = None,
         dual_write_from: datetime | None = None,
         cutover_at: datetime | None = None,
+        clear_cutover_at: bool = False,
+        reason: str | None = None,
     ) -> SubjectProgress:
-        """Move the subject to `phase`; the routing facts given are written with it (those not given are kept)."""
+        """Move the subject to `phase`; the routing facts given are written with it (those not given are kept).
+
+        `clear_cutover_at` removes the routing instant (a customer held back keeps dual-writing); `reason` replaces
+        the phase's reason (none given: the new phase has none)."""
         ...
 
     def subjects_in_state(self, run_id: str, state: SubjectState) -> list[SubjectProgress]: ...
@@ -225,3 +232,7 @@ class ProgressStore(Protocol):
         ...
 
     def all_in_run(self, run_id: str) -> list[SubjectProgress]: ...
+
+    def runs_of(self, subject: str) -> list[str]:
+        """The runs the subject is in that gave it a phase, the latest written first."""
+        ...

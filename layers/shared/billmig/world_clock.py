@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import UTC, datetime
 from typing import Protocol
 
 OFFSET_VARIABLE = "BILLMIG_WORLD_CLOCK_OFFSET_SECONDS"
@@ -35,3 +36,8 @@ class WorldClock:
         remaining = instant - self.now()
         if remaining > 0:
             time.sleep(remaining)
+
+
+def world_now() -> datetime:
+    """The world clock's instant as an aware UTC datetime."""
+    return datetime.fromtimestamp(WorldClock().now(), UTC)

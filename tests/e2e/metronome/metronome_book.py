@@ -3,6 +3,7 @@ document a batch starts from, and the four steps called in-process the way the L
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,17 +12,25 @@ from typing import Any
 import pytest
 import stripe
 from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
+from billmig.adapters.metronome_ingest import MetronomeIngestSink
 from billmig.adapters.metronome_sdk import MetronomeSDKTarget
 from billmig.adapters.s3_import_storage import S3ImportStorage
+from billmig.adapters.s3_usage_journal import S3UsageJournal
+from billmig.adapters.sqs_usage_queue import SQSDeadLetters
+from billmig.adapters.stripe_meter_events import StripeMeterEventSink
 from billmig.adapters.stripe_sdk import StripeSDKSource
+from billmig.metronome.backfill_usage import backfill_usage
 from billmig.metronome.config import load_config
 from billmig.metronome.contract import write_contract
 from billmig.metronome.customer import prepare_customer
 from billmig.metronome.parallel_run import begin_parallel_run
-from billmig.metronome.ports import MetronomeTarget
+from billmig.metronome.ports import WRITE_METHODS, MetronomeTarget
 from billmig.metronome.resolution import ResolvedConfig, resolve
 from billmig.metronome.snapshot import CustomerStepRequest, snapshot_customer
 from billmig.metronome.storage import MigrationRun, run_key
+from billmig.usage.mapping import UsageRouterConfig
+from billmig.usage.resend import ResendPorts, ResendResult, resend
+from billmig.usage.routing import Destination
 from billmig_local.emulators.metronome.catalogue_seed import seed_catalogue
 from billmig_local.emulators.stripe.book_of_business import SeededCustomer, ensure_catalogue, populate
 from billmig_local.stack import LocalStack
@@ -29,6 +38,7 @@ from metronome import Metronome
 
 REPO = Path(__file__).resolve().parents[3]
 SAMPLE_CONFIG = REPO / "events" / "metronome" / "migration.json"
+ROUTER_CONFIG = REPO / "events" / "usage" / "router.json"
 
 
 def month_start(instant: float) -> datetime:
@@ -72,17 +82,42 @@ class Book:
         self.storage.write_json(key, MigrationRun(batch_id=batch_id, config=self.config).model_dump(mode="json"))
         return key
 
-    def run_steps(self, batch_id: str, customer: str, target: MetronomeTarget | None = None) -> list[Any]:
-        """Snapshot, prepare, contract and parallel run for one customer, in-process."""
+    def resend_ports(self) -> ResendPorts:
+        """The resend's ports on the stack and the emulators (the router config of `events/usage/router.json`)."""
+        stripe_url, metronome_url = self.stack.emulators["stripe"].url, self.stack.emulators["metronome"].url
+        return ResendPorts(
+            config=lambda: UsageRouterConfig.model_validate_json(ROUTER_CONFIG.read_text()),
+            journal=S3UsageJournal(self.stack.outputs["ImportBucketName"], client=self.stack.client("s3")),
+            dead_letters=SQSDeadLetters(self.stack.outputs["UsageDeadLetterQueueUrl"], client=self.stack.client("sqs")),
+            stripe=StripeMeterEventSink.connect("sk_test_local", stripe_url),
+            metronome=MetronomeIngestSink.connect("local", metronome_url),
+        )
+
+    def run_steps(
+        self,
+        batch_id: str,
+        customer: str,
+        target: MetronomeTarget | None = None,
+        resend_ports: ResendPorts | None = None,
+    ) -> list[Any]:
+        """Snapshot, prepare, contract, parallel run and its usage backfill for one customer, in-process."""
         request = CustomerStepRequest(
             batch_id=batch_id, stripe_customer_id=customer, run_key=run_key(batch_id), runner=f"test-{batch_id}"
         )
         target = target or self.target()
+        ports = resend_ports or self.resend_ports()
+
+        def resend_usage(
+            internal_id: str, destination: Destination, since: datetime | None, until: datetime | None
+        ) -> ResendResult:
+            return resend(ports, internal_id, destination, since, until)
+
         return [
             snapshot_customer(request, self.storage, self.source(), self.store),
             prepare_customer(request, self.storage, target, self.store),
             write_contract(request, self.storage, target, self.store),
             begin_parallel_run(request, self.storage, self.store),
+            backfill_usage(request, self.store, resend_usage),
         ]
 
 
@@ -115,16 +150,33 @@ def seed_book(stack: LocalStack, *, customers: int, seed: int) -> Book:
     )
 
 
-def fresh_customer(book: Book, internal_id: str, *, grants: bool = True) -> str:
-    """A new Stripe customer on the book's metered prices, with a paid and a promotional grant."""
+def fresh_customer(
+    book: Book,
+    internal_id: str,
+    *,
+    grants: bool = True,
+    first_of_month: bool = False,
+    threshold: int | None = None,
+    paid: int = 12345,
+    promotional: int = 2500,
+) -> str:
+    """A new Stripe customer on the book's metered prices, with a paid and a promotional grant; `first_of_month`
+    bills on the 1st at 00:00Z (with a card, so Stripe and a Metronome payment gate can charge it), `threshold`
+    adds `billing_thresholds.amount_gte`."""
     c = book.stripe.v1
-    customer = c.customers.create(
-        params={"name": f"Fresh {internal_id}", "metadata": {"internal_customer_id": internal_id}}
-    ).id
+    params: dict[str, Any] = {"name": f"Fresh {internal_id}", "metadata": {"internal_customer_id": internal_id}}
+    if first_of_month:
+        params |= {"payment_method": "pm_card_visa", "invoice_settings": {"default_payment_method": "pm_card_visa"}}
+    customer = c.customers.create(params=params).id  # type: ignore[arg-type]
     prices = [p for p in c.prices.list(params={"limit": 100}).data if p.lookup_key in _RATED_LOOKUP_KEYS]
-    c.subscriptions.create(params={"customer": customer, "items": [{"price": p.id} for p in prices]})
+    subscription: dict[str, Any] = {"customer": customer, "items": [{"price": p.id} for p in prices]}
+    if first_of_month:
+        subscription["billing_cycle_anchor_config"] = {"day_of_month": 1, "hour": 0, "minute": 0, "second": 0}
+    if threshold is not None:
+        subscription["billing_thresholds"] = {"amount_gte": threshold}
+    c.subscriptions.create(params=subscription)  # type: ignore[arg-type]
     if grants:
-        for category, value, priority in (("paid", 12345, 50), ("promotional", 2500, 10)):
+        for category, value, priority in (("paid", paid, 50), ("promotional", promotional, 10)):
             c.billing.credit_grants.create(
                 params={
                     "customer": customer,
@@ -148,3 +200,37 @@ def book(local_stack: LocalStack) -> Book:
 
 
 BOOK_CUSTOMERS = 30
+
+
+class SimulatedCrash(BaseException):
+    """Not an `Exception`: nothing records it, like a Lambda killed mid-step (its step stays RUNNING, leased)."""
+
+
+class CrashAfter:
+    """A port that dies right after the `occurrence`-th call of `method` has done its write (a Metronome target
+    unless `writes` names other write methods); `writes` records every write made, in order."""
+
+    def __init__(
+        self, inner: Any, method: str | None = None, occurrence: int = 1, *, writes: Iterable[str] = WRITE_METHODS
+    ) -> None:
+        self._inner = inner
+        self._writes = frozenset(writes)
+        self._method = method
+        self._left = occurrence
+        self.writes: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name not in self._writes:
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            self.writes.append(name)
+            if name == self._method:
+                self._left -= 1
+                if self._left == 0:
+                    raise SimulatedCrash(name)
+            return result
+
+        return call

@@ -10,44 +10,14 @@ from typing import Any
 import pytest
 from billmig.metronome import ports
 from billmig.metronome.errors import CustomerBlocked
-from billmig.metronome.ports import WRITE_METHODS, MetronomeTarget
+from billmig.metronome.ports import WRITE_METHODS
 from billmig.steps import Step
-from metronome_book import Book, book, fresh_customer  # noqa: F401 - the fixture
-
-
-class SimulatedCrash(BaseException):
-    """Not an `Exception`: nothing records it, like a Lambda killed mid-step (its step stays RUNNING, leased)."""
-
-
-class CrashAfter:
-    """A target that dies right after the `occurrence`-th call of `method` has reached Metronome."""
-
-    def __init__(self, inner: MetronomeTarget, method: str | None = None, occurrence: int = 1) -> None:
-        self._inner = inner
-        self._method = method
-        self._left = occurrence
-        self.writes: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._inner, name)
-        if name not in WRITE_METHODS:
-            return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            result = attr(*args, **kwargs)
-            self.writes.append(name)
-            if name == self._method:
-                self._left -= 1
-                if self._left == 0:
-                    raise SimulatedCrash(name)
-            return result
-
-        return call
+from metronome_book import Book, CrashAfter, SimulatedCrash, book, fresh_customer  # noqa: F401 - the fixture
 
 
 def test_the_write_points_are_every_writing_method_of_the_port() -> None:
     methods = {n for n, _ in inspect.getmembers(ports.MetronomeTarget, inspect.isfunction) if not n.startswith("_")}
-    writing = {n for n in methods if n.split("_")[0] in ("create", "add", "set", "update", "archive", "edit")}
+    writing = {n for n in methods if n.split("_")[0] in ("create", "add", "set", "update", "archive", "edit", "end")}
     assert writing == set(WRITE_METHODS)
 
 
@@ -95,6 +65,7 @@ def test_a_crash_after_each_write_then_a_resume_leaves_one_of_everything(
         Step.METRONOME_PREPARE,
         Step.METRONOME_CONTRACT,
         Step.METRONOME_PARALLEL_RUN,
+        Step.METRONOME_BACKFILL_USAGE,
     ]
     state = end_state(book, alias)
     assert state["configs"] == [("stripe", customer)]

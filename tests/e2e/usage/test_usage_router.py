@@ -9,12 +9,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from billmig.idempotency_keys import usage_event_id
 from billmig_cli.main import app
 from billmig_local.emulators.control_plane import FaultRule
 from billmig_local.stack import LocalStack
-from suite import until
+from suite import metronome_receipts, stripe_stream_identifiers, until
 from typer.testing import CliRunner
 from usage_world import UsageWorld, expected_sums
 
@@ -189,11 +190,13 @@ def test_an_event_dropped_on_the_metronome_side_is_reported_missing(
     assert len(rows) >= 3 * len(world.config.rules)
 
 
-def test_a_fault_storm_on_both_vendors_ends_with_equal_sums_and_no_duplicate(
+def test_a_fault_storm_on_both_vendors_ends_with_each_event_once_on_each_side(
     aws: LocalStack, world: UsageWorld, tmp_path: Path
 ) -> None:
     customers = world.customers("usage-storm", 4)
     events = world.generate(customers, 150, seed=6)
+    stripe_url = aws.emulators["stripe"].url
+    httpx.delete(stripe_url + "/_emulator/requests", timeout=30).raise_for_status()  # this test's requests only
     storms = []
     for name in ("stripe", "metronome"):
         control = aws.emulators[name].control
@@ -206,6 +209,19 @@ def test_a_fault_storm_on_both_vendors_ends_with_equal_sums_and_no_duplicate(
         for control in storms:
             control.clear_faults()
     assert_sums(world, customers, events)
+    expected = [usage_event_id(e["customer_id"], e["event_id"]) for e in events]
+
+    # Metronome, per event (events/search through the SDK): each transaction id counted exactly once; every other
+    # receipt of it (a batch SQS delivered again after a fault) is marked a duplicate, which Metronome ignores.
+    receipts = metronome_receipts(world.metronome, expected)
+    assert {t: receipts[(t, False)] for t in expected} == dict.fromkeys(expected, 1)
+    assert sum(receipts.values()) - len(expected) == sum(receipts[(t, True)] for t in expected)
+
+    # Stripe: its SDK has no per-event read (only meter event summaries), so from the emulator's request log: each
+    # identifier reached an accepted stream request, and nothing else did. A repeat is a redelivered batch, which
+    # Stripe dedupes on `identifier` (the summaries above equal the events' own sums, counts included).
+    accepted = stripe_stream_identifiers(stripe_url)
+    assert set(accepted) == set(expected)
     assert world.dead_letters() == [] or all(
         "nobody-at-all" in json.dumps(m) or "odd-1" in m["Body"] or "old-1" in m["Body"] or '"x"' in m["Body"]
         for m in world.dead_letters()

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 STATE_INDEX = "by-state"
+SUBJECT_INDEX = "by-subject"
 BATCH_WRITE_SIZE = 25  # DynamoDB's BatchWriteItem limit
 _T = TypeVar("_T")
 _serializer = TypeSerializer()
@@ -96,6 +97,20 @@ class DynamoDBProgressStore:
         for page in self._call(lambda: list(pages)):
             found.extend(_from_item(item) for item in page.get("Items", []))
         return found
+
+    def runs_of(self, subject: str) -> list[str]:
+        """The runs the subject is in that gave it a phase, the latest written first (the `by-subject` index)."""
+        paginator = self._client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self.table_name,
+            IndexName=SUBJECT_INDEX,
+            KeyConditionExpression="subject = :s",
+            ExpressionAttributeValues={":s": {"S": subject}},
+            ScanIndexForward=False,
+        )
+        return [
+            item["run_id"]["S"] for page in self._call(lambda: list(pages)) for item in page["Items"] if "phase" in item
+        ]
 
     def count_in_run(self, run_id: str) -> int:
         """How many subjects a run holds (a progress figure; a query that returns counts, not items)."""
@@ -183,12 +198,15 @@ class DynamoDBProgressStore:
         ingest_alias: str | None = None,
         dual_write_from: datetime | None = None,
         cutover_at: datetime | None = None,
+        clear_cutover_at: bool = False,
+        reason: str | None = None,
     ) -> SubjectProgress:
         def change(progress: SubjectProgress) -> SubjectProgress:
             progress.phase = phase
             progress.ingest_alias = ingest_alias or progress.ingest_alias
             progress.dual_write_from = dual_write_from or progress.dual_write_from
-            progress.cutover_at = cutover_at or progress.cutover_at
+            progress.cutover_at = None if clear_cutover_at else (cutover_at or progress.cutover_at)
+            progress.phase_reason = reason
             progress.updated_at = self._now()
             return progress
 

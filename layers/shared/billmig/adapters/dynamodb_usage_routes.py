@@ -54,4 +54,5 @@ class DynamoDBRouteSource:
             phase=item.get("phase", {}).get("S"),
             dual_write_from=_time(item, "dual_write_from"),
             cutover_at=_time(item, "cutover_at"),
+            run_id=item["run_id"]["S"],
         )

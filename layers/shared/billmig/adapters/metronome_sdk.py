@@ -9,7 +9,8 @@ a reused key with other parameters, a defect.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Final, Literal, TypeVar
 
 import metronome
@@ -22,8 +23,11 @@ from billmig.metronome.ports import (
     ContractBalance,
     MetronomeContract,
     MetronomeCustomer,
+    MetronomeInvoice,
+    MetronomeInvoiceLine,
     MetronomeProduct,
 )
+from billmig.parity.ports import UsageProduct
 
 _T = TypeVar("_T")
 STRIPE: Final[Literal["stripe"]] = "stripe"
@@ -179,18 +183,144 @@ class MetronomeSDKTarget:
         )
         return typed_metronome_call(f"list contracts of {customer_id}", lambda: [_contract(c.to_dict()) for c in pages])
 
-    def contract(self, customer_id: str, contract_id: str) -> MetronomeContract:
+    def contract(self, customer_id: str, contract_id: str, *, with_balances: bool = False) -> MetronomeContract:
         found = typed_metronome_call(
             f"retrieve contract {contract_id}",
-            lambda: self._client.v2.contracts.retrieve(customer_id=customer_id, contract_id=contract_id),
+            lambda: self._client.v2.contracts.retrieve(
+                customer_id=customer_id, contract_id=contract_id, include_balance=with_balances
+            ),
         )
         return _contract(found.data.to_dict())
+
+    def edit_contract(
+        self, customer_id: str, contract_id: str, edit: dict[str, Any], *, uniqueness_key: str, idempotency_key: str
+    ) -> None:
+        typed_metronome_call(
+            f"edit contract {contract_id}",
+            lambda: self._once.v2.contracts.edit(
+                customer_id=customer_id,
+                contract_id=contract_id,
+                uniqueness_key=uniqueness_key,
+                extra_headers=_headers(idempotency_key),
+                **edit,
+            ),
+        )
+
+    # -- invoices ---------------------------------------------------------------------------------------------------
+    def invoices(self, customer_id: str) -> list[MetronomeInvoice]:
+        pages = typed_metronome_call(
+            f"list invoices of {customer_id}",
+            lambda: self._client.v1.customers.invoices.list(customer_id=customer_id, limit=100),
+        )
+        return typed_metronome_call(f"list invoices of {customer_id}", lambda: [_invoice(i.to_dict()) for i in pages])
 
     def create_contract(self, terms: dict[str, Any]) -> str:
         made = typed_metronome_call(
             f"create contract for {terms.get('customer_id')}", lambda: self._once.v1.contracts.create(**terms)
         )
         return str(made.data.id)
+
+    def end_contract(self, customer_id: str, contract_id: str, ending_before: datetime, idempotency_key: str) -> None:
+        typed_metronome_call(
+            f"end contract {contract_id}",
+            lambda: self._client.v1.contracts.update_end_date(
+                customer_id=customer_id,
+                contract_id=contract_id,
+                ending_before=ending_before.isoformat().replace("+00:00", "Z"),
+                extra_headers=_headers(idempotency_key),
+            ),
+        )
+
+    # -- parity reads ------------------------------------------------------------------------------------------------
+    def usage_invoices(self, customer_id: str) -> list[MetronomeInvoice]:
+        pages = typed_metronome_call(
+            f"list invoices of {customer_id}",
+            lambda: self._client.v1.customers.invoices.list(
+                customer_id=customer_id, type="USAGE", sort="date_asc", limit=100
+            ),
+        )
+        return typed_metronome_call(f"list invoices of {customer_id}", lambda: [_invoice(i.to_dict()) for i in pages])
+
+    def usage_product(self, product_id: str) -> UsageProduct:
+        found = typed_metronome_call(
+            f"retrieve product {product_id}", lambda: self._client.v1.contracts.products.retrieve(id=product_id)
+        ).data
+        current = found.current
+        return UsageProduct(
+            id=found.id,
+            name=current.name,
+            billable_metric_id=current.billable_metric_id,
+            pricing_group_key=tuple(current.pricing_group_key or ()),
+        )
+
+    def rated_values(self, rate_card_id: str, product_id: str, at: datetime) -> list[dict[str, str]]:
+        pages = typed_metronome_call(
+            f"rates of {rate_card_id}",
+            lambda: self._client.v1.contracts.rate_cards.rates.list(
+                rate_card_id=rate_card_id, at=at, selectors=[{"product_id": product_id}], limit=100
+            ),
+        )
+        return typed_metronome_call(
+            f"rates of {rate_card_id}",
+            lambda: [dict(r.pricing_group_values or {}) for r in pages if r.product_id == product_id],
+        )
+
+    def usage_by_group(
+        self, customer_id: str, billable_metric_id: str, group_key: str, start: datetime, end: datetime
+    ) -> dict[str, Decimal]:
+        pages = typed_metronome_call(
+            f"usage of {billable_metric_id} for {customer_id}",
+            lambda: self._client.v1.usage.list_with_groups(
+                billable_metric_id=billable_metric_id,
+                customer_id=customer_id,
+                window_size="NONE",
+                starting_on=midnight(start, up=False),
+                ending_before=midnight(end, up=True),
+                group_key=[group_key],
+            ),
+        )
+        found: dict[str, Decimal] = {}
+        for row in typed_metronome_call(f"usage of {billable_metric_id} for {customer_id}", lambda: list(pages)):
+            if row.group_value is not None and row.value is not None:
+                found[str(row.group_value)] = found.get(str(row.group_value), Decimal(0)) + Decimal(str(row.value))
+        return found
+
+
+def midnight(value: datetime, *, up: bool) -> datetime:
+    """UTC midnight at or before `value` (or, `up`, at or after it): Metronome's usage queries take whole days."""
+    day = value.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day + timedelta(days=1) if up and day != value else day
+
+
+def _invoice_line(item: dict[str, Any]) -> MetronomeInvoiceLine:
+    kind = str(item.get("type") or "other").lower()
+    if item.get("commit_id") or item.get("applied_commit_or_credit"):
+        applied = item.get("applied_commit_or_credit") or {}
+        kind = "credit" if str(applied.get("type") or item.get("commit_type") or "").upper() == "CREDIT" else "commit"
+    quantity = item.get("quantity")
+    return MetronomeInvoiceLine(
+        kind=kind if kind in ("usage", "commit", "credit") else "other",
+        name=str(item.get("name") or ""),
+        total=_cents(item.get("total")),
+        product_id=_str_or_none(item.get("product_id")),
+        quantity=Decimal(str(quantity)) if quantity is not None else None,
+        pricing_group_values={str(k): str(v) for k, v in (item.get("pricing_group_values") or {}).items()},
+        commit_id=_str_or_none(item.get("commit_id") or (item.get("applied_commit_or_credit") or {}).get("id")),
+    )
+
+
+def _invoice(data: dict[str, Any]) -> MetronomeInvoice:
+    return MetronomeInvoice(
+        id=str(data["id"]),
+        contract_id=_str_or_none(data.get("contract_id")),
+        type=str(data.get("type") or ""),
+        status=str(data.get("status") or ""),
+        start=_time(data.get("start_timestamp")),
+        end=_time(data.get("end_timestamp")),
+        total=_cents(data.get("total")),
+        billable_status=data.get("billable_status"),
+        lines=tuple(_invoice_line(i) for i in data.get("line_items") or []),
+    )
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -222,6 +352,7 @@ def _balance(item: dict[str, Any], kind: str) -> ContractBalance:
         applicable_product_ids=tuple(item.get("applicable_product_ids") or ()),
         specifiers=tuple(item.get("specifiers") or ()),
         invoiced=(not invoice.get("do_not_invoice")) if isinstance(invoice, dict) else None,
+        balance=_cents(item["balance"]) if item.get("balance") is not None else None,
     )
 
 
@@ -240,4 +371,10 @@ def _contract(data: dict[str, Any]) -> MetronomeContract:
         statement_schedule=dict(data.get("usage_statement_schedule") or {}),
         billing_provider_configuration_id=provider.get("id") if isinstance(provider, dict) else None,
         balances=tuple(balances),
+        auto_recharge_enabled=_enabled(data.get("prepaid_balance_threshold_configuration")),
+        ending_before=_time(data.get("ending_before")),
     )
+
+
+def _enabled(configuration: Any) -> bool | None:
+    return bool(configuration.get("is_enabled")) if isinstance(configuration, dict) else None

@@ -7,6 +7,7 @@ callers read the status before cancelling.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import stripe
@@ -18,6 +19,8 @@ from billmig.stripe_source.views import (
     StripeInvoice,
     StripeInvoiceLine,
     StripeItem,
+    StripeMeter,
+    StripePrice,
     StripeSubscription,
 )
 
@@ -40,6 +43,23 @@ def typed_stripe_call(what: str, call: Callable[[], _T]) -> _T:
         raise VendorRejected(f"Stripe {what}: {exc.user_message or exc}") from exc
 
 
+def throttle_retrying_http_client() -> stripe.HTTPClient:
+    """The SDK's default HTTP client, also retrying 429s: the SDK retries 409s and 5xx only, and Stripe's rate-limit
+    guidance is to retry a 429 with exponential back-off, which the SDK's own back-off then gives (0.5 s doubling,
+    jittered, at most 5 s). For read-heavy paths (parity), where a throttled read is always safe to repeat."""
+    base: Any = type(stripe.new_default_http_client())
+
+    class ThrottleRetrying(base):  # type: ignore[misc]
+        def _should_retry(
+            self, response: Any, api_connection_error: Any, num_retries: int, max_network_retries: int | None
+        ) -> bool:
+            if response is not None and response[1] == 429 and num_retries < (max_network_retries or 0):
+                return True
+            return bool(super()._should_retry(response, api_connection_error, num_retries, max_network_retries))
+
+    return ThrottleRetrying()
+
+
 def _metadata(obj: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in (obj.to_dict().get("metadata") or {}).items()}
 
@@ -53,8 +73,18 @@ class StripeSDKSource:
         self._client = client
 
     @classmethod
-    def connect(cls, api_key: str, api_base: str | None = None) -> StripeSDKSource:
+    def connect(cls, api_key: str, api_base: str | None = None, *, reads: bool = False) -> StripeSDKSource:
+        """`reads`: a client for reads only, whose throttled requests are retried in place (four times)."""
         addresses: dict[str, str] = {"api": api_base, "meter_events": api_base} if api_base else {}
+        if reads:
+            return cls(
+                stripe.StripeClient(
+                    api_key,
+                    base_addresses=addresses,  # type: ignore[arg-type]
+                    max_network_retries=4,
+                    http_client=throttle_retrying_http_client(),
+                )
+            )
         return cls(stripe.StripeClient(api_key, base_addresses=addresses, max_network_retries=2))  # type: ignore[arg-type]
 
     # -- customers and subscriptions --------------------------------------------------------------------------------
@@ -96,7 +126,12 @@ class StripeSDKSource:
                 params={"customer": customer.id, "status": "all", "limit": PAGE, "expand": ["data.items.data.price"]}
             ),
         )
-        views = [_subscription(s) for s in subscriptions.auto_paging_iter() if statuses is None or s.status in statuses]
+        views = typed_stripe_call(
+            f"list subscriptions of {customer.id}",
+            lambda: [
+                _subscription(s) for s in subscriptions.auto_paging_iter() if statuses is None or s.status in statuses
+            ],
+        )
         settings = getattr(customer, "invoice_settings", None)
         method = getattr(settings, "default_payment_method", None) if settings is not None else None
         return StripeCustomer(
@@ -130,13 +165,129 @@ class StripeSDKSource:
         )
         return str(cancelled.status)
 
+    def cancel_at_period_end(self, subscription_id: str, idempotency_key: str) -> None:
+        typed_stripe_call(
+            f"end {subscription_id} at period end",
+            lambda: self._client.v1.subscriptions.update(
+                subscription_id, params={"cancel_at_period_end": True}, options={"idempotency_key": idempotency_key}
+            ),
+        )
+
+    def create_schedule(self, subscription_id: str, idempotency_key: str) -> str:
+        made = typed_stripe_call(
+            f"schedule {subscription_id}",
+            lambda: self._client.v1.subscription_schedules.create(
+                params={"from_subscription": subscription_id}, options={"idempotency_key": idempotency_key}
+            ),
+        )
+        return str(made.id)
+
+    # -- a rollback's writes ----------------------------------------------------------------------------------------
+    def resume_subscription(self, subscription_id: str, idempotency_key: str) -> None:
+        typed_stripe_call(
+            f"resume {subscription_id}",
+            lambda: self._client.v1.subscriptions.update(
+                subscription_id, params={"cancel_at_period_end": False}, options={"idempotency_key": idempotency_key}
+            ),
+        )
+
+    def release_schedule(self, schedule_id: str, idempotency_key: str) -> None:
+        typed_stripe_call(
+            f"release {schedule_id}",
+            lambda: self._client.v1.subscription_schedules.release(
+                schedule_id, options={"idempotency_key": idempotency_key}
+            ),
+        )
+
+    def create_subscription(
+        self,
+        *,
+        customer_id: str,
+        items: tuple[tuple[str, int | None], ...],
+        backdate_start_date: int,
+        anchor: int,
+        metadata: dict[str, str],
+        idempotency_key: str,
+    ) -> str:
+        moment = datetime.fromtimestamp(anchor, UTC)
+        made = typed_stripe_call(
+            f"recreate the subscription of {customer_id}",
+            lambda: self._client.v1.subscriptions.create(
+                params={
+                    "customer": customer_id,
+                    "items": [{"price": p, **({"quantity": q} if q else {})} for p, q in items],
+                    "backdate_start_date": backdate_start_date,
+                    "billing_cycle_anchor_config": {
+                        "day_of_month": moment.day,
+                        "hour": moment.hour,
+                        "minute": moment.minute,
+                        "second": moment.second,
+                    },
+                    "metadata": metadata,
+                },
+                options={"idempotency_key": idempotency_key},
+            ),
+        )
+        return str(made.id)
+
+    def end_schedule_with_cancel(self, schedule_id: str, idempotency_key: str) -> None:
+        typed_stripe_call(
+            f"end schedule {schedule_id} with cancel",
+            lambda: self._client.v1.subscription_schedules.update(
+                schedule_id, params={"end_behavior": "cancel"}, options={"idempotency_key": idempotency_key}
+            ),
+        )
+
+    def subscriptions_of(self, customer_id: str) -> list[StripeSubscription]:
+        pages = typed_stripe_call(
+            f"list subscriptions of {customer_id}",
+            lambda: self._client.v1.subscriptions.list(
+                params={"customer": customer_id, "status": "all", "limit": PAGE, "expand": ["data.items.data.price"]}
+            ),
+        )
+        return [_subscription(s) for s in pages.auto_paging_iter()]
+
+    # -- a clean-up's reads and writes --------------------------------------------------------------------------------
+    def prices(self) -> list[StripePrice]:
+        pages = typed_stripe_call("list prices", lambda: self._client.v1.prices.list(params={"limit": PAGE}))
+        return [
+            StripePrice(p.id, bool(p.active), p.recurring.meter if p.recurring is not None else None)
+            for p in pages.auto_paging_iter()
+        ]
+
+    def meters(self) -> list[StripeMeter]:
+        pages = typed_stripe_call("list meters", lambda: self._client.v1.billing.meters.list(params={"limit": PAGE}))
+        return [StripeMeter(m.id, str(m.event_name), str(m.status)) for m in pages.auto_paging_iter()]
+
+    def live_subscriptions_with_price(self, price_id: str) -> list[str]:
+        pages = typed_stripe_call(
+            f"list subscriptions on {price_id}",
+            lambda: self._client.v1.subscriptions.list(params={"price": price_id, "limit": PAGE}),
+        )
+        return [s.id for s in pages.auto_paging_iter()]  # the default status filter: every status but canceled
+
+    def archive_price(self, price_id: str, idempotency_key: str) -> None:
+        typed_stripe_call(
+            f"archive {price_id}",
+            lambda: self._client.v1.prices.update(
+                price_id, params={"active": False}, options={"idempotency_key": idempotency_key}
+            ),
+        )
+
+    def deactivate_meter(self, meter_id: str, idempotency_key: str) -> None:
+        typed_stripe_call(
+            f"deactivate {meter_id}",
+            lambda: self._client.v1.billing.meters.deactivate(meter_id, options={"idempotency_key": idempotency_key}),
+        )
+
     # -- credits, usage, invoices -------------------------------------------------------------------------------------
     def credit_grants(self, customer_id: str) -> list[StripeCreditGrant]:
         pages = typed_stripe_call(
             f"list credit grants of {customer_id}",
             lambda: self._client.v1.billing.credit_grants.list(params={"customer": customer_id, "limit": PAGE}),
         )
-        return [self._grant(customer_id, grant) for grant in pages.auto_paging_iter()]
+        grants = typed_stripe_call(f"list credit grants of {customer_id}", lambda: list(pages.auto_paging_iter()))
+        return [self._grant(customer_id, grant) for grant in grants]
 
     def _grant(self, customer_id: str, grant: Any) -> StripeCreditGrant:
         summary = typed_stripe_call(
@@ -182,7 +333,40 @@ class StripeSDKSource:
             f"list invoices of {subscription_id}",
             lambda: self._client.v1.invoices.list(params={"subscription": subscription_id, "limit": PAGE}),
         )
-        return [_invoice(invoice) for invoice in pages.auto_paging_iter()]
+        return typed_stripe_call(
+            f"list invoices of {subscription_id}", lambda: [_invoice(i) for i in pages.auto_paging_iter()]
+        )
+
+    # -- parity reads --------------------------------------------------------------------------------------------------
+    def invoice_preview(self, customer_id: str, subscription_id: str) -> StripeInvoice | None:
+        def preview() -> Any:
+            try:
+                return self._client.v1.invoices.create_preview(
+                    params={"customer": customer_id, "subscription": subscription_id}
+                )
+            except stripe.InvalidRequestError as exc:
+                if exc.code == "invoice_upcoming_none":  # nothing comes next (an ended subscription)
+                    return None
+                raise
+
+        found = typed_stripe_call(f"invoice preview of {subscription_id}", preview)
+        return None if found is None else _invoice(found)
+
+    def credit_grants_of_transactions(self, customer_id: str) -> dict[str, str]:
+        pages = typed_stripe_call(
+            f"credit balance transactions of {customer_id}",
+            lambda: self._client.v1.billing.credit_balance_transactions.list(
+                params={"customer": customer_id, "limit": PAGE}
+            ),
+        )
+        found: dict[str, str] = {}
+        transactions = typed_stripe_call(
+            f"credit balance transactions of {customer_id}", lambda: list(pages.auto_paging_iter())
+        )
+        for transaction in transactions:
+            grant = transaction.credit_grant
+            found[transaction.id] = grant if isinstance(grant, str) else grant.id
+        return found
 
 
 def _subscription(subscription: Any) -> StripeSubscription:
@@ -220,7 +404,17 @@ def _subscription(subscription: Any) -> StripeSubscription:
         trial_end=_int_or_none(subscription.trial_end),
         metadata=_metadata(subscription),
         billing_threshold=_int_or_none(getattr(thresholds, "amount_gte", None)) if thresholds else None,
+        schedule_id=_id_of(getattr(subscription, "schedule", None)),
+        ended_at=_int_or_none(getattr(subscription, "ended_at", None)),
+        customer_id=_id_of(getattr(subscription, "customer", None)),
     )
+
+
+def _id_of(value: Any) -> str | None:
+    """An expandable field: the id, whether Stripe sent the id or the object."""
+    if value is None or isinstance(value, str):
+        return value
+    return str(value.id)
 
 
 def _invoice(invoice: Any) -> StripeInvoice:
@@ -240,7 +434,7 @@ def _invoice(invoice: Any) -> StripeInvoice:
             )
         )
     return StripeInvoice(
-        id=invoice.id,
+        id=invoice.id or "preview",
         subscription_id=getattr(details, "subscription", None),
         status=str(invoice.status),
         period_start=int(invoice.period_start),
@@ -251,4 +445,15 @@ def _invoice(invoice: Any) -> StripeInvoice:
         currency=str(invoice.currency),
         lines=tuple(lines),
         billing_reason=invoice.billing_reason,
+        credit_transactions=tuple(
+            (_str_or_none(getattr(c, "credit_balance_transaction", None)), int(c.amount))
+            for c in (invoice.total_pretax_credit_amounts or [])
+            if c.type == "credit_balance_transaction"
+        ),
     )
+
+
+def _str_or_none(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return str(getattr(value, "id", value))

@@ -1,29 +1,42 @@
 """`UsageTotals` on the two SDKs: Stripe's meter event summaries and Metronome's `usage/groups`.
 
-Metronome's usage query takes UTC-midnight bounds, so it is asked for whole days in hourly windows and the hours
-inside the compared window are combined by the metric's aggregation (sum for SUM/COUNT, the latest non-empty hour
-for LATEST, the largest for MAX), which is what Stripe's summary computes over the same hours.
+Metronome's usage query takes UTC-midnight bounds, so the days the compared window only partly covers are asked for
+in hourly windows and the whole days between them in daily ones (a month is then three short pages instead of
+eight pages of hours); the windows inside the compared window are combined by the metric's aggregation (sum for
+SUM/COUNT, the latest non-empty window for LATEST, the largest for MAX), which is what Stripe's summary computes
+over the same hours.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 import stripe
 from metronome import Metronome, omit
 
-from billmig.adapters.metronome_sdk import typed_metronome_call
-from billmig.adapters.stripe_sdk import typed_stripe_call
+from billmig.adapters.metronome_sdk import midnight, typed_metronome_call
+from billmig.adapters.stripe_sdk import throttle_retrying_http_client, typed_stripe_call
 from billmig.errors import VendorRejected
 from billmig.usage.mapping import MeterRule
 
+WindowSize = Literal["HOUR", "DAY"]
 
-def _midnight(value: datetime, *, up: bool) -> datetime:
-    day = value.replace(hour=0, minute=0, second=0, microsecond=0)
-    return day + timedelta(days=1) if up and day != value else day
+
+def _segments(start: datetime, end: datetime) -> list[tuple[datetime, datetime, WindowSize]]:
+    """Midnight-bounded queries covering [start, end): hourly for a partly covered day, daily for whole days."""
+    first_whole, last_whole = midnight(start, up=True), midnight(end, up=False)
+    if first_whole >= last_whole:
+        return [(midnight(start, up=False), midnight(end, up=True), "HOUR")]
+    segments: list[tuple[datetime, datetime, WindowSize]] = []
+    if first_whole != start:
+        segments.append((midnight(start, up=False), first_whole, "HOUR"))
+    segments.append((first_whole, last_whole, "DAY"))
+    if last_whole != end:
+        segments.append((last_whole, midnight(end, up=True), "HOUR"))
+    return segments
 
 
 def _instant(value: Any) -> datetime:
@@ -42,11 +55,19 @@ class VendorUsageTotals:
 
     @classmethod
     def connect(
-        cls, stripe_key: str, stripe_base: str | None, metronome_token: str, metronome_base: str | None
+        cls,
+        stripe_key: str,
+        stripe_base: str | None,
+        metronome_token: str,
+        metronome_base: str | None,
+        *,
+        retry_throttled: bool = False,
     ) -> VendorUsageTotals:
+        """`retry_throttled`: Stripe's 429s retried in place too (every call here is a read)."""
         addresses: dict[str, str] = {"api": stripe_base, "meter_events": stripe_base} if stripe_base else {}
+        http = {"http_client": throttle_retrying_http_client(), "max_network_retries": 4} if retry_throttled else {}
         return cls(
-            stripe.StripeClient(stripe_key, base_addresses=addresses, max_network_retries=2),  # type: ignore[arg-type]
+            stripe.StripeClient(stripe_key, base_addresses=addresses, **{"max_network_retries": 2, **http}),  # type: ignore[arg-type]
             Metronome(bearer_token=metronome_token, base_url=metronome_base or None, max_retries=2),
         )
 
@@ -64,7 +85,11 @@ class VendorUsageTotals:
                 },
             ),
         )
-        return sum((Decimal(str(s.aggregated_value)) for s in summaries.auto_paging_iter()), Decimal(0))
+        values = typed_stripe_call(  # later pages are fetched while iterating: typed too
+            f"event summaries of {rule.stripe_event_name} for {stripe_customer_id}",
+            lambda: [Decimal(str(s.aggregated_value)) for s in summaries.auto_paging_iter()],
+        )
+        return sum(values, Decimal(0))
 
     def metronome_total(self, internal_id: str, rule: MeterRule, start: datetime, end: datetime) -> Decimal:
         customer = self._metronome_customer(internal_id)
@@ -72,25 +97,32 @@ class VendorUsageTotals:
             return Decimal(0)
         metric_id, aggregation = self._metric(rule.metronome_billable_metric)
         keys = sorted(rule.match)
-        pages = typed_metronome_call(
-            f"usage of {rule.metronome_billable_metric} for {internal_id}",
-            lambda: self._metronome.v1.usage.list_with_groups(
-                billable_metric_id=metric_id,
-                customer_id=customer,
-                window_size="HOUR",
-                starting_on=_midnight(start, up=False),
-                ending_before=_midnight(end, up=True),
-                group_key=keys if keys else omit,
-            ),
-        )
+
+        def usage(starting_on: datetime, ending_before: datetime, window_size: WindowSize) -> list[Any]:
+            pages = typed_metronome_call(
+                f"usage of {rule.metronome_billable_metric} for {internal_id}",
+                lambda: self._metronome.v1.usage.list_with_groups(
+                    billable_metric_id=metric_id,
+                    customer_id=customer,
+                    window_size=window_size,
+                    starting_on=starting_on,
+                    ending_before=ending_before,
+                    group_key=keys if keys else omit,
+                ),
+            )
+            return typed_metronome_call(  # later pages are fetched while iterating: typed too
+                f"usage of {rule.metronome_billable_metric} for {internal_id}", lambda: list(pages)
+            )
+
         values: list[tuple[datetime, Decimal]] = []
-        for row in pages:
-            at = _instant(row.starting_on)
-            if not start <= at < end or row.value is None:
-                continue
-            if keys and row.group_value != rule.match[keys[0]]:
-                continue
-            values.append((at, Decimal(str(row.value))))
+        for segment in _segments(start, end):
+            for row in usage(*segment):
+                at = _instant(row.starting_on)
+                if not start <= at < end or row.value is None:
+                    continue
+                if keys and row.group_value != rule.match[keys[0]]:
+                    continue
+                values.append((at, Decimal(str(row.value))))
         if not values:
             return Decimal(0)
         if aggregation == "LATEST":

@@ -18,6 +18,8 @@ from billmig.metronome.errors import InvalidMigrationConfig
 
 MIN_THRESHOLD = 500  # Metronome: auto-recharge threshold >= $5
 MIN_RECHARGE_GAP = 1000  # Metronome: recharge-to >= threshold + $10
+DEFAULT_CUTOVER_LEAD_HOURS = 24  # a day before the boundary: retries and a late parity run still fit in the period
+MAX_CUTOVER_LEAD_HOURS = 24 * 7  # never so early that the period being decided on is far from closed
 
 
 class PriceMapping(BaseModel):
@@ -57,6 +59,34 @@ class AutoRecharge(BaseModel):
         return self
 
 
+class ParityTolerances(BaseModel):
+    """How far Metronome's invoice may be from Stripe's and still pass parity: a line or an invoice passes when its
+    difference is within the absolute cents OR the relative percent (of Stripe's amount). Defaults: Metronome's
+    migration guidance (under 1% of the invoice total, sub-cent rounding expected) and 0.5% per line."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    line_cents: int = Field(default=1, ge=0, description="absolute tolerance per line, cents")
+    line_percent: float = Field(default=0.5, ge=0, le=100, description="relative tolerance per line, percent")
+    invoice_cents: int = Field(default=1, ge=0, description="absolute tolerance per invoice total, cents")
+    invoice_percent: float = Field(default=1.0, ge=0, le=100, description="relative tolerance per invoice, percent")
+    exclude_prices: dict[str, str] = Field(
+        default_factory=dict,
+        description="Stripe price (id or lookup key) -> why it is left out of parity; reported as excluded",
+    )
+
+    def line_within(self, stripe_cents: int, metronome_cents: int) -> bool:
+        return _within(stripe_cents, metronome_cents, self.line_cents, self.line_percent)
+
+    def invoice_within(self, stripe_cents: int, metronome_cents: int) -> bool:
+        return _within(stripe_cents, metronome_cents, self.invoice_cents, self.invoice_percent)
+
+
+def _within(expected: int, actual: int, cents: int, percent: float) -> bool:
+    difference = abs(actual - expected)
+    return difference <= cents or difference * 100 <= abs(expected) * percent
+
+
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() != UTC.utcoffset(None):
         raise ValueError("must be a UTC time (ending in Z or +00:00)")
@@ -82,8 +112,21 @@ class MigrationConfig(BaseModel):
     parallel_run_start: datetime
     cutover_at: datetime
     strategy: Literal["parallel", "hard"] = "parallel"
+    cutover_lead_hours: int = Field(
+        default=DEFAULT_CUTOVER_LEAD_HOURS,
+        ge=1,
+        le=MAX_CUTOVER_LEAD_HOURS,
+        description="How long before a customer's period boundary its cutover is decided: Stripe's end at period "
+        "end and Metronome's billable status are set then, while the period is still open.",
+    )
+    stripe_end: Literal["cancel_at_period_end", "subscription_schedule"] = Field(
+        default="cancel_at_period_end",
+        description="How the Stripe subscription is ended at its period end: the flag, or a subscription schedule "
+        "whose end_behavior is cancel.",
+    )
     auto_recharge: AutoRecharge
     concurrency: int = Field(default=10, ge=1, le=1000)
+    parity: ParityTolerances = Field(default_factory=ParityTolerances)
 
     @field_validator("parallel_run_start")
     @classmethod

@@ -8,8 +8,16 @@ balance must equal the commit's or credit's amount, with its priority and expiry
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from billmig.idempotency_keys import metronome_uniqueness_key
-from billmig.metronome.contract_terms import GrantMove, contract_terms, grant_moves, live_subscription
+from billmig.metronome.contract_terms import (
+    GrantMove,
+    contract_terms,
+    grant_moves,
+    live_subscription,
+    moved_at_cutover,
+)
 from billmig.metronome.customer import ACTION_PREFIX, actions_of
 from billmig.metronome.errors import (
     CreditReconciliationFailed,
@@ -32,6 +40,29 @@ class StepOrderViolated(MetronomeConflict):
 
 def contract_key(migration_id: str, stripe_customer_id: str, revision: int = 1) -> str:
     return metronome_uniqueness_key(migration_id, Step.METRONOME_CONTRACT, stripe_customer_id, revision=revision)
+
+
+def ended_by(contract: MetronomeContract, instant: datetime) -> bool:
+    return contract.ending_before is not None and contract.ending_before <= instant
+
+
+def contract_object(
+    existing: list[MetronomeContract], migration_id: str, stripe_customer_id: str, invoices_from: datetime
+) -> str:
+    """The contract key's object: the Stripe customer id, with a generation from the second migration on.
+
+    A rolled-back customer's contract was ended by the rollback (`billmig.metronome.rollback`): a later migration
+    gives it a new contract on its balances of that day (the old one's commits mirror balances Stripe has burnt
+    since) rather than reusing it, and the old one, ended before the new invoices begin, is history, not foreign.
+    """
+    first_key = contract_key(migration_id, stripe_customer_id)
+    ours = [
+        c
+        for c in existing
+        if (c.uniqueness_key or "") == first_key or (c.uniqueness_key or "").startswith(f"{first_key}:")
+    ]
+    earlier = [c for c in ours if ended_by(c, invoices_from)]
+    return stripe_customer_id if not earlier else f"{stripe_customer_id}:g{len(earlier) + 1}"
 
 
 def find_contract(contracts: list[MetronomeContract], base_key: str) -> MetronomeContract | None:
@@ -79,16 +110,19 @@ def write_contract(
         raise StepOrderViolated(f"{stripe_id}: not prepared in Metronome yet")
     customer_id = prepared.vendor_ids["metronome_customer_id"]
     snapshot = read_snapshot(storage, request.batch_id, stripe_id)
-    moves = grant_moves(snapshot, live_subscription(snapshot), config)
-    base_key = contract_key(config.migration_id, stripe_id)
+    subscription = live_subscription(snapshot)
+    moves = [] if moved_at_cutover(subscription) else grant_moves(snapshot, subscription, config)
 
     def body(running: RunningStep) -> StepOutcome:
         contract_id = running.vendor_ids.get("metronome_contract_id")
+        existing = target.contracts(customer_id) if contract_id is None else []
+        obj = contract_object(existing, config.migration_id, stripe_id, config.parallel_run_start)
+        base_key = contract_key(config.migration_id, obj)
         if contract_id is None:
-            existing = target.contracts(customer_id)
-            contract_id = getattr(find_contract(existing, base_key), "id", None)
-            if contract_id is None and existing:
-                ids = ", ".join(c.id for c in existing)
+            live = [c for c in existing if not ended_by(c, config.parallel_run_start)]
+            contract_id = getattr(find_contract(live, base_key), "id", None)
+            if contract_id is None and live:
+                ids = ", ".join(c.id for c in live)
                 raise ForeignContract(f"{stripe_id}: Metronome customer {customer_id} already has contracts {ids}")
         if contract_id is None:
             terms = contract_terms(
@@ -96,7 +130,7 @@ def write_contract(
                 config,
                 customer_id=customer_id,
                 billing_provider_configuration_id=prepared.vendor_ids["billing_provider_configuration_id"],
-                uniqueness_key=contract_key(config.migration_id, stripe_id, running.revision),
+                uniqueness_key=contract_key(config.migration_id, obj, running.revision),
             )
             try:
                 contract_id = target.create_contract(terms)

@@ -51,8 +51,20 @@ def statement_schedule(subscription: StripeSubscription, config: ResolvedConfig)
     else:
         schedule["day"] = "CUSTOM_DATE"
         schedule["billing_anchor_date"] = rfc3339(anchor)
-    schedule["invoice_generation_starting_at"] = rfc3339(config.parallel_run_start)
+    schedule["invoice_generation_starting_at"] = rfc3339(invoices_from(config))
     return schedule
+
+
+def invoices_from(config: ResolvedConfig) -> datetime:
+    """The parallel-run start (decisions.md (a)); a hard cutover has no parallel run: Metronome invoices from the
+    cutover's period boundary on, so no period before it is billed by both."""
+    return config.cutover_at if config.strategy == "hard" else config.parallel_run_start
+
+
+def moved_at_cutover(subscription: StripeSubscription) -> bool:
+    """Threshold-billing customers keep their Stripe grants until the cutover (decisions.md (c)): their balance is
+    moved after Stripe's final invoice, so the contract is made without it."""
+    return subscription.billing_threshold is not None
 
 
 @dataclass(frozen=True)
@@ -197,7 +209,9 @@ def contract_terms(
 ) -> dict[str, Any]:
     """`v1.contracts.create`'s parameters."""
     subscription = live_subscription(snapshot)
-    moves = [m for m in grant_moves(snapshot, subscription, config) if m.target]
+    moves = (
+        [] if moved_at_cutover(subscription) else [m for m in grant_moves(snapshot, subscription, config) if m.target]
+    )
     return {
         "customer_id": customer_id,
         "starting_at": rfc3339(contract_start(subscription)),

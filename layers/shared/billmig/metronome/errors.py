@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from billmig.errors import PermanentError
+from billmig.errors import PermanentError, TransientError
 
 
 class InvalidMigrationConfig(PermanentError):
@@ -36,3 +36,25 @@ class MetronomeAlreadyExists(PermanentError):
 
 class ForeignContract(PermanentError):
     """The Metronome customer already has a contract this migration did not make: never given a second one."""
+
+
+class FinalInvoicePending(TransientError):
+    """Stripe's final invoice of an ended subscription is not finalized yet (credits apply at finalization): the
+    balance cannot be read until it is, so the step is retried."""
+
+
+class CutoverTooEarly(PermanentError):
+    """A cutover step ran before its instant (the state machine waits for it): nothing was written."""
+
+
+class CutoverMismatch(PermanentError):
+    """Read back after a cutover write, a vendor does not hold what was written (or the Stripe period does not end at
+    the boundary the cutover was decided for)."""
+
+
+class AutoRechargeDisabled(PermanentError):
+    """Metronome turned the customer's auto-recharge off (its gated payment failed): it needs an operator."""
+
+
+class CreditCheckFailed(PermanentError):
+    """After the first Metronome cycle, a moved balance is not what Stripe had left minus what Metronome drew down."""

@@ -1,7 +1,8 @@
-"""Step 4: the parallel run begins. The customer's phase becomes `parallel_run`, written with its ingest alias, the
-parallel-run start and the cutover instant: the usage router finds the customer by the alias its events carry and
-sends each event by its own timestamp (both vendors before the cutover, Metronome only from it). The execution then
-waits for the cutover in its `WaitForCutover` state."""
+"""Step 4: the parallel run begins. The customer's phase becomes `parallel_run`, written with its ingest alias and the
+parallel-run start: the usage router finds the customer by the alias its events carry and sends each event to both
+vendors. The config's `cutover_at` is only the planned instant: the routing instant (Metronome only from it) is
+written by the cutover step once the customer is really cut over (`billmig.metronome.cutover`), so a customer held
+back or never cut over keeps dual-writing. The execution then waits for the cutover in its `WaitForCutover` state."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def begin_parallel_run(request: CustomerStepRequest, storage: RunStorage, store:
             PARALLEL_RUN,
             ingest_alias=alias.strip(),
             dual_write_from=config.parallel_run_start,
-            cutover_at=config.cutover_at,
+            clear_cutover_at=True,
         )
         return StepOutcome(PARALLEL_RUN)
 

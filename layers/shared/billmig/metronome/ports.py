@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 
@@ -44,6 +45,7 @@ class ContractBalance:
     applicable_product_ids: tuple[str, ...] = ()
     specifiers: tuple[dict[str, Any], ...] = ()
     invoiced: bool | None = None  # PREPAID only: whether its invoice schedule issues invoices
+    balance: int | None = None  # what is left of it now, when read with balances
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,45 @@ class MetronomeContract:
     statement_schedule: dict[str, Any]
     billing_provider_configuration_id: str | None
     balances: tuple[ContractBalance, ...] = field(default_factory=tuple)
+    ending_before: datetime | None = None
+    auto_recharge_enabled: bool | None = None  # None: no prepaid balance threshold configuration
+
+
+@dataclass(frozen=True)
+class MetronomeInvoiceLine:
+    """A usage line (`product_id`, `pricing_group_values`) or an applied commit/credit (`commit_id`, negative)."""
+
+    kind: str  # usage | commit | credit | other
+    name: str
+    total: int
+    product_id: str | None = None
+    quantity: Decimal | None = None
+    pricing_group_values: dict[str, str] = field(default_factory=dict)
+    commit_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MetronomeInvoice:
+    """An invoice as parity and the credit check read it: its period, its lines, what each commit or credit paid."""
+
+    id: str
+    type: str  # USAGE | SCHEDULED
+    status: str  # DRAFT | FINALIZED | VOID
+    start: datetime | None
+    end: datetime | None
+    total: int
+    contract_id: str | None = None
+    billable_status: str | None = None
+    lines: tuple[MetronomeInvoiceLine, ...] = ()
+
+    @property
+    def drawn(self) -> dict[str, int]:
+        """Cents drawn from each commit or credit (by its id) on this invoice."""
+        drawn: dict[str, int] = {}
+        for line in self.lines:
+            if line.kind in ("commit", "credit") and line.commit_id:
+                drawn[line.commit_id] = drawn.get(line.commit_id, 0) - line.total
+        return drawn
 
 
 @dataclass(frozen=True)
@@ -95,13 +136,34 @@ class MetronomeTarget(Protocol):
     # -- contracts
     def contracts(self, customer_id: str) -> list[MetronomeContract]: ...
 
-    def contract(self, customer_id: str, contract_id: str) -> MetronomeContract: ...
+    def contract(self, customer_id: str, contract_id: str, *, with_balances: bool = False) -> MetronomeContract: ...
 
     def create_contract(self, terms: dict[str, Any]) -> str:
         """`terms` are `v1.contracts.create`'s parameters; a used `uniqueness_key` raises `MetronomeAlreadyExists`."""
         ...
 
+    def edit_contract(
+        self, customer_id: str, contract_id: str, edit: dict[str, Any], *, uniqueness_key: str, idempotency_key: str
+    ) -> None:
+        """`v2.contracts.edit` with `edit`'s fields (add_commits, add_prepaid_balance_threshold_configuration...); a
+        used `uniqueness_key` raises `MetronomeAlreadyExists`."""
+        ...
 
-WRITE_METHODS = ("create_customer", "add_stripe_configuration", "set_billable_status", "create_contract")
+    def end_contract(self, customer_id: str, contract_id: str, ending_before: datetime, idempotency_key: str) -> None:
+        """`/v1/contracts/updateEndDate`: Metronome truncates the contract's draft statements at `ending_before`."""
+        ...
+
+    # -- invoices
+    def invoices(self, customer_id: str) -> list[MetronomeInvoice]: ...
+
+
+WRITE_METHODS = (
+    "create_customer",
+    "add_stripe_configuration",
+    "set_billable_status",
+    "create_contract",
+    "edit_contract",
+    "end_contract",
+)
 """Every `MetronomeTarget` method that writes: the crash points the resume tests enumerate (a test checks this list
 against the protocol, so a new write cannot be missed)."""

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from billmig.metronome.config import AutoRecharge, MigrationConfig
+from billmig.metronome.config import DEFAULT_CUTOVER_LEAD_HOURS, AutoRecharge, MigrationConfig, ParityTolerances
 from billmig.metronome.errors import InvalidMigrationConfig
 from billmig.metronome.ports import MetronomeProduct, MetronomeTarget
 from billmig.stripe_source.port import StripeSource
@@ -36,7 +36,10 @@ class ResolvedConfig(BaseModel):
     cutover_at: datetime
     strategy: Literal["parallel", "hard"]
     auto_recharge: AutoRecharge
+    cutover_lead_hours: int = DEFAULT_CUTOVER_LEAD_HOURS
+    stripe_end: Literal["cancel_at_period_end", "subscription_schedule"] = "cancel_at_period_end"
     concurrency: int
+    parity: ParityTolerances = Field(default_factory=ParityTolerances)
 
     def mapping_for(self, price_id: str, lookup_key: str | None) -> ResolvedPrice | None:
         for mapping in self.prices:
@@ -104,5 +107,8 @@ def resolve(config: MigrationConfig, metronome: MetronomeTarget, stripe: StripeS
         cutover_at=config.cutover_at,
         strategy=config.strategy,
         auto_recharge=config.auto_recharge,
+        cutover_lead_hours=config.cutover_lead_hours,
+        stripe_end=config.stripe_end,
         concurrency=config.concurrency,
+        parity=config.parity,
     )

@@ -65,6 +65,22 @@ class PeriodParity(BaseModel):
     within_tolerance: bool
     lines: list[LineParity] = Field(default_factory=list)
     differences: list[Difference] = Field(default_factory=list)
+    # Added by the parity checks (defaults keep older records readable): the two invoices compared, their parts, and
+    # the Stripe cents left out of the comparison (excluded or not-migrated lines, each listed with its reason).
+    stripe_invoice_id: str | None = None  # None for the open period's preview
+    metronome_invoice_id: str | None = None
+    stripe_subtotal_cents: int | None = None
+    metronome_subtotal_cents: int | None = None
+    stripe_credits_cents: int | None = None
+    metronome_credits_cents: int | None = None
+    excluded_cents: int = 0
+
+    @property
+    def difference_cents(self) -> int:
+        """Metronome's total minus Stripe's compared total (0 when either side has none)."""
+        if self.stripe_total_cents is None or self.metronome_total_cents is None:
+            return sum(abs(d.cents) for d in self.differences)
+        return self.metronome_total_cents - self.stripe_total_cents
 
     @property
     def completeness_holds(self) -> bool:

@@ -36,6 +36,9 @@ class StripeSubscription:
     trial_end: int | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     billing_threshold: int | None = None  # `billing_thresholds.amount_gte`: Stripe invoices early at this amount
+    schedule_id: str | None = None  # the subscription schedule that governs it, if any
+    ended_at: int | None = None
+    customer_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,3 +91,19 @@ class StripeInvoice:
     currency: str
     lines: tuple[StripeInvoiceLine, ...]
     billing_reason: str | None = None
+    # (credit balance transaction id, cents) per grant application; the ids are None on a preview (nothing recorded)
+    credit_transactions: tuple[tuple[str | None, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class StripePrice:
+    id: str
+    active: bool
+    meter_id: str | None  # `recurring.meter`: the meter a metered price bills
+
+
+@dataclass(frozen=True)
+class StripeMeter:
+    id: str
+    event_name: str
+    status: str  # active or inactive

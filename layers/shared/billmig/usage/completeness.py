@@ -107,6 +107,43 @@ def _text(value: Decimal) -> str:
     return format(value.normalize(), "f") if value != 0 else "0"
 
 
+def rows_for_period(
+    route: CustomerRoute,
+    config: UsageRouterConfig,
+    totals: UsageTotals,
+    period: tuple[datetime, datetime],
+    label: str,
+    *,
+    now: datetime,
+) -> list[CompletenessRow]:
+    """One customer's rows (one per rule) over the dual-write part of `period`; none when nothing of it is due yet."""
+    if route.stripe_customer_id is None:
+        return []
+    window = dual_write_window(route, period, now, timedelta(hours=config.late_event_window_hours))
+    if window is None:
+        return []
+    rows = []
+    for rule in config.rules:
+        stripe = totals.stripe_total(route.stripe_customer_id, rule, *window)
+        metronome = totals.metronome_total(route.internal_id, rule, *window)
+        status: Status = "match" if stripe == metronome else "missing" if metronome < stripe else "extra"
+        rows.append(
+            CompletenessRow(
+                internal_id=route.internal_id,
+                stripe_customer_id=route.stripe_customer_id,
+                meter=rule.stripe_event_name,
+                period=label,
+                window_start=window[0].isoformat().replace("+00:00", "Z"),
+                window_end=window[1].isoformat().replace("+00:00", "Z"),
+                stripe=_text(stripe),
+                metronome=_text(metronome),
+                difference=_text(metronome - stripe),
+                status=status,
+            )
+        )
+    return rows
+
+
 def check_completeness(
     run_id: str,
     routes: list[CustomerRoute],
@@ -123,25 +160,5 @@ def check_completeness(
             continue
         first = route.dual_write_from or now - late
         for month in [period] if period else periods_between(first, now):
-            window = dual_write_window(route, month_bounds(month), now, late)
-            if window is None:
-                continue
-            for rule in config.rules:
-                stripe = totals.stripe_total(route.stripe_customer_id, rule, *window)
-                metronome = totals.metronome_total(route.internal_id, rule, *window)
-                status: Status = "match" if stripe == metronome else "missing" if metronome < stripe else "extra"
-                rows.append(
-                    CompletenessRow(
-                        internal_id=route.internal_id,
-                        stripe_customer_id=route.stripe_customer_id,
-                        meter=rule.stripe_event_name,
-                        period=month,
-                        window_start=window[0].isoformat().replace("+00:00", "Z"),
-                        window_end=window[1].isoformat().replace("+00:00", "Z"),
-                        stripe=_text(stripe),
-                        metronome=_text(metronome),
-                        difference=_text(metronome - stripe),
-                        status=status,
-                    )
-                )
+            rows.extend(rows_for_period(route, config, totals, month_bounds(month), month, now=now))
     return CompletenessReport(run_id, now.isoformat().replace("+00:00", "Z"), config.late_event_window_hours, rows)

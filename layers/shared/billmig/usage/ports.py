@@ -52,3 +52,12 @@ class DeadLetterSink(Protocol):
     def dead_letter(self, letters: list[DeadLetter]) -> set[str]:
         """Write each letter with its reason; returns the message ids that could not be written (retry them)."""
         ...
+
+
+# Every write a resend makes, by port and method (`billmig.usage.resend`): the crash tests stop right after each.
+WRITE_METHODS = (
+    ("StripeMeterSink", "send"),
+    ("MetronomeIngestSink", "ingest"),
+    ("UsageJournal", "record"),
+    ("DeadLetterSink", "dead_letter"),
+)

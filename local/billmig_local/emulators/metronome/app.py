@@ -46,6 +46,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/v2/contracts/get", contracts.retrieve_contract_v2),
     ("POST", "/v2/contracts/list", contracts.list_contracts_v2),
     ("POST", "/v2/contracts/edit", contracts.edit_contract_v2),
+    ("POST", "/v1/contracts/updateEndDate", contracts.update_contract_end_date),
     ("POST", "/v1/contracts/customerBalances/list", contracts.list_balances),
     ("POST", "/v1/contracts/customerCommits/create", contracts.create_customer_commit),
     ("POST", "/v1/contracts/customerCredits/create", contracts.create_customer_credit),

@@ -556,3 +556,26 @@ def _covers(source: dict[str, Any], at: float) -> bool:
         parse_time(i["starting_at"]) <= at < parse_time(i["ending_before"])
         for i in source["access_schedule"]["schedule_items"]
     )
+
+
+def update_contract_end_date(call: ApiCall) -> Any:
+    """`/v1/contracts/updateEndDate`: ending early truncates draft usage statements (Metronome: "Ending a contract
+    early will impact draft usage statements, truncate any terms, and remove upcoming scheduled invoices"); an end
+    before the last finalized invoice needs `allow_ending_before_finalized_invoice`. No `ending_before` = perpetual."""
+    body = call.body
+    with call.store.lock:
+        contract = copy.deepcopy(get_contract(call, body["customer_id"], body["contract_id"]))
+        end = parse_time(body["ending_before"], "ending_before") if body.get("ending_before") else None
+        if end is not None:
+            if end <= parse_time(contract["starting_at"]):
+                raise ApiError(400, "ending_before: must be after starting_at")
+            last_final = call.engine.last_finalized_end(contract["customer_id"])
+            if last_final is not None and end < last_final and not body.get("allow_ending_before_finalized_invoice"):
+                raise ApiError(400, "ending_before: a finalized invoice ends after it")
+            contract["ending_before"] = format_time(end)
+        else:
+            contract.pop("ending_before", None)
+        contract["_ending_ts"] = end
+        call.store.put("contract", contract["id"], contract)
+        call.engine.mark_changed(contract["customer_id"])
+    return {"data": {"id": contract["id"]}}
