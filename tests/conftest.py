@@ -29,6 +29,21 @@ CHROMIUM_FLAGS = [
 ]
 
 
+# Modules that move the shared world clock months ahead (a whole cutover timeline). Each pytest worker has one local
+# stack, and the world clock only goes forward, so these run after every other module: a module dated "now" never
+# runs on a clock another module has left two months past it.
+MOVES_THE_WORLD_CLOCK_BY_MONTHS = (
+    "tests/e2e/metronome/test_cutover.py",
+    "tests/e2e/metronome/test_rollback_and_cleanup.py",
+    "tests/e2e/metronome/test_demo_metronome.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Collection order is the order `--dist loadfile` hands modules to workers: the clock movers go last."""
+    items.sort(key=lambda item: item.nodeid.split("::")[0] in MOVES_THE_WORLD_CLOCK_BY_MONTHS)
+
+
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     state_dir = tmp_path_factory.mktemp("local-stack")
