@@ -15,7 +15,7 @@ from billmig.steps import Step
 from billmig_cli import metronome_migration as runner
 from billmig_cli.main import app
 from billmig_local.stack import LocalStack
-from metronome_book import SAMPLE_CONFIG, Book, book  # noqa: F401 - the fixture
+from metronome_book import SAMPLE_CONFIG, Book, book, month_start, next_month  # noqa: F401 - the fixture
 from typer.testing import CliRunner
 
 BLOCKED_PROFILES = {"past_due", "trialing", "cancel_at_period_end", "unrated_region"}
@@ -41,14 +41,21 @@ def _cli(args: list[str], env: dict[str, str]) -> Any:
     return CliRunner().invoke(app, args, env=env, catch_exceptions=False)
 
 
+def _parallel_run_start(book: Book) -> datetime:
+    """From the world clock, not the book's seed-time config: the book is the session's, and a module before this
+    one on the same stack (test_cutover.py) moves the world clock months on, past the book's cutover."""
+    return month_start(book.stack.clock.now())
+
+
 def _overrides(book: Book) -> list[str]:
+    start = _parallel_run_start(book)
     return [
         "--config",
         str(SAMPLE_CONFIG),
         "--parallel-run-start",
-        book.parallel_run_start.isoformat(),
+        start.isoformat(),
         "--cutover-at",
-        book.config.cutover_at.isoformat(),
+        next_month(start).isoformat(),
     ]
 
 
@@ -137,7 +144,7 @@ def test_each_customer_is_in_metronome_once_with_alias_stripe_configuration_and_
 
 def test_each_contract_has_the_dates_schedule_and_credits_of_stripe(book: Book, migrated: dict[str, Any]) -> None:
     m, s = book.metronome, book.stripe.v1
-    prs = book.parallel_run_start
+    prs = _parallel_run_start(book)
     moved = 0
     for seeded in (c for c in book.customers if c.customer in migrated["ready"]):
         (customer,) = list(m.v1.customers.list(ingest_alias=seeded.internal_customer_id))
@@ -208,7 +215,7 @@ def test_bad_config_or_batch_fails_before_any_write(
     result = _cli(["metronome", "start", "--config", str(bad_config), "--batch", str(batch)], cli_env)
     assert result.exit_code == 2
     assert f"{bad_config}: parallel_run_start" in result.output and "month boundary" in result.output
-    config["parallel_run_start"] = book.parallel_run_start.isoformat()
+    config["parallel_run_start"] = _parallel_run_start(book).isoformat()
     bad_config.write_text(json.dumps(config))
     result = _cli(["metronome", "start", "--config", str(bad_config), "--batch", str(batch)], cli_env)
     assert "prices.0.stripe_price: no Stripe price 'no_such_price'" in result.output

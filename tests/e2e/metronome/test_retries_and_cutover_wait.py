@@ -8,8 +8,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from billmig.progress import StepStatus
 from billmig.steps import Step
-from billmig_cli import executions
 from billmig_cli import metronome_migration as runner
 from billmig_local.lambda_bridge import LambdaFault
 from billmig_local.stack import LocalStack
@@ -44,14 +44,25 @@ def test_retries_then_the_wait_for_cutover(book: Book, aws: LocalStack, sfn: Any
         assert Step.METRONOME_CUTOVER_GATE not in progress.steps
 
 
-def _reaches_the_cutover_wait(sfn: Any, execution_arn: str) -> None:
-    def waiting() -> bool:
-        return any(
-            e["type"] == "WaitStateEntered" and e["stateEnteredEventDetails"]["name"] == "WaitForCutover"
-            for e in executions.history(sfn, execution_arn)
+def _reaches_the_cutover_wait(sfn: Any, execution_arn: str, book: Book, batch_id: str, waiting: list[str]) -> None:
+    """The Map is distributed: its iterations' states are in child executions, not in the parent's history. A
+    customer is in WaitForCutover once the step before it (the usage backfill) succeeded while its iteration still
+    runs; the ones caught and recorded have ended theirs."""
+
+    def in_the_wait() -> bool:
+        runs = sfn.list_map_runs(executionArn=execution_arn)["mapRuns"]
+        if not runs:
+            return False
+        counts = sfn.describe_map_run(mapRunArn=runs[0]["mapRunArn"])["itemCounts"]
+        backfilled = [book.store.get(batch_id, c) for c in waiting]
+        return counts["running"] == len(waiting) and all(
+            p is not None
+            and Step.METRONOME_BACKFILL_USAGE in p.steps
+            and p.steps[Step.METRONOME_BACKFILL_USAGE].status is StepStatus.SUCCEEDED
+            for p in backfilled
         )
 
-    until(waiting, timeout=60, what="the execution to reach WaitForCutover")
+    until(in_the_wait, timeout=60, what="the execution to reach WaitForCutover")
     assert sfn.describe_execution(executionArn=execution_arn)["status"] == "RUNNING"
 
 
@@ -76,7 +87,7 @@ def test_a_permanent_failure_is_caught_recorded_and_the_batch_carries_on(
     started = runner.start(batch, config, plan)
     try:
         settled = runner.wait_for_parallel_run(batch.batch_id, len(customers), timeout=120)
-        _reaches_the_cutover_wait(sfn, started.execution_arn)
+        _reaches_the_cutover_wait(sfn, started.execution_arn, book, batch.batch_id, [customers[0], customers[2]])
         assert [f.times for f in lambda_faults] == [0, 0]  # every Lambda error happened and was retried
         assert settled.failures.keys() == {ended}
         assert settled.failures[ended].startswith(f"metronome.snapshot: CustomerBlocked: {ended}: no live subscription")
@@ -117,6 +128,6 @@ def test_retry_back_off_waits_on_the_world_clock(
         assert sfn.describe_execution(executionArn=started.execution_arn)["status"] == "RUNNING"
         aws.move_clock(advance=3 * 3600)
         assert runner.wait_for_parallel_run(batch.batch_id, 1, timeout=120).failures == {}
-        _reaches_the_cutover_wait(sfn, started.execution_arn)
+        _reaches_the_cutover_wait(sfn, started.execution_arn, book, batch.batch_id, batch.customer_ids)
     finally:
         sfn.stop_execution(executionArn=started.execution_arn)
