@@ -237,20 +237,21 @@ def test_a_distributed_map_run_shows_its_items_by_status(world: dict[str, Any], 
 def test_an_execution_page_refreshes_while_the_execution_runs(
     world: dict[str, Any], page: Page, local_stack: LocalStack, sfn: Any
 ) -> None:
-    """A Metronome batch (no customers: only the execution's own states matter here) waiting for its cutover."""
+    """An execution waiting on the world clock (as a customer's iteration waits for its cutover): the page shows the
+    Wait running, then, once the clock moves past it, the execution succeeded, without being reloaded by hand."""
     from billmig_local.clock import to_rfc3339
 
-    bucket = local_stack.outputs["ImportBucketName"]
-    local_stack.client("s3").put_object(Bucket=bucket, Key="metronome/console-live/customers.json", Body=b"[]")
-    batch = {
-        "batch_id": "console-live",
-        "bucket": bucket,
-        "customers_key": "metronome/console-live/customers.json",
-        "run_key": "metronome/console-live/run.json",
-        "max_concurrency": 1,
-        "cutover_at": to_rfc3339(local_stack.clock.now() + 3600),
+    definition = {
+        "StartAt": "WaitForCutover",
+        "States": {
+            "WaitForCutover": {"Type": "Wait", "TimestampPath": "$.cutover_at", "Next": "CutOver"},
+            "CutOver": {"Type": "Succeed"},
+        },
     }
-    arn = executions.start(sfn, local_stack.outputs["MetronomeMigrationStateMachineArn"], batch, "console-live")
+    machine = sfn.create_state_machine(
+        name="console-live-wait", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/x"
+    )["stateMachineArn"]
+    arn = executions.start(sfn, machine, {"cutover_at": to_rfc3339(local_stack.clock.now() + 3600)}, "console-live")
     page.goto(world["url"] + executions_path(arn))
     expect(page.locator("#execution-status")).to_have_text("RUNNING")
     expect(page.locator("#graph[data-rendered='1']")).to_have_count(1)

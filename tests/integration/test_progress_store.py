@@ -27,7 +27,8 @@ def batch() -> str:
 def test_the_table_is_deployed_with_recovery_and_protection(local_stack: LocalStack, dynamodb: Any) -> None:
     table = dynamodb.describe_table(TableName=local_stack.outputs["ProgressTableName"])["Table"]
     assert table["DeletionProtectionEnabled"] is True
-    assert sorted(i["IndexName"] for i in table["GlobalSecondaryIndexes"]) == ["by-ingest-alias", "by-state"]
+    indexes = sorted(i["IndexName"] for i in table["GlobalSecondaryIndexes"])
+    assert indexes == ["by-ingest-alias", "by-state", "by-subject"]
     backups = dynamodb.describe_continuous_backups(TableName=table["TableName"])
     assert (
         backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"]

@@ -29,6 +29,7 @@ from billmig.usage.routing import CLEANED_UP, CUT_OVER
 from billmig.world_clock import Clock
 
 CLEANED = frozenset({CUT_OVER, CLEANED_UP})
+NOTHING_TO_CLEAN_UP = "nothing to clean up"
 
 
 class CleanupRequest(BaseModel):
@@ -81,7 +82,7 @@ def plan_cleanup(batch_id: str, stripe: StripeSource, store: ProgressStore) -> C
     customers = [p.subject for p in subjects if p.phase in CLEANED]
     left_alone = {p.subject: p.phase or "not in its parallel run" for p in subjects if p.phase not in CLEANED}
     billed = {i.price_id for c in customers for s in stripe.subscriptions_of(c) for i in s.items}
-    prices = {p.id: p for p in stripe.prices()}
+    prices = {p.id: p for p in stripe.prices()} if billed else {}
     users: dict[str, list[str]] = {}
     archive, keep_prices = [], {}
     for price_id in sorted(billed):
@@ -90,9 +91,9 @@ def plan_cleanup(batch_id: str, stripe: StripeSource, store: ProgressStore) -> C
             keep_prices[price_id] = f"billed by live subscription(s) {', '.join(sorted(using))}"
         elif price_id in prices and prices[price_id].active:
             archive.append(price_id)
-    meters = {m.id: m for m in stripe.meters()}
     deactivate, keep_meters = [], {}
     billed_meters = {m for p in billed if p in prices for m in [prices[p].meter_id] if m is not None}
+    meters = {m.id: m for m in stripe.meters()} if billed_meters else {}
     for meter_id in sorted(billed_meters):
         on_meter = sorted(p.id for p in prices.values() if p.meter_id == meter_id)
         in_use = {p: subs for p in on_meter for subs in [_users(stripe, users, p)] if subs}
@@ -120,12 +121,14 @@ def clean_up(
     clock: Clock,
 ) -> CleanupResult:
     batch = request.batch_id
-    config = MigrationRun.model_validate(storage.read_json(run_key(batch))).config
     try:
         plan = CleanupPlan.model_validate(storage.read_json(cleanup_key(batch)))
     except InvalidImportFile:  # the first attempt: plan now, and keep it for any resume
         plan = plan_cleanup(batch, stripe, store)
+        if not plan.customers:  # an empty batch, or none cut over: nothing retires, and a later run plans again
+            return CleanupResult(batch_id=batch, outcome=NOTHING_TO_CLEAN_UP, plan=plan, steps={})
         storage.write_json(cleanup_key(batch), plan.model_dump(mode="json"))
+    config = MigrationRun.model_validate(storage.read_json(run_key(batch))).config
     done: dict[str, str] = {}
 
     def step(name: Step, body: Callable[[RunningStep], StepOutcome]) -> None:
