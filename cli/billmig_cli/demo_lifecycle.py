@@ -65,6 +65,7 @@ class LifecycleReport:
     usage_rows: Counter[str] = field(default_factory=Counter)
     invoices: dict[str, PeriodInvoices] = field(default_factory=dict)
     parity: str = "not available"
+    cleanup: str = "not run"
     stages: list[StageResult] = field(default_factory=list)
 
     @property
@@ -132,6 +133,7 @@ def print_report(console: Console, report: LifecycleReport, stages: Sequence[Sta
             invoices.add_row(period, str(counted.stripe), str(counted.metronome), str(counted.delivered_to_stripe))
         console.print(invoices)
     console.print(f"parity: {report.parity}", soft_wrap=True)
+    console.print(f"clean-up: {report.cleanup}", soft_wrap=True)
     timings = Table("stage", "outcome", "seconds", title=f"stages ({report.seconds:.1f} s)")
     for result in report.stages:
         timings.add_row(result.name, result.outcome, f"{result.seconds:.1f}")

@@ -1,6 +1,7 @@
 """The demo's Metronome act: a Stripe book's lifecycle from Stripe to Metronome, as named stages (see
 `demo_lifecycle`): seed both vendors, plan, start, the parallel run with the credits moved, a month of usage through
-the router, the world clock past the month boundary, then the stages that have not been built yet say so."""
+the router, the world clock past the month boundary, the scheduled parity run, the cutover a month later (the gate
+fed by that parity run), the first Metronome invoices, and the batch's clean-up."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from billmig.progress import StepStatus, SubjectState
+from billmig.steps import Step
+from billmig.usage.routing import HELD_BACK
 from rich.console import Console
 from rich.table import Table
 
@@ -63,6 +67,13 @@ class MetronomeWorld:
     plan: Any = None
     started: runner.Started | None = None
     streamed_from: datetime | None = None
+    parity_held_back: set[str] = field(default_factory=set)  # whom the scheduled parity run did not pass
+    released: dict[str, datetime] = field(default_factory=dict)  # cut over: Stripe customer -> its boundary
+
+    def first_boundary(self) -> datetime:
+        """The end of the first parallel month: the usage streamed, and the period the parity run checks."""
+        assert self.parallel_run_start is not None
+        return _next_month(self.parallel_run_start)
 
     def migrating(self) -> list[Any]:
         return [c for c in self.plan.customers if c.can_migrate and c.internal_id is not None]
@@ -107,8 +118,11 @@ def plan(world: MetronomeWorld) -> str:
     assert world.parallel_run_start is not None
     overrides = {
         "parallel_run_start": world.parallel_run_start.isoformat(),
-        "cutover_at": _next_month(world.parallel_run_start).isoformat(),
-        "concurrency": DEMO_CONCURRENCY,
+        # the boundary after the first parallel month: its periods have closed and parity has run when the gate decides
+        "cutover_at": _next_month(_next_month(world.parallel_run_start)).isoformat(),
+        # Every customer's iteration waits inside the Map until its cutover: at a Map concurrency below the batch
+        # size the rest would not start before those end. The Lambda concurrency still bounds the Tasks.
+        "concurrency": max(DEMO_CONCURRENCY, len(world.seeded)),
     }
     world.config = runner.resolved_config(SAMPLE_CONFIG, world.vendors, overrides)
     world.batch = runner.Batch(BATCH_ID, [c.customer for c in world.seeded])
@@ -221,7 +235,6 @@ def usage_month(world: MetronomeWorld) -> str:
     stack.client("ssm").put_parameter(
         Name=outputs["UsageRouterConfigParameter"], Value=router.model_dump_json(), Type="String", Overwrite=True
     )
-    cutover = world.config.cutover_at
     stripe = world.vendors.stripe
 
     def streamed(customer: Any) -> Streamed:
@@ -234,7 +247,7 @@ def usage_month(world: MetronomeWorld) -> str:
     queue_url, dead_letter_url = queue_urls(aws_target.DEFAULT_STACK)
     sqs = stack.client("sqs")
     sent = 0
-    for week_start, week_end in steps(world.streamed_from, cutover - timedelta(minutes=1)):
+    for week_start, week_end in steps(world.streamed_from, world.first_boundary() - timedelta(minutes=1)):
         stack.move_clock(to=week_end.timestamp())
         events = week_of_usage(customers, week_start, week_end, seed=DEMO_SEED)
         sent += send_events(queue_url, events, lambda n: None)
@@ -284,54 +297,83 @@ def _drain(sqs: Any, queue_url: str) -> None:
 
 
 def month_boundary(world: MetronomeWorld) -> str:
-    """The world clock past the cutover instant: the execution leaves its wait; each side's invoices per period."""
+    """The world clock past the first month's boundary and its late-event window: its periods close; the execution
+    still waits for the cutover decision; each side's invoices per period."""
     assert world.started is not None
-    cutover = world.config.cutover_at
-    moved = world.stack.move_clock(to=(cutover + timedelta(hours=1)).timestamp())
+    late = timedelta(hours=router_config_late_hours())
+    moved = world.stack.move_clock(to=(world.first_boundary() + late + timedelta(hours=1)).timestamp())
     sfn = world.stack.client("stepfunctions")
-    ended = executions.wait(sfn, world.started.execution_arn, timeout=300)
-    differences = [] if ended["status"] == "SUCCEEDED" else [f"the execution ended {ended['status']}"]
+    state = sfn.describe_execution(executionArn=world.started.execution_arn)["status"]
+    differences = [] if state == "RUNNING" else [f"the execution is {state}, expected waiting for the cutover"]
     _count_invoices(world)
     fired = ", ".join(f["schedule"].rsplit("/", 1)[-1] for f in moved["fired"]) or "no schedule"
     expect(differences)
-    return f"clock at {moved['iso']}, execution {ended['status']} past WaitForCutover; fired: {fired}"
+    return (
+        f"clock at {moved['iso']} (the late-event window passed), execution {state} in WaitForCutover; fired: {fired}"
+    )
 
 
-def _count_invoices(world: MetronomeWorld) -> None:
-    """Per period (the month a period starts in): the migrated customers' Stripe invoices, their finalized
-    Metronome invoices, and of those the ones Metronome delivered to Stripe."""
-    import httpx
+def router_config_late_hours() -> int:
+    from billmig.usage.mapping import router_config_from_json
+
+    return router_config_from_json(ROUTER_CONFIG.read_text(), str(ROUTER_CONFIG)).late_event_window_hours
+
+
+@dataclass(frozen=True)
+class CustomerInvoices:
+    """One migrated customer's invoices: (side, period) per invoice, and where each side's billing stops/starts."""
+
+    stripe_customer_id: str
+    seen: list[tuple[str, str]]
+    last_stripe_end: int | None  # the latest end of its subscription's invoices
+    first_delivered_start: int | None  # the earliest start of a Metronome invoice delivered to Stripe
+
+
+def _count_invoices(world: MetronomeWorld) -> list[CustomerInvoices]:
+    """Per period (the month a period starts in): the migrated customers' Stripe subscription invoices, their
+    finalized Metronome invoices, and the Stripe invoices Metronome delivered (metadata `metronome_id`)."""
+    import stripe as stripe_sdk
     from metronome import Metronome
 
     assert world.vendors is not None
     stripe, metronome = world.vendors.stripe, world.vendors.metronome
     url = world.stack.emulators["metronome"].url
-    delivered = {d["invoice_id"] for d in httpx.get(f"{url}/_metronome/stripe-deliveries", timeout=30).json()}
     client = Metronome(bearer_token="local-metronome-token", base_url=url)
+    stripe_url = world.stack.emulators["stripe"].url
+    stripe_client = stripe_sdk.StripeClient("sk_test_local", base_addresses={"api": stripe_url})
 
-    def counted(customer: Any) -> list[tuple[str, str]]:
+    def counted(customer: Any) -> CustomerInvoices:
         found = stripe.customer(customer.stripe_customer_id)
-        seen = [
-            ("stripe", _period(i.period_start))
-            for s in found.subscriptions
-            for i in stripe.invoices(s.id)
-            if i.status != "draft"
-        ]
+        issued = [i for s in found.subscriptions for i in stripe.invoices(s.id) if i.status != "draft"]
+        seen = [("stripe", _period(i.period_start)) for i in issued]
         held = metronome.customer_by_alias(customer.internal_id)
+        starts: dict[str, int] = {}
         for invoice in client.v1.customers.invoices.list(customer_id=held.id) if held else []:
             if invoice.status == "FINALIZED" and invoice.start_timestamp is not None:
                 seen.append(("metronome", _period(invoice.start_timestamp)))
-                if invoice.id in delivered:
-                    seen.append(("delivered_to_stripe", _period(invoice.start_timestamp)))
-        return seen
+                starts[invoice.id] = int(invoice.start_timestamp.timestamp())
+        listed = stripe_client.v1.invoices.list(params={"customer": customer.stripe_customer_id, "limit": 100})
+        delivered = [
+            starts[i.metadata["metronome_id"]]
+            for i in listed.auto_paging_iter()
+            if i.metadata and i.metadata.to_dict().get("metronome_id") in starts
+        ]
+        seen += [("delivered_to_stripe", _period(start)) for start in delivered]
+        return CustomerInvoices(
+            customer.stripe_customer_id,
+            seen,
+            max((i.period_end for i in issued), default=None),
+            min(delivered, default=None),
+        )
 
     with ThreadPoolExecutor(READ_WORKERS) as pool:
-        found = [seen for rows in pool.map(counted, world.migrating()) for seen in rows]
+        customers = list(pool.map(counted, world.migrating()))
     invoices: dict[str, PeriodInvoices] = {}
-    for side, period in found:
+    for side, period in (seen for c in customers for seen in c.seen):
         counts = invoices.setdefault(period, PeriodInvoices())
         setattr(counts, side, getattr(counts, side) + 1)
     world.report.invoices = invoices
+    return customers
 
 
 def parity_schedule(stack: Any, state: str) -> dict[str, Any]:
@@ -374,6 +416,7 @@ def parity_run(world: MetronomeWorld) -> str:
         f"{summary['customers_within_tolerance']} within tolerance, {summary['customers_held_back']} held back, "
         f"{summary['customers_failed']} failed; {summary['differences']} differences"
     )
+    world.parity_held_back = {c["stripe_customer_id"] for c in report["customers"] if c["held_back"]}
     in_run = world.report.outcomes["in the parallel run"]
     expect(
         ([] if summary["customers_failed"] == 0 else [f"{summary['customers_failed']} parity checks failed"])
@@ -382,11 +425,187 @@ def parity_run(world: MetronomeWorld) -> str:
     return f"fired at {due.isoformat()}: {world.report.parity}"
 
 
-def not_built(piece: str) -> Callable[[MetronomeWorld], str]:
-    def stage(world: MetronomeWorld) -> str:
-        raise NotAvailable(piece)
+def _progress_of(world: MetronomeWorld) -> dict[str, Any]:
+    from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
 
-    return stage
+    outputs = world.stack.outputs
+    store = DynamoDBProgressStore(outputs["ProgressTableName"], client=world.stack.client("dynamodb"))
+    return {p.subject: p for p in store.all_in_run(BATCH_ID)}
+
+
+def _succeeded(progress: Any, step: Step) -> bool:
+    record = progress.steps.get(step)
+    return record is not None and record.status is StepStatus.SUCCEEDED
+
+
+def _failed(progress: Any) -> bool:
+    return progress.state is SubjectState.FAILED
+
+
+def cutover(world: MetronomeWorld) -> str:
+    """The clock to each boundary's decision instant (`cutover_lead_hours` before it, a customer's own boundary on
+    its anniversary), then the threshold customers' boundary: the gate holds back whom parity did not pass, and the
+    others end their Stripe subscription at the period end and switch to Metronome."""
+    from billmig.metronome.contract_terms import moved_at_cutover
+    from billmig.metronome.cutover import period_boundary
+
+    assert world.vendors is not None and world.started is not None
+    stripe, stack = world.vendors.stripe, world.stack
+    lead = timedelta(hours=world.config.cutover_lead_hours)
+    in_run = {s for s, p in _progress_of(world).items() if p.phase == "parallel_run"}
+
+    def planned(customer: str) -> tuple[str, datetime, bool]:
+        subscription = next(s for s in stripe.customer(customer).subscriptions if s.status == "active")
+        return customer, period_boundary(subscription, world.config.cutover_at), moved_at_cutover(subscription)
+
+    with ThreadPoolExecutor(READ_WORKERS) as pool:
+        boundaries = {c: (b, threshold) for c, b, threshold in pool.map(planned, sorted(in_run))}
+
+    def settled(through: datetime, *, at_boundary: bool) -> Callable[[list[Any]], list[str]]:
+        """Who, of the customers whose boundary is `through` or earlier, has not settled; before the clock is past
+        the boundary, a released threshold customer waits for it."""
+
+        def pending(subjects: list[Any]) -> list[str]:
+            def done(p: Any) -> bool:
+                threshold = boundaries[p.subject][1]
+                if _failed(p) or p.phase == HELD_BACK or _succeeded(p, Step.METRONOME_CUT_OVER):
+                    return True
+                return not at_boundary and threshold and _succeeded(p, Step.METRONOME_CUTOVER_GATE)
+
+            ours = [p for p in subjects if p.subject in boundaries and boundaries[p.subject][0] <= through]
+            return [p.subject for p in ours if not done(p)]
+
+        return pending
+
+    # Each boundary's customers decided before the clock passes it (past it, the gate takes the next boundary).
+    for boundary in sorted({b for b, _ in boundaries.values()}):
+        decide = boundary - lead + timedelta(minutes=10)
+        if decide.timestamp() > stack.clock.now():
+            stack.move_clock(to=decide.timestamp())
+        runner.wait_for_progress(BATCH_ID, settled(boundary, at_boundary=False), timeout=300)
+    last = max(b for b, _ in boundaries.values())
+    stack.move_clock(to=(last + timedelta(minutes=10)).timestamp())  # the threshold customers act at the boundary
+    progress = {p.subject: p for p in runner.wait_for_progress(BATCH_ID, settled(last, at_boundary=True), timeout=300)}
+
+    held = {c: p.phase_reason or "no reason recorded" for c, p in progress.items() if p.phase == HELD_BACK}
+    failed = {c for c, p in progress.items() if _failed(p)}
+    world.released = {
+        c: datetime.fromisoformat(p.steps[Step.METRONOME_CUTOVER_GATE].vendor_ids["boundary"].replace("Z", "+00:00"))
+        for c, p in progress.items()
+        if _succeeded(p, Step.METRONOME_CUT_OVER)
+    }
+    differences = [f"{c} failed: {runner.status(BATCH_ID).failures.get(c, 'no error recorded')}" for c in failed]
+    differences += [f"{c} held back ({held[c]}), parity passed it" for c in sorted(set(held) - world.parity_held_back)]
+    differences += [f"{c} released, parity held it back" for c in sorted(world.parity_held_back & set(world.released))]
+    for c, boundary in sorted(world.released.items()):
+        subscription = next(s for s in stripe.customer(c).subscriptions if s.id)
+        if not (subscription.cancel_at_period_end or subscription.cancel_at or subscription.ended_at):
+            differences.append(f"{c}: Stripe subscription {subscription.id} does not end at {boundary:%Y-%m-%d}")
+    for c, reason in sorted(held.items()):
+        world.say(f"  held back {c}: {reason}")
+    world.report.outcomes.pop("in the parallel run", None)
+    world.report.outcomes["cut over"] = len(world.released)
+    world.report.outcomes["held back"] = len(held)
+    if failed:
+        world.report.outcomes["failed at the cutover"] = len(failed)
+    expect(differences)
+    days = sorted({b.date() for b in world.released.values()})
+    span = f"{days[0]}..{days[-1]}" if days else "none"
+    return (
+        f"{len(world.released)} cut over (boundaries {span}, Stripe ending at the period end), {len(held)} held back "
+        f"as parity said"
+    )
+
+
+def first_metronome_invoice(world: MetronomeWorld) -> str:
+    """The clock past every released customer's next boundary + 25 h: the credit checks run; Metronome's invoices
+    from the boundary reach Stripe, and no period is billed by both."""
+    from billmig.metronome.cutover import FIRST_CYCLE_SETTLED
+
+    assert world.vendors is not None
+    progress = _progress_of(world)
+    check_at = max(
+        (progress[c].steps[Step.METRONOME_CUTOVER_GATE].vendor_ids["check_at"] for c in world.released), default=None
+    )
+    if check_at is None:
+        expect([] if not world.released else ["no check instant recorded"])
+        return "nobody was cut over"
+    due = datetime.fromisoformat(check_at.replace("Z", "+00:00")) + timedelta(minutes=10)
+    world.stack.move_clock(to=due.timestamp())
+
+    def pending(subjects: list[Any]) -> list[str]:
+        return [
+            p.subject
+            for p in subjects
+            if p.subject in world.released and not _failed(p) and not _succeeded(p, Step.METRONOME_CREDIT_CHECK)
+        ]
+
+    done = {p.subject: p for p in runner.wait_for_progress(BATCH_ID, pending, timeout=300)}
+    differences = [
+        f"{c} failed: {runner.status(BATCH_ID).failures.get(c, 'no error recorded')}"
+        for c in world.released
+        if _failed(done[c])
+    ]
+    checked = [c for c in world.released if _succeeded(done[c], Step.METRONOME_CREDIT_CHECK)]
+    for customer in _count_invoices(world):
+        boundary = world.released.get(customer.stripe_customer_id)
+        if boundary is None:
+            continue
+        at = int(boundary.timestamp())
+        if customer.last_stripe_end != at:
+            differences.append(
+                f"{customer.stripe_customer_id}: its last Stripe invoice ends at {customer.last_stripe_end}, "
+                f"not its boundary {boundary.isoformat()}"
+            )
+        if customer.first_delivered_start != at:
+            differences.append(
+                f"{customer.stripe_customer_id}: its first Metronome invoice in Stripe starts at "
+                f"{customer.first_delivered_start}, not its boundary {boundary.isoformat()}"
+            )
+    expect(differences)
+    delivered = sum(p.delivered_to_stripe for p in world.report.invoices.values())
+    return (
+        f"clock at {due.isoformat()} (next boundary + {FIRST_CYCLE_SETTLED.total_seconds() / 3600:.0f} h): "
+        f"{len(checked)} credit checks passed, {delivered} Metronome invoices delivered to Stripe, "
+        "no period billed twice"
+    )
+
+
+def clean_up(world: MetronomeWorld) -> str:
+    """The execution ends with CleanUpBatch: the cut-over customers `cleaned_up`, the Stripe prices and meters no
+    live subscription bills archived and deactivated (the held-back customers keep theirs)."""
+    import json
+
+    assert world.started is not None and world.vendors is not None
+    sfn = world.stack.client("stepfunctions")
+    ended = executions.wait(sfn, world.started.execution_arn, timeout=300)
+    if ended["status"] != "SUCCEEDED":
+        expect([f"the execution ended {ended['status']}"])
+    result = json.loads(ended.get("output") or "{}").get("cleanup") or {}
+    plan = result.get("plan") or {}
+    stripe = world.vendors.stripe
+    prices = {p.id: p.active for p in stripe.prices()}
+    meters = {m.id: m.status for m in stripe.meters()}
+    progress = _progress_of(world)
+    differences = (
+        [f"clean-up: {result.get('outcome')!r}, expected cleaned_up"] if result.get("outcome") != "cleaned_up" else []
+    )
+    differences += [f"price {p} still active" for p in plan.get("archive_prices", []) if prices.get(p)]
+    differences += [
+        f"meter {m} is {meters.get(m)}" for m in plan.get("deactivate_meters", []) if meters.get(m) != "inactive"
+    ]
+    differences += [
+        f"{c} not cleaned_up ({progress[c].phase})" for c in world.released if progress[c].phase != "cleaned_up"
+    ]
+    if set(plan.get("customers", [])) != set(world.released):
+        differences.append(f"clean-up planned for {len(plan.get('customers', []))}, {len(world.released)} cut over")
+    world.report.cleanup = (
+        f"{len(plan.get('customers', []))} customers cleaned_up, {len(plan.get('archive_prices', []))} prices archived "
+        f"({len(plan.get('keep_prices', {}))} kept), {len(plan.get('deactivate_meters', []))} meters deactivated "
+        f"({len(plan.get('keep_meters', {}))} kept)"
+    )
+    expect(differences)
+    return f"execution SUCCEEDED; {world.report.cleanup}"
 
 
 STAGES: list[Stage[MetronomeWorld]] = [
@@ -397,18 +616,23 @@ STAGES: list[Stage[MetronomeWorld]] = [
     Stage("a month of usage through the router", usage_month),
     Stage("past the month boundary", month_boundary),
     Stage("scheduled parity run", parity_run),
-    Stage("cutover", not_built("the cutover gate and the month-boundary cutover")),
-    Stage("the first Metronome invoice", not_built("the cutover (billable from the next period)")),
-    Stage("clean-up", not_built("the batch clean-up")),
+    Stage("cutover", cutover),
+    Stage("the first Metronome invoice", first_metronome_invoice),
+    Stage("clean-up", clean_up),
 ]
 
 
 def run_metronome_act(
-    console: Console, stack: Any, customers: int = 50, *, progress: Callable[[str], None] | None = None
+    console: Console,
+    stack: Any,
+    customers: int = 50,
+    *,
+    progress: Callable[[str], None] | None = None,
+    stages: list[Stage[MetronomeWorld]] | None = None,
 ) -> LifecycleReport:
     """The lifecycle on `stack`; the report says which stages ran and whether any was surprised."""
     aws_target.pin_local_endpoint(stack.endpoint, stack.settings.region)
     say = progress or (lambda line: console.print(line, soft_wrap=True))
     world = MetronomeWorld(console, stack, customers, say)
-    run_stages(console, world, STAGES, world.report)
+    run_stages(console, world, STAGES if stages is None else stages, world.report)
     return world.report

@@ -12,6 +12,7 @@ import json
 import os
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -27,7 +28,7 @@ from billmig.metronome.plan import BatchPlan, plan_batch
 from billmig.metronome.resolution import ResolvedConfig, resolve
 from billmig.metronome.snapshot import LIVE_STATUSES
 from billmig.metronome.storage import MigrationRun, customers_key, run_key
-from billmig.progress import StepStatus
+from billmig.progress import StepStatus, SubjectProgress
 from billmig.steps import Step
 from billmig.usage.routing import HELD_BACK
 
@@ -264,6 +265,37 @@ def wait_for_parallel_run(
             return status(batch_id, stack_name=stack_name)
         if time.monotonic() > deadline:
             raise TimeoutError(f"batch {batch_id}: {settled} of {customers} customers settled after {timeout:.0f} s")
+        time.sleep(delay)
+        delay = min(1.0, delay * 1.5)
+
+
+def wait_for_progress(
+    batch_id: str,
+    pending: Callable[[list[SubjectProgress]], list[str]],
+    *,
+    stack_name: str = aws_target.DEFAULT_STACK,
+    timeout: float = 600,
+) -> list[SubjectProgress]:
+    """Until `pending` (of the batch's progress items) names nobody; raises TimeoutError naming who is still pending.
+
+    For the cutover's stages, whose customers end in different ways (cut over, or held back: no step to count), so
+    each poll reads the batch's items (one query: for a demo-sized batch, not the large ones `wait_for_parallel_run`
+    watches)."""
+    import time
+
+    from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
+
+    outputs = aws_target.stack_outputs(stack_name)
+    store = DynamoDBProgressStore(outputs["ProgressTableName"], client=aws_target.client("dynamodb"))
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while True:
+        subjects = store.all_in_run(batch_id)
+        waiting = pending(subjects)
+        if not waiting:
+            return subjects
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"batch {batch_id}: still pending after {timeout:.0f} s: {', '.join(sorted(waiting))}")
         time.sleep(delay)
         delay = min(1.0, delay * 1.5)
 

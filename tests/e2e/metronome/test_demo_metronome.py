@@ -11,7 +11,8 @@ from rich.console import Console
 
 def test_the_metronome_act_runs_its_stages_and_reports(local_stack: LocalStack) -> None:
     console = Console(record=True, width=200)
-    report = run_metronome_act(console, local_stack, customers=20)
+    # The stages up to the parity run: the cutover stages walk the clock through every anniversary boundary.
+    report = run_metronome_act(console, local_stack, customers=20, stages=STAGES[:7])
     print_report(console, report, STAGES)
     assert report.passed, console.export_text()
     assert report.ran()[:6] == [s.name for s in STAGES[:6]]
