@@ -186,6 +186,8 @@ def start(
         "customers_key": customers_key(batch.batch_id),
         "run_key": run_key(batch.batch_id),
         "max_concurrency": config.concurrency,
+        # every customer waits for its cutover in the second Map at once (a distributed Map runs up to 10,000)
+        "cutover_concurrency": min(10_000, max(1, len(batch.customer_ids))),
         "cutover_at": rfc3339(config.cutover_at),
         # The batch's decision instant: each customer waits for it, then for its own (an anniversary boundary).
         "decide_at": rfc3339(config.cutover_at - timedelta(hours=config.cutover_lead_hours)),

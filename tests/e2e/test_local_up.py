@@ -74,7 +74,8 @@ def test_plain_boto3_in_another_process_drives_the_local_stack(running: tuple) -
         run = sfn.start_execution(stateMachineArn=outputs["MetronomeMigrationStateMachineArn"],
             name="from-another-process", input=json.dumps({"batch_id": "other", "bucket": outputs["ImportBucketName"],
             "customers_key": "metronome/other/customers.json", "run_key": "metronome/other/run.json",
-            "max_concurrency": 1, "cutover_at": "2000-01-01T00:00:00Z"}))
+            "max_concurrency": 1, "cutover_concurrency": 1,
+            "cutover_at": "2000-01-01T00:00:00Z"}))
         for _ in range(600):
             status = sfn.describe_execution(executionArn=run["executionArn"])["status"]
             if status != "RUNNING":
@@ -217,6 +218,7 @@ def test_ctrl_c_stops_it_cleanly_and_it_printed_execution_events(running: tuple)
                 "customers_key": "metronome/ctrl-c/customers.json",
                 "run_key": "metronome/ctrl-c/run.json",
                 "max_concurrency": 1,
+                "cutover_concurrency": 1,
                 "cutover_at": "2000-01-01T00:00:00Z",
             }
         ),

@@ -59,7 +59,7 @@ class CutoverDecision(BaseModel):
     batch_id: str
     stripe_customer_id: str
     ready: bool
-    verdict: Literal["pending", "released", "held_back", "rolled_back"]
+    verdict: Literal["pending", "released", "held_back", "rolled_back", "not_migrated"]
     path: CutoverPath
     decide_at: str
     boundary: str
@@ -108,6 +108,22 @@ def decide_cutover(
     boundary the later steps act on) or hold back (the phase says why; a later run asks the gate again)."""
     config = MigrationRun.model_validate(storage.read_json(request.run_key)).config
     stripe_id = request.stripe_customer_id
+    reached = store.get(request.batch_id, stripe_id)
+    backfilled = reached.steps.get(Step.METRONOME_BACKFILL_USAGE) if reached else None
+    if backfilled is None or backfilled.status is not StepStatus.SUCCEEDED:
+        # excluded, or failed (and recorded) before the parallel run: nothing to cut over, its record left as it is
+        planned = rfc3339(config.cutover_at)
+        return CutoverDecision(
+            batch_id=request.batch_id,
+            stripe_customer_id=stripe_id,
+            ready=True,
+            verdict="not_migrated",
+            path="period_end",
+            decide_at=planned,
+            boundary=planned,
+            check_at=planned,
+            reason="never reached the parallel run",
+        )
     snapshot = read_snapshot(storage, request.batch_id, stripe_id)
     path = path_of(snapshot)
     now = _utc_now(clock)
