@@ -89,7 +89,7 @@ class Book:
             config=lambda: UsageRouterConfig.model_validate_json(ROUTER_CONFIG.read_text()),
             journal=S3UsageJournal(self.stack.outputs["ImportBucketName"], client=self.stack.client("s3")),
             dead_letters=SQSDeadLetters(self.stack.outputs["UsageDeadLetterQueueUrl"], client=self.stack.client("sqs")),
-            stripe=StripeMeterEventSink.connect("sk_test_local", stripe_url),
+            stripe=StripeMeterEventSink.connect("sk_test_local", stripe_url, now=self.stack.clock.now),
             metronome=MetronomeIngestSink.connect("local", metronome_url),
         )
 
