@@ -3,6 +3,7 @@ dead letters back, and gather the routes and vendors the completeness check read
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -136,7 +137,8 @@ def resend_from_journal(
         return router_config(stack_name)
 
     if destination is Destination.STRIPE:
-        sink = StripeMeterEventSink.connect(key, api_base, config().stripe_transport)
+        world = aws_target.world_now().timestamp() - time.time()  # the target's world may run ahead of this host
+        sink = StripeMeterEventSink.connect(key, api_base, config().stripe_transport, now=lambda: time.time() + world)
         ports = ResendPorts(config, journal, dead_letters, stripe=sink)
     else:
         ports = ResendPorts(config, journal, dead_letters, metronome=MetronomeIngestSink.connect(key, api_base))

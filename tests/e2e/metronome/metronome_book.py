@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +77,14 @@ class Book:
         blocked = {"past_due", "trialing", "cancel_at_period_end", "unrated_region"}
         return [c for c in self.customers if c.profile not in blocked]
 
-    def start_run(self, batch_id: str) -> str:
+    def start_run(self, batch_id: str, parallel_run_start: datetime | None = None) -> str:
+        """`parallel_run_start` moves the run's parallel run (and its cutover 40 days on) off the book's."""
         key = run_key(batch_id)
-        self.storage.write_json(key, MigrationRun(batch_id=batch_id, config=self.config).model_dump(mode="json"))
+        config = self.config
+        if parallel_run_start is not None:
+            moved = {"parallel_run_start": parallel_run_start, "cutover_at": parallel_run_start + timedelta(days=40)}
+            config = config.model_copy(update=moved)
+        self.storage.write_json(key, MigrationRun(batch_id=batch_id, config=config).model_dump(mode="json"))
         return key
 
     def resend_ports(self) -> ResendPorts:
@@ -89,7 +94,7 @@ class Book:
             config=lambda: UsageRouterConfig.model_validate_json(ROUTER_CONFIG.read_text()),
             journal=S3UsageJournal(self.stack.outputs["ImportBucketName"], client=self.stack.client("s3")),
             dead_letters=SQSDeadLetters(self.stack.outputs["UsageDeadLetterQueueUrl"], client=self.stack.client("sqs")),
-            stripe=StripeMeterEventSink.connect("sk_test_local", stripe_url),
+            stripe=StripeMeterEventSink.connect("sk_test_local", stripe_url, now=self.stack.clock.now),
             metronome=MetronomeIngestSink.connect("local", metronome_url),
         )
 
