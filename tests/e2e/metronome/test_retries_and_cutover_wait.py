@@ -45,17 +45,16 @@ def test_retries_then_the_wait_for_cutover(book: Book, aws: LocalStack, sfn: Any
 
 
 def _reaches_the_cutover_wait(sfn: Any, execution_arn: str, book: Book, batch_id: str, waiting: list[str]) -> None:
-    """The Map is distributed: its iterations' states are in child executions, not in the parent's history. A
-    customer is in WaitForCutover once the step before it (the usage backfill) succeeded while its iteration still
-    runs; the ones caught and recorded have ended theirs."""
+    """The Maps are distributed: their iterations' states are in child executions, not in the parent's history. A
+    customer is in WaitForCutover once the first Map has ended its iteration (the usage backfill succeeded) and the
+    second Map's iteration for it runs; the ones caught and recorded end theirs in NotMigrated."""
 
     def in_the_wait() -> bool:
         runs = sfn.list_map_runs(executionArn=execution_arn)["mapRuns"]
-        if not runs:
-            return False
-        counts = sfn.describe_map_run(mapRunArn=runs[0]["mapRunArn"])["itemCounts"]
+        # the second Map (CutOverCustomers) holds the waiting customers; the first has ended every item
+        running = sorted(sfn.describe_map_run(mapRunArn=r["mapRunArn"])["itemCounts"]["running"] for r in runs)
         backfilled = [book.store.get(batch_id, c) for c in waiting]
-        return counts["running"] == len(waiting) and all(
+        return running == [0, len(waiting)] and all(
             p is not None
             and Step.METRONOME_BACKFILL_USAGE in p.steps
             and p.steps[Step.METRONOME_BACKFILL_USAGE].status is StepStatus.SUCCEEDED

@@ -340,4 +340,7 @@ def test_backfill_step_is_in_the_state_machine_after_begin_parallel_run() -> Non
     states = definition["States"]["MigrateCustomers"]["ItemProcessor"]["States"]
     assert states["BeginParallelRun"]["Next"] == "BackfillUsage"
     assert states["BackfillUsage"]["Resource"] == "${MetronomeBackfillUsageFunctionArn}"
-    assert states["BackfillUsage"]["Next"] == "WaitForCutover"  # inside the Map, before the cutover
+    assert states["BackfillUsage"]["End"] is True  # the last step of the first Map: then every customer waits
+    assert definition["States"]["MigrateCustomers"]["Next"] == "CutOverCustomers"
+    cutover = definition["States"]["CutOverCustomers"]["ItemProcessor"]
+    assert cutover["StartAt"] == "WaitForCutover"
