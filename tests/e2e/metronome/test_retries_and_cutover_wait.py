@@ -51,14 +51,19 @@ def _reaches_the_cutover_wait(sfn: Any, execution_arn: str, book: Book, batch_id
 
     def in_the_wait() -> bool:
         runs = sfn.list_map_runs(executionArn=execution_arn)["mapRuns"]
-        # the second Map (CutOverCustomers) holds the waiting customers; the first has ended every item
-        running = sorted(sfn.describe_map_run(mapRunArn=r["mapRunArn"])["itemCounts"]["running"] for r in runs)
+        if len(runs) < 2:  # the second Map (CutOverCustomers) starts once the first has ended every item
+            return False
+        first = sfn.describe_map_run(mapRunArn=runs[0]["mapRunArn"])["itemCounts"]
         backfilled = [book.store.get(batch_id, c) for c in waiting]
-        return running == [0, len(waiting)] and all(
-            p is not None
-            and Step.METRONOME_BACKFILL_USAGE in p.steps
-            and p.steps[Step.METRONOME_BACKFILL_USAGE].status is StepStatus.SUCCEEDED
-            for p in backfilled
+        return (
+            first["running"] == 0
+            and first["pending"] == 0
+            and all(
+                p is not None
+                and Step.METRONOME_BACKFILL_USAGE in p.steps
+                and p.steps[Step.METRONOME_BACKFILL_USAGE].status is StepStatus.SUCCEEDED
+                for p in backfilled
+            )
         )
 
     until(in_the_wait, timeout=60, what="the execution to reach WaitForCutover")
