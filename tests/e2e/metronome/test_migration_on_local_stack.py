@@ -221,6 +221,7 @@ def test_bad_config_or_batch_fails_before_any_write(
     assert result.exit_code == 2
     assert f"{bad_config}: parallel_run_start" in result.output and "month boundary" in result.output
     config["parallel_run_start"] = _parallel_run_start(book).isoformat()
+    config["cutover_at"] = next_month(_parallel_run_start(book)).isoformat()  # the sample's date may be behind
     bad_config.write_text(json.dumps(config))
     result = _cli(["metronome", "start", "--config", str(bad_config), "--batch", str(batch)], cli_env)
     assert "prices.0.stripe_price: no Stripe price 'no_such_price'" in result.output

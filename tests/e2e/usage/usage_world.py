@@ -47,6 +47,8 @@ class UsageWorld:
         self.sqs = stack.client("sqs")
         self.queue_url = stack.outputs["UsageQueueUrl"]
         self.dlq_url = stack.outputs["UsageDeadLetterQueueUrl"]
+        # The stack is the worker's: an earlier module's refusals (e.g. the backfill's too-old events) are not ours.
+        self.sqs.purge_queue(QueueUrl=self.dlq_url)
 
     def now(self) -> datetime:
         return self.stack.clock.now_datetime()
