@@ -8,25 +8,48 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
-from billmig_cli.demo_lifecycle import print_report
+from billmig_cli.demo_lifecycle import LifecycleReport, print_report
 from billmig_cli.demo_metronome import DEMO_CONCURRENCY, STAGES, run_metronome_act
 from billmig_cli.demo_stigg import run_stigg_demo
 
 
-def run_demo(console: Console, *, customers: int, state_dir: Path) -> int:
+@contextmanager
+def demo_stack(state_dir: Path) -> Iterator[Any]:
+    """A local stack from nothing in `state_dir`, sized for the demo."""
     from billmig_local.stack import LocalStack, StackSettings
 
-    began = time.monotonic()
     shutil.rmtree(state_dir, ignore_errors=True)
     # Every Map of the demo runs at the Lambda concurrency (a wider Map is throttled, and its retries come at once).
     parameters = {"Stage": "local", "ParityConcurrency": str(DEMO_CONCURRENCY)}
     settings = StackSettings(state_dir=state_dir.resolve(), lambda_concurrency=DEMO_CONCURRENCY, parameters=parameters)
     with LocalStack(settings) as stack:
+        yield stack
+
+
+def metronome_act_on_its_own_stack(
+    state_dir: Path, customers: int, stage_count: int | None = None
+) -> tuple[LifecycleReport, str]:
+    """The Metronome act alone (its first `stage_count` stages) on a stack of its own, with its report and what it
+    printed. The act walks the world clock months ahead and seeds the standard book: in a process of its own it
+    shares neither with anyone."""
+    console = Console(record=True, width=200)
+    with demo_stack(state_dir) as stack:
+        report = run_metronome_act(console, stack, customers=customers, stages=STAGES[:stage_count])
+        print_report(console, report, STAGES)
+    return report, console.export_text()
+
+
+def run_demo(console: Console, *, customers: int, state_dir: Path) -> int:
+    began = time.monotonic()
+    with demo_stack(state_dir) as stack:
         up_seconds = time.monotonic() - began
         console.rule("[bold]billmig demo[/]: the local world")
         console.print(

@@ -120,9 +120,8 @@ def plan(world: MetronomeWorld) -> str:
         "parallel_run_start": world.parallel_run_start.isoformat(),
         # the boundary after the first parallel month: its periods have closed and parity has run when the gate decides
         "cutover_at": _next_month(_next_month(world.parallel_run_start)).isoformat(),
-        # Every customer's iteration waits inside the Map until its cutover: at a Map concurrency below the batch
-        # size the rest would not start before those end. The Lambda concurrency still bounds the Tasks.
-        "concurrency": max(DEMO_CONCURRENCY, len(world.seeded)),
+        # The migration Map at the Lambda concurrency (the cutover Map is as wide as the batch: its iterations wait).
+        "concurrency": DEMO_CONCURRENCY,
     }
     world.config = runner.resolved_config(SAMPLE_CONFIG, world.vendors, overrides)
     world.batch = runner.Batch(BATCH_ID, [c.customer for c in world.seeded])
@@ -178,7 +177,8 @@ def parallel_run(world: MetronomeWorld) -> str:
     with ThreadPoolExecutor(READ_WORKERS) as pool:
         rows = list(pool.map(held, world.migrating()))
     for customer, found, contracts in rows:
-        stripe_remaining = sum(g["remaining"] for g in customer.grants if not g["target"].startswith("skipped"))
+        # A threshold customer's grants stay in Stripe until its cutover (the cutover stage checks their move).
+        stripe_remaining = sum(g["remaining"] for g in customer.grants if g["target"] in ("commit", "credit"))
         balances = [b for c in contracts for b in c.balances]
         moved = sum(b.amount for b in balances)
         world.report.stripe_credit_remaining += stripe_remaining
@@ -501,6 +501,7 @@ def cutover(world: MetronomeWorld) -> str:
         subscription = next(s for s in stripe.customer(c).subscriptions if s.id)
         if not (subscription.cancel_at_period_end or subscription.cancel_at or subscription.ended_at):
             differences.append(f"{c}: Stripe subscription {subscription.id} does not end at {boundary:%Y-%m-%d}")
+    differences += _threshold_balances_moved(world, [c for c in world.released if boundaries[c][1]])
     for c, reason in sorted(held.items()):
         world.say(f"  held back {c}: {reason}")
     world.report.outcomes.pop("in the parallel run", None)
@@ -515,6 +516,28 @@ def cutover(world: MetronomeWorld) -> str:
         f"{len(world.released)} cut over (boundaries {span}, Stripe ending at the period end), {len(held)} held back "
         f"as parity said"
     )
+
+
+def _threshold_balances_moved(world: MetronomeWorld, customers: list[str]) -> list[str]:
+    """The threshold customers' Stripe balances left after Stripe's final invoice, now in their contract."""
+    assert world.vendors is not None
+    stripe, metronome = world.vendors.stripe, world.vendors.metronome
+    taken = world.stack.clock.now()
+    internal = {c.stripe_customer_id: c.internal_id for c in world.migrating()}
+    differences = []
+    for customer in sorted(customers):
+        left = sum(
+            g.remaining
+            for g in stripe.credit_grants(customer)
+            if g.voided_at is None and (g.expires_at is None or g.expires_at > taken) and g.remaining > 0
+        )
+        found = metronome.customer_by_alias(internal[customer])
+        moved = sum(b.amount for k in (metronome.contracts(found.id) if found else []) for b in k.balances)
+        world.report.stripe_credit_remaining += left
+        world.report.metronome_credit += moved
+        if moved != left:
+            differences.append(f"{customer} (threshold): Stripe credits left {left} cents, Metronome holds {moved}")
+    return differences
 
 
 def first_metronome_invoice(world: MetronomeWorld) -> str:

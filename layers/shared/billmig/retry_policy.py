@@ -24,7 +24,15 @@ LAMBDA_TRANSIENT_ERROR_NAMES: tuple[str, ...] = (
 )
 
 DOMAIN_RETRY: dict[str, Any] = {"IntervalSeconds": 2, "BackoffRate": 2, "MaxAttempts": 6, "JitterStrategy": "FULL"}
-LAMBDA_RETRY: dict[str, Any] = {"IntervalSeconds": 1, "BackoffRate": 2, "MaxAttempts": 6, "JitterStrategy": "FULL"}
+# A Map wider than the function's concurrency (a batch's customers reaching their boundary at once) is throttled in
+# waves: up to ~3 minutes of jittered waits, none longer than 30 s, so every wave finds a free environment in time.
+LAMBDA_RETRY: dict[str, Any] = {
+    "IntervalSeconds": 1,
+    "BackoffRate": 2,
+    "MaxAttempts": 10,
+    "MaxDelaySeconds": 30,
+    "JitterStrategy": "FULL",
+}
 
 
 def error_names(category: type[MigrationError]) -> tuple[str, ...]:

@@ -1,26 +1,34 @@
-"""The demo's Metronome act on the local stack: every stage that is built passes, and the report adds up."""
+"""The demo's Metronome act on a local stack of its own, up to the scheduled parity run: every stage passes and the
+report adds up.
+
+The act runs in a process of its own (moto's state is per process): it seeds the standard book and walks the world
+clock through the cutover, which the worker's shared stack must not see.
+"""
 
 from __future__ import annotations
 
-from billmig_cli.demo_lifecycle import print_report
-from billmig_cli.demo_metronome import STAGES, run_metronome_act
-from billmig_local.stack import LocalStack
-from metronome import Metronome
-from rich.console import Console
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from billmig_cli.demo import metronome_act_on_its_own_stack
+from billmig_cli.demo_metronome import STAGES
+
+CUSTOMERS = 20
+# Through the scheduled parity run; the cutover stages are not yet proved on a fresh stack (the closing note says so).
+STAGE_COUNT = 7
 
 
-def test_the_metronome_act_runs_its_stages_and_reports(local_stack: LocalStack) -> None:
-    console = Console(record=True, width=200)
-    # The stages up to the parity run: the cutover stages walk the clock through every anniversary boundary.
-    report = run_metronome_act(console, local_stack, customers=20, stages=STAGES[:7])
-    print_report(console, report, STAGES)
-    assert report.passed, console.export_text()
-    assert report.ran()[:6] == [s.name for s in STAGES[:6]]
+def test_the_metronome_act_runs_its_stages_and_reports(tmp_path: Path) -> None:
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        running = pool.submit(metronome_act_on_its_own_stack, tmp_path / "stack", CUSTOMERS, STAGE_COUNT)
+        report, text = running.result(timeout=900)
+
+    assert report.passed, text
+    assert report.ran() == [s.name for s in STAGES[:STAGE_COUNT]], text
+    assert report.customers == report.outcomes.total() == CUSTOMERS
+    assert report.contracts == report.outcomes["in the parallel run"] > 0
     assert report.stripe_credit_remaining == report.metronome_credit > 0
-    assert report.outcomes["in the parallel run"] == report.contracts and report.outcomes.total() == 20
     assert report.usage_rows["match"] > 0 and set(report.usage_rows) == {"match"}
-    metronome = Metronome(bearer_token="local", base_url=local_stack.emulators["metronome"].url)
-    (customer,) = list(metronome.v1.customers.list(ingest_alias="acct_000001"))  # the standard first customer
-    assert len(list(metronome.v2.contracts.list(customer_id=customer.id))) == 1
-    text = console.export_text()
+    assert report.parity.startswith("completed") and f"{report.contracts} checked" in report.parity
     assert "the lifecycle report" in text and "credits moved" in text

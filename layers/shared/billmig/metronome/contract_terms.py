@@ -82,11 +82,13 @@ class GrantMove:
     specifiers: tuple[dict[str, Any], ...] = ()
     skipped: str | None = None
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, *, at_cutover: bool = False) -> dict[str, Any]:
+        """`at_cutover`: a threshold customer's balance, moved into a commit after Stripe's final invoice."""
+        target = self.target and (f"{self.target} at cutover" if at_cutover else self.target)
         return {
             "grant": self.grant_id,
             "remaining": self.remaining,
-            "target": self.target or f"skipped: {self.skipped}",
+            "target": target or f"skipped: {self.skipped}",
             "priority": self.priority,
             "expiry": rfc3339(self.ending_before) if self.ending_before else None,
             "applicability": list(self.applicable_product_ids) or list(self.specifiers) or "all products",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from billmig.metronome.contract import contract_key, find_contract
-from billmig.metronome.contract_terms import grant_moves, live_subscription
+from billmig.metronome.contract_terms import grant_moves, live_subscription, moved_at_cutover
 from billmig.metronome.customer import UNBILLABLE
 from billmig.metronome.ports import MetronomeTarget
 from billmig.metronome.resolution import ResolvedConfig
@@ -130,7 +130,8 @@ def plan_customer(
     if not verdict.can_migrate:
         return plan
     subscription = live_subscription(snapshot)
-    plan.grants = [m.describe() for m in grant_moves(snapshot, subscription, config)]
+    at_cutover = moved_at_cutover(subscription)
+    plan.grants = [m.describe(at_cutover=at_cutover) for m in grant_moves(snapshot, subscription, config)]
     calls.update({M_FIND: 1, M_GET_CONFIGS: 1, M_GET_CUSTOMER: 1, M_LIST_CONTRACTS: 1, M_GET_CONTRACT: 1})
     if existing is None:
         plan.actions += ["create_customer", "set_unbillable", "create_contract"]
