@@ -20,6 +20,11 @@ from billmig_cli.demo_lifecycle import LifecycleReport, print_report
 from billmig_cli.demo_metronome import DEMO_CONCURRENCY, DRIVEN_STAGES, STAGES, run_metronome_act
 from billmig_cli.demo_stigg import run_stigg_demo
 
+# Retry back-off at a tenth of the ASL intervals, on the world clock: the cutover Map is as wide as the batch, and its
+# gates fire together at the decision instant over 4 environments; retried at once (the local default) a throttled
+# gate would spend its attempts in milliseconds.
+DEMO_RETRY_SCALE = 0.1
+
 
 @contextmanager
 def demo_stack(state_dir: Path) -> Iterator[Any]:
@@ -29,7 +34,12 @@ def demo_stack(state_dir: Path) -> Iterator[Any]:
     shutil.rmtree(state_dir, ignore_errors=True)
     # Every Map of the demo runs at the Lambda concurrency (a wider Map is throttled, and its retries come at once).
     parameters = {"Stage": "local", "ParityConcurrency": str(DEMO_CONCURRENCY)}
-    settings = StackSettings(state_dir=state_dir.resolve(), lambda_concurrency=DEMO_CONCURRENCY, parameters=parameters)
+    settings = StackSettings(
+        state_dir=state_dir.resolve(),
+        lambda_concurrency=DEMO_CONCURRENCY,
+        parameters=parameters,
+        retry_scale=DEMO_RETRY_SCALE,
+    )
     with LocalStack(settings) as stack:
         yield stack
 

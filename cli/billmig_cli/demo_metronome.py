@@ -393,8 +393,6 @@ def parity_run(world: MetronomeWorld) -> str:
     """The parity schedule on again, the clock past its next firing: EventBridge Scheduler starts the parity run."""
     from billmig_local.schedule_expressions import next_fire
 
-    from billmig_cli.commands.parity import read_report
-
     stack = world.stack
     schedule = parity_schedule(stack, "ENABLED")
     now = stack.clock.now_datetime()
@@ -406,23 +404,30 @@ def parity_run(world: MetronomeWorld) -> str:
         parity_schedule(stack, schedule.get("State", "DISABLED"))
     firings = [f for f in moved["fired"] if "parity" in f["schedule"]]
     expect([] if len(firings) == 1 else [f"{len(firings)} parity runs fired at {due.isoformat()}, expected one"])
-    arn = firings[0]["execution_arn"]
-    ended = executions.wait(stack.client("stepfunctions"), arn, timeout=600)
-    expect([] if ended["status"] == "SUCCEEDED" else [f"the parity run ended {ended['status']}"])
-    report = read_report(arn.rsplit(":", 1)[-1], stack_name=aws_target.DEFAULT_STACK)
-    summary = report["summary"]
-    world.report.parity = (
-        f"{report['status_detail']}: {summary['customers_checked']} checked, "
-        f"{summary['customers_within_tolerance']} within tolerance, {summary['customers_held_back']} held back, "
-        f"{summary['customers_failed']} failed; {summary['differences']} differences"
-    )
-    world.parity_held_back = {c["stripe_customer_id"] for c in report["customers"] if c["held_back"]}
+    summary = _parity_report(world, firings[0]["execution_arn"])
     in_run = world.report.outcomes["in the parallel run"]
     expect(
         ([] if summary["customers_failed"] == 0 else [f"{summary['customers_failed']} parity checks failed"])
         + ([] if summary["customers_checked"] == in_run else [f"{summary['customers_checked']} of {in_run} checked"])
     )
     return f"fired at {due.isoformat()}: {world.report.parity}"
+
+
+def _parity_report(world: MetronomeWorld, arn: str) -> dict[str, Any]:
+    """Wait for a parity run; its summary into the report, whom it holds back into the world."""
+    from billmig_cli.commands.parity import read_report
+
+    ended = executions.wait(world.stack.client("stepfunctions"), arn, timeout=600)
+    expect([] if ended["status"] == "SUCCEEDED" else [f"the parity run ended {ended['status']}"])
+    report = read_report(arn.rsplit(":", 1)[-1], stack_name=aws_target.DEFAULT_STACK)
+    summary: dict[str, Any] = report["summary"]
+    world.report.parity = (
+        f"{report['status_detail']}: {summary['customers_checked']} checked, "
+        f"{summary['customers_within_tolerance']} within tolerance, {summary['customers_held_back']} held back, "
+        f"{summary['customers_failed']} failed; {summary['differences']} differences"
+    )
+    world.parity_held_back = {c["stripe_customer_id"] for c in report["customers"] if c["held_back"]}
+    return summary
 
 
 def _progress_of(world: MetronomeWorld) -> dict[str, Any]:
@@ -455,11 +460,25 @@ def cutover(world: MetronomeWorld) -> str:
     in_run = {s for s, p in _progress_of(world).items() if p.phase == "parallel_run"}
 
     def planned(customer: str) -> tuple[str, datetime, bool]:
-        subscription = next(s for s in stripe.customer(customer).subscriptions if s.status == "active")
+        # the one it migrated with; past due by now if its parallel-run invoice went unpaid (no payment method)
+        subscriptions = stripe.customer(customer).subscriptions
+        subscription = next((s for s in subscriptions if s.status == "active"), subscriptions[0])
         return customer, period_boundary(subscription, world.config.cutover_at), moved_at_cutover(subscription)
 
     with ThreadPoolExecutor(READ_WORKERS) as pool:
         boundaries = {c: (b, threshold) for c, b, threshold in pool.map(planned, sorted(in_run))}
+
+    # A parity run an hour before the batch's decision instant, as the daily schedule would have made (it is off while
+    # the clock walks): every period closed by then is checked before any gate asks the ledger.
+    from billmig.parity.run import ParityFilters
+
+    from billmig_cli.commands.parity import start_run
+
+    before = world.config.cutover_at - lead - timedelta(hours=1)
+    if before.timestamp() > stack.clock.now():
+        stack.move_clock(to=before.timestamp())
+    arn = start_run(ParityFilters(batch_id=BATCH_ID), stack_name=aws_target.DEFAULT_STACK, now=before)
+    _parity_report(world, arn)
 
     def settled(through: datetime, *, at_boundary: bool) -> Callable[[list[Any]], list[str]]:
         """Who, of the customers whose boundary is `through` or earlier, has not settled; before the clock is past
@@ -645,12 +664,10 @@ STAGES: list[Stage[MetronomeWorld]] = [
 ]
 
 
-# The stages the demo drives today: through the scheduled parity run. The cutover stages are built, but on a fresh
-# stack two things still stop them (issue 16): every clock jump of the boundary walk releases all of the Tasks waiting
-# in Lambda-throttle back-off at once (the back-off is on the world clock), so the batch-wide cutover Map's gates run
-# out of retries; and with the daily parity schedule off during the walk, a customer billed on an anniversary reaches
-# its decision with no closed period checked, so the gate holds it back.
-DRIVEN_STAGES = 7
+# The stages the demo drives today: through the cutover. The first Metronome invoice's stage is built, but its credit
+# check fails for a customer whose Stripe grant was drawn far more during the parallel run than Metronome's commit
+# (Stripe left 388 cents, Metronome 11,348): a real difference the parity run does not catch yet (issue 16).
+DRIVEN_STAGES = 8
 
 
 def run_metronome_act(
