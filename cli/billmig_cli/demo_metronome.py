@@ -538,24 +538,29 @@ def cutover(world: MetronomeWorld) -> str:
 
 
 def _threshold_balances_moved(world: MetronomeWorld, customers: list[str]) -> list[str]:
-    """The threshold customers' Stripe balances left after Stripe's final invoice, now in their contract."""
+    """The threshold customers' Stripe balances left after Stripe's final invoice, now in their contract: grant by grant
+    (a balance is named after its grant), those still unexpired (an expired grant has no balance left in Stripe)."""
     assert world.vendors is not None
     stripe, metronome = world.vendors.stripe, world.vendors.metronome
-    taken = world.stack.clock.now()
+    now = world.stack.clock.now()
     internal = {c.stripe_customer_id: c.internal_id for c in world.migrating()}
     differences = []
     for customer in sorted(customers):
-        left = sum(
-            g.remaining
+        grants = {
+            g.id: g.remaining
             for g in stripe.credit_grants(customer)
-            if g.voided_at is None and (g.expires_at is None or g.expires_at > taken) and g.remaining > 0
-        )
+            if g.voided_at is None and (g.expires_at is None or g.expires_at > now)
+        }
         found = metronome.customer_by_alias(internal[customer])
-        moved = sum(b.amount for k in (metronome.contracts(found.id) if found else []) for b in k.balances)
+        held = {b.name: b.amount for k in (metronome.contracts(found.id) if found else []) for b in k.balances}
+        left = sum(r for r in grants.values() if r > 0)
+        moved = sum(held.get(g, 0) for g in grants)
         world.report.stripe_credit_remaining += left
         world.report.metronome_credit += moved
-        if moved != left:
-            differences.append(f"{customer} (threshold): Stripe credits left {left} cents, Metronome holds {moved}")
+        for grant, remaining in sorted(grants.items()):
+            holds = held.get(grant, 0)
+            if holds != max(remaining, 0):
+                differences.append(f"{customer} (threshold) {grant}: Stripe left {remaining} cents, Metronome {holds}")
     return differences
 
 
