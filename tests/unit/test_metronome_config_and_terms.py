@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -157,3 +158,18 @@ def test_grants_move_at_their_remaining_balance_with_priority_expiry_and_applica
         {"product_id": "p-storage", "pricing_group_values": {"region": "us-east"}},
         {"product_id": "p-storage", "pricing_group_values": {"region": "eu-west"}},
     ]
+
+
+def test_a_threshold_customers_grants_wait_for_the_cutover() -> None:
+    """decisions.md (c): the contract is made without them; the plan says when they move."""
+    snapshot = _snapshot(_ts(2026, 10, 1), [_grant("cg_paid", "paid", 4321), _grant("cg_used", "paid", 0)])
+    subscription = dataclasses.replace(snapshot.customer.subscriptions[0], billing_threshold=10_000)
+    customer = dataclasses.replace(snapshot.customer, subscriptions=(subscription,))
+    snapshot = snapshot.model_copy(update={"customer": customer})
+    terms = contract_terms(
+        snapshot, CONFIG, customer_id="mc", billing_provider_configuration_id="bpc", uniqueness_key="k"
+    )
+    assert terms["commits"] == [] and terms["credits"] == []
+    described = {m.grant_id: m.describe(at_cutover=True) for m in grant_moves(snapshot, subscription, CONFIG)}
+    assert described["cg_paid"]["target"] == "commit at cutover"
+    assert described["cg_used"]["target"] == "skipped: no balance left"

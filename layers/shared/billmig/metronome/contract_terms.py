@@ -83,7 +83,7 @@ class GrantMove:
     skipped: str | None = None
 
     def describe(self, *, at_cutover: bool = False) -> dict[str, Any]:
-        """`at_cutover`: a threshold customer's balance, moved into a commit after Stripe's final invoice."""
+        """`at_cutover`: a threshold customer's grant, moved after Stripe's final invoice (decisions.md (c))."""
         target = self.target and (f"{self.target} at cutover" if at_cutover else self.target)
         return {
             "grant": self.grant_id,
