@@ -61,6 +61,9 @@ class LifecycleReport:
     contracts: int = 0
     stripe_credit_remaining: int = 0
     metronome_credit: int = 0
+    # the cut-over customers at their boundary: Stripe's remainder after its last invoice, Metronome's balances then
+    boundary_credit: tuple[int, int] | None = None
+    balances_settled: int = 0
     events_streamed: int = 0
     usage_rows: Counter[str] = field(default_factory=Counter)
     invoices: dict[str, PeriodInvoices] = field(default_factory=dict)
@@ -124,6 +127,14 @@ def print_report(console: Console, report: LifecycleReport, stages: Sequence[Sta
         f" = Metronome ${report.metronome_credit / 100:,.2f}" + ("" if matched else " [red](differs)[/]"),
         soft_wrap=True,
     )
+    if report.boundary_credit is not None:
+        left, held = report.boundary_credit
+        console.print(
+            f"credits at the boundary: Stripe left ${left / 100:,.2f} = Metronome ${held / 100:,.2f}"
+            + ("" if left == held else " [red](differs)[/]")
+            + f" ({report.balances_settled} customers' balances settled to Stripe's final remainder)",
+            soft_wrap=True,
+        )
     if report.events_streamed:
         rows = ", ".join(f"{n} {status}" for status, n in sorted(report.usage_rows.items()))
         console.print(f"usage: {report.events_streamed} events through the router; completeness {rows}")

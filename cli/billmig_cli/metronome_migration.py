@@ -49,6 +49,7 @@ STEPS = (
     Step.METRONOME_AUTO_RECHARGE,
     Step.METRONOME_BILLABLE,
     Step.METRONOME_CUT_OVER,
+    Step.METRONOME_SETTLE_BALANCES,
     Step.METRONOME_CREDIT_CHECK,
 )
 IN_PARALLEL_RUN = Step.METRONOME_BACKFILL_USAGE  # the last step before the execution waits for the cutover

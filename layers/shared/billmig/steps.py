@@ -42,6 +42,7 @@ class Step(StrEnum):
     METRONOME_AUTO_RECHARGE = "metronome.auto_recharge"
     METRONOME_BILLABLE = "metronome.billable"
     METRONOME_CUT_OVER = "metronome.cut_over"
+    METRONOME_SETTLE_BALANCES = "metronome.settle_balances"
     METRONOME_CREDIT_CHECK = "metronome.credit_check"
     PARITY_CUSTOMERS = "parity.customers"
     PARITY_CHECK = "parity.check"

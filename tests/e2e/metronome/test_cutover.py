@@ -14,15 +14,17 @@ from typing import Any
 
 import pytest
 from billmig.adapters.dynamodb_parity_ledger import DynamoDBParityLedger
+from billmig.metronome.balance_settlement import settle_balances
 from billmig.metronome.credit_check import check_credits
 from billmig.metronome.cutover import (
+    LAST_PERIODS_SETTLED,
     CutoverDecision,
     decide_cutover,
     end_stripe_at_period_end,
     set_billable_at_boundary,
     switch_phase,
 )
-from billmig.metronome.errors import CutoverTooEarly
+from billmig.metronome.errors import BalanceSettlementTooLate, CutoverTooEarly
 from billmig.metronome.resolution import ResolvedConfig
 from billmig.metronome.snapshot import CustomerStepRequest
 from billmig.metronome.storage import MigrationRun, run_key
@@ -83,6 +85,7 @@ class Timeline:
     execution_arn: str
     crash_writes: dict[str, list[str]] = field(default_factory=dict)
     early_auto_recharge: str = ""
+    late_settlement: str = ""
 
     def request(self, c: Customer) -> CustomerStepRequest:
         return CustomerStepRequest(
@@ -132,6 +135,18 @@ def _send_usage(book: Book, c: Customer, at: datetime, minutes: int, *, stripe: 
                 "properties": {"minutes": minutes},
             }
         ]
+    )
+
+
+def _send_stripe_only(book: Book, c: Customer, at: datetime, minutes: int) -> None:
+    """An event the dual write lost on its way to Metronome: Stripe bills it, Metronome never sees it."""
+    book.stripe.v1.billing.meter_events.create(
+        params={
+            "event_name": "compute_minutes",
+            "payload": {"stripe_customer_id": c.stripe_id, "value": str(minutes)},
+            "identifier": f"{c.alias}-stripe-only-{int(at.timestamp())}",
+            "timestamp": int(at.timestamp()),
+        }
     )
 
 
@@ -206,6 +221,11 @@ def _run_timeline(book: Book) -> Timeline:
             for v, m in PERIOD_END_CRASHES + SCHEDULE_CRASHES
         },
         **{f"crash-{v}-{m}": ("main", 50000) for v, m in THRESHOLD_CRASHES},
+        # Stripe bills an event of their last Stripe period that never reached Metronome: Stripe draws more of their
+        # grants than Metronome's shadow invoice did, and the settling edit makes up the difference
+        "drift": ("main", None),
+        "settle-crash": ("main", None),
+        "late": ("main", None),  # settled only after Metronome's first billable invoice is final
         "sfn-released": ("sfn", None),
         "sfn-held": ("sfn", None),
         "sfn-threshold": ("sfn", 50000),
@@ -255,6 +275,8 @@ def _run_timeline(book: Book) -> Timeline:
     _move(book, boundary - timedelta(hours=48))
     for name in ("released", "sfn-released"):  # the last Stripe period's usage, to both
         _send_usage(book, customers[name], boundary - timedelta(hours=50), 400, stripe=True)
+    for name in ("drift", "settle-crash"):  # and one that only Stripe billed
+        _send_stripe_only(book, customers[name], boundary - timedelta(hours=50), 300)
     calm = _storm(book)
     try:
         sfn_released, sfn_held = customers["sfn-released"], customers["sfn-held"]
@@ -319,8 +341,35 @@ def _run_timeline(book: Book) -> Timeline:
     for name in ("released", "sfn-released"):  # the first Metronome period's: Metronome only
         _send_usage(book, customers[name], boundary + timedelta(minutes=10), 250, stripe=False)
 
+    # -- both last periods final: the moved balances settled to what Stripe left (the state machine's in a storm)
+    _move(book, boundary + LAST_PERIODS_SETTLED + timedelta(minutes=5))
+    calm = _storm(book)
+    try:
+        until(
+            lambda: all(
+                _succeeded(timeline, customers[name], Step.METRONOME_SETTLE_BALANCES)
+                for name in ("sfn-released", "sfn-threshold")
+            ),
+            timeout=120,
+            what="the state machine's customers settled",
+        )
+    finally:
+        calm()
+    for c in customers.values():
+        if c.batch == batches["sfn"] or c.name in ("late", "settle-crash"):
+            continue
+        if _succeeded(timeline, c, Step.METRONOME_CUT_OVER):
+            _settle(timeline, c)
+    timeline.crash_writes["settle-crash"] = _crash_then_rerun(
+        timeline, customers["settle-crash"], "metronome", "edit_contract", _settle
+    )
+
     # -- after the first Metronome cycle: the credit checks (the state machine's in a storm)
     _move(book, next_month(boundary) + timedelta(hours=26))
+    try:
+        _settle(timeline, customers["late"])
+    except BalanceSettlementTooLate as exc:
+        timeline.late_settlement = str(exc)
     calm = _storm(book)
     try:
         until(
@@ -363,6 +412,18 @@ def _threshold_steps(timeline: Timeline, c: Customer, stripe: Any = None, target
     enable_auto_recharge(request, book.storage, target, book.store, clock)
     set_billable_at_boundary(request, book.storage, target, book.store)
     switch_phase(request, book.storage, book.store)
+
+
+def _settle(timeline: Timeline, c: Customer, stripe: Any = None, target: Any = None) -> None:
+    book = timeline.book
+    c.results["settled"] = settle_balances(
+        timeline.request(c),
+        book.storage,
+        stripe or book.source(),
+        target or book.target(),
+        book.store,
+        book.stack.clock,
+    )
 
 
 def _crash_then_rerun(
@@ -550,3 +611,42 @@ def test_a_crash_after_each_cutover_write_then_a_rerun_duplicates_nothing(
     grants = [g.id for g in timeline.book.stripe.v1.billing.credit_grants.list(params={"customer": c.stripe_id}).data]
     assert sorted(n for n in names if n in grants) == sorted(grants)
     assert names.count("Auto-recharge") <= 1
+
+
+def test_a_balance_stripe_drew_more_of_is_settled_to_what_stripe_left_before_metronome_bills(
+    timeline: Timeline,
+) -> None:
+    c = timeline.customers["drift"]
+    settled = timeline.progress(c).steps[Step.METRONOME_SETTLE_BALANCES]
+    assert settled.outcome == "settled", settled.detail
+    book = timeline.book
+    grants = {g.id: g for g in book.source().credit_grants(c.stripe_id)}
+    contract = book.target().contract(timeline.metronome_customer(c), timeline.contract(c).id, with_balances=True)
+    invoices = book.target().invoices(timeline.metronome_customer(c))
+    for balance in contract.balances:
+        grant = grants[balance.name or ""]
+        before = sum(i.drawn.get(balance.id, 0) for i in invoices if i.start and i.start < timeline.boundary)
+        assert balance.amount == grant.remaining + before, balance.name  # its balance at the boundary: Stripe's
+        assert f"{grant.id} " in (settled.detail or "") or balance.amount == grant.amount
+    assert timeline.progress(c).steps[Step.METRONOME_CREDIT_CHECK].outcome == "matched"
+    # the customers whose periods both sides billed alike: nothing to settle
+    assert timeline.progress(timeline.customers["released"]).steps[Step.METRONOME_SETTLE_BALANCES].outcome == "as moved"
+    assert timeline.progress(timeline.customers["sfn-released"]).steps[Step.METRONOME_SETTLE_BALANCES].outcome == (
+        "as moved"
+    )
+
+
+def test_a_crash_after_the_settling_edit_then_a_rerun_edits_nothing_twice(timeline: Timeline) -> None:
+    c = timeline.customers["settle-crash"]
+    assert timeline.crash_writes[c.name] == []
+    assert timeline.progress(c).steps[Step.METRONOME_SETTLE_BALANCES].outcome == "settled"
+    assert timeline.progress(c).steps[Step.METRONOME_CREDIT_CHECK].outcome == "matched"
+
+
+def test_a_settlement_after_metronomes_first_billable_invoice_is_final_is_refused(timeline: Timeline) -> None:
+    assert "from the boundary is FINALIZED" in timeline.late_settlement
+    assert "settle them by hand" in timeline.late_settlement
+    assert Step.METRONOME_SETTLE_BALANCES not in timeline.progress(timeline.customers["late"]).steps or (
+        timeline.progress(timeline.customers["late"]).steps[Step.METRONOME_SETTLE_BALANCES].status
+        is not StepStatus.SUCCEEDED
+    )

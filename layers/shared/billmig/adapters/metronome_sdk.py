@@ -353,6 +353,7 @@ def _balance(item: dict[str, Any], kind: str) -> ContractBalance:
         specifiers=tuple(item.get("specifiers") or ()),
         invoiced=(not invoice.get("do_not_invoice")) if isinstance(invoice, dict) else None,
         balance=_cents(item["balance"]) if item.get("balance") is not None else None,
+        access_item_ids=tuple(str(i["id"]) for i in items if i.get("id")),
     )
 
 

@@ -1,12 +1,15 @@
 """The credit check after the first Metronome cycle, for every cut-over customer.
 
 Every moved balance (a commit or credit named after its Stripe grant), read through Metronome's API, must equal
-what Stripe had left of that grant (its remaining balance now that Stripe's last invoice is final) minus what
-Metronome's invoices from the boundary on drew from it. Read-only; a mismatch fails the customer with the numbers.
+what Stripe had left of that grant (its remaining balance now that Stripe's last invoice is final; nothing once
+voided or expired by the boundary) minus what Metronome's invoices from the boundary on drew from it
+(`billmig.metronome.balance_settlement` set it so at the boundary). Read-only; a mismatch fails the customer with
+the numbers.
 """
 
 from __future__ import annotations
 
+from billmig.metronome.balance_settlement import left_in_stripe
 from billmig.metronome.cutover import finish, not_before, released
 from billmig.metronome.errors import CreditCheckFailed
 from billmig.metronome.ports import MetronomeTarget
@@ -33,7 +36,7 @@ def check_credits(
     not_before(cut.check_at, clock, f"{stripe_id}: credit check (after the first Metronome cycle)")
 
     def body(_: RunningStep) -> StepOutcome:
-        left = {g.id: g.remaining for g in stripe.credit_grants(stripe_id)}
+        left = {g.id: left_in_stripe(g, cut.boundary) for g in stripe.credit_grants(stripe_id)}
         contract = target.contract(cut.metronome_customer_id, cut.metronome_contract_id, with_balances=True)
         drawn: dict[str, int] = {}
         for invoice in target.invoices(cut.metronome_customer_id):

@@ -48,6 +48,10 @@ THRESHOLD: Final = "threshold"  # decisions.md (c): ended at the boundary, balan
 FIRST_CYCLE_SETTLED = timedelta(hours=25)
 """After the first Metronome period ends, how long until its invoice is final (Metronome's 24 h grace period, and an
 hour): the credit check runs then."""
+LAST_PERIODS_SETTLED = timedelta(hours=25)
+"""After the boundary, how long until both last periods before it are final: Stripe's final invoice (finalized about
+an hour after the period ends) and Metronome's last unbillable one (its 24 h grace period, and an hour). The moved
+balances are settled to Stripe's remainder then, before Metronome's first billable invoice is final."""
 STILL_OPEN = timedelta(minutes=5)
 """The least time before a boundary in which its cutover can still be decided (the period-end writes need it)."""
 _MONTHS = {"month": 1, "year": 12}
@@ -64,6 +68,7 @@ class CutoverDecision(BaseModel):
     decide_at: str
     boundary: str
     check_at: str
+    settle_at: str | None = None
     reason: str | None = None
 
 
@@ -147,6 +152,7 @@ def decide_cutover(
         decide_at=rfc3339(boundary - lead),
         boundary=rfc3339(boundary),
         check_at=rfc3339(after + FIRST_CYCLE_SETTLED),
+        settle_at=rfc3339(boundary + LAST_PERIODS_SETTLED),
     )
     if progress is not None and progress.phase == ROLLED_BACK:
         # rolled back while waiting: its usage is Stripe's again and its progress item is left as the rollback wrote it
@@ -186,6 +192,10 @@ class Released(BaseModel):
     @property
     def subscription(self) -> StripeSubscription:
         return live_subscription(self.snapshot)
+
+    @property
+    def settle_at(self) -> datetime:
+        return self.boundary + LAST_PERIODS_SETTLED
 
 
 def released(request: CustomerStepRequest, storage: RunStorage, store: ProgressStore) -> Released:

@@ -56,5 +56,10 @@ class AutoRechargeDisabled(PermanentError):
     """Metronome turned the customer's auto-recharge off (its gated payment failed): it needs an operator."""
 
 
+class BalanceSettlementTooLate(PermanentError):
+    """Metronome's first billable invoice is final before the moved balances were settled to Stripe's remainder: it
+    drew from the amounts as moved, so an operator settles them (nothing was written)."""
+
+
 class CreditCheckFailed(PermanentError):
     """After the first Metronome cycle, a moved balance is not what Stripe had left minus what Metronome drew down."""

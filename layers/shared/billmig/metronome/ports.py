@@ -46,6 +46,7 @@ class ContractBalance:
     specifiers: tuple[dict[str, Any], ...] = ()
     invoiced: bool | None = None  # PREPAID only: whether its invoice schedule issues invoices
     balance: int | None = None  # what is left of it now, when read with balances
+    access_item_ids: tuple[str, ...] = ()  # its access schedule's items, in order (an edit names the one it changes)
 
 
 @dataclass(frozen=True)
