@@ -9,9 +9,9 @@ exactly what Stripe left, to the cent, so each moved commit or credit is set to
     amount = what Stripe left of the grant + what Metronome's invoices before the boundary drew from it,
 
 which makes its balance at the boundary Stripe's remainder. It runs when Stripe's final invoice and Metronome's last
-unbillable invoice are final (neither moves again) and refuses once Metronome's first billable invoice is final (that
-invoice already drew from the old amount: an operator settles it). Setting an absolute amount is idempotent by itself;
-the edit is keyed as well.
+unbillable invoice are final (neither moves again); a change it would make once Metronome's first billable invoice is
+final is refused (that invoice already drew from the old amount: an operator settles it). Setting an absolute amount
+is idempotent by itself; the edit is keyed as well.
 """
 
 from __future__ import annotations
@@ -91,16 +91,14 @@ def settle_balances(
         if pending:
             raise FinalInvoicePending(f"{stripe_id}: Stripe invoice {pending[0]} of {sub_id} is still a draft")
         invoices = target.invoices(cut.metronome_customer_id)
+        billed: list[MetronomeInvoice] = []  # Metronome's final invoices from the boundary on
         for invoice in invoices:
             if invoice.type != USAGE or invoice.start is None or invoice.status == VOID:
                 continue
             if invoice.start < cut.boundary and invoice.status == DRAFT:
                 raise FinalInvoicePending(f"{stripe_id}: Metronome invoice {invoice.id} before the boundary is a draft")
             if invoice.start >= cut.boundary and invoice.status != DRAFT:
-                raise BalanceSettlementTooLate(
-                    f"{stripe_id}: Metronome invoice {invoice.id} from the boundary is {invoice.status}: it drew from "
-                    "the balances as moved; settle them by hand (`billmig metronome status` lists the numbers)"
-                )
+                billed.append(invoice)
         grants = {g.id: g for g in stripe.credit_grants(stripe_id)}
         drawn = drawn_before(invoices, cut.boundary)
         contract = target.contract(cut.metronome_customer_id, cut.metronome_contract_id)
@@ -124,6 +122,11 @@ def settle_balances(
                 updates[key].append(_update(balance, amount))
                 moved[f"moved:{balance.id}"] = str(balance.amount)
         edit = {k: v for k, v in updates.items() if v}
+        if edit and billed:
+            raise BalanceSettlementTooLate(
+                f"{stripe_id}: Metronome invoice {billed[0].id} from the boundary is {billed[0].status}: it drew from "
+                f"the balances as moved; settle them by hand: {'; '.join(lines)}"
+            )
         if edit:
             running.remember(moved)
             with contextlib.suppress(MetronomeAlreadyExists):  # an earlier attempt's edit: read back below
