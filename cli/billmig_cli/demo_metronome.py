@@ -590,7 +590,7 @@ def _walk_released(world: MetronomeWorld, instants: dict[str, datetime], step: S
 def _credit_at_boundaries(world: MetronomeWorld) -> tuple[int, int]:
     """The cut-over customers' credit at their boundary: what Stripe left of their grants, and what their moved
     Metronome balances held then (granted less what the invoices before the boundary drew)."""
-    from billmig.metronome.balance_settlement import drawn_before, left_in_stripe
+    from billmig.metronome.balance_settlement import drawn, left_in_stripe
 
     assert world.vendors is not None
     stripe, metronome = world.vendors.stripe, world.vendors.metronome
@@ -603,8 +603,8 @@ def _credit_at_boundaries(world: MetronomeWorld) -> tuple[int, int]:
         assert found is not None
         held = 0
         for contract in metronome.contracts(found.id):
-            drawn = drawn_before(metronome.invoices(found.id), boundary)
-            held += sum(b.amount - drawn.get(b.id, 0) for b in contract.balances if b.name in grants)
+            shadow = drawn(metronome.invoices(found.id), boundary, before=True)
+            held += sum(b.amount - shadow.get(b.id, 0) for b in contract.balances if b.name in grants)
         return sum(left_in_stripe(g, boundary) for g in grants.values()), held
 
     with ThreadPoolExecutor(READ_WORKERS) as pool:

@@ -52,15 +52,15 @@ def left_in_stripe(grant: StripeCreditGrant, boundary: datetime) -> int:
     return max(grant.remaining, 0)
 
 
-def drawn_before(invoices: list[MetronomeInvoice], boundary: datetime) -> dict[str, int]:
-    """Cents each commit or credit paid on Metronome's invoices of the periods before the boundary."""
-    drawn: dict[str, int] = {}
+def drawn(invoices: list[MetronomeInvoice], boundary: datetime, *, before: bool) -> dict[str, int]:
+    """Cents each commit or credit paid on Metronome's invoices of the periods before the boundary, or from it on."""
+    totals: dict[str, int] = {}
     for invoice in invoices:
-        if invoice.status == VOID or invoice.start is None or invoice.start >= boundary:
+        if invoice.status == VOID or invoice.start is None or (invoice.start < boundary) != before:
             continue
         for source, cents in invoice.drawn.items():
-            drawn[source] = drawn.get(source, 0) + cents
-    return drawn
+            totals[source] = totals.get(source, 0) + cents
+    return totals
 
 
 def _update(balance: ContractBalance, amount: int) -> dict[str, Any]:
@@ -100,7 +100,7 @@ def settle_balances(
             if invoice.start >= cut.boundary and invoice.status != DRAFT:
                 billed.append(invoice)
         grants = {g.id: g for g in stripe.credit_grants(stripe_id)}
-        drawn = drawn_before(invoices, cut.boundary)
+        shadow = drawn(invoices, cut.boundary, before=True)
         contract = target.contract(cut.metronome_customer_id, cut.metronome_contract_id)
         wanted: dict[str, int] = {}
         lines: list[str] = []
@@ -111,7 +111,7 @@ def settle_balances(
             if grant is None:
                 continue  # not a moved grant (an auto-recharge commit)
             left = left_in_stripe(grant, cut.boundary)
-            amount = left + drawn.get(balance.id, 0)
+            amount = left + shadow.get(balance.id, 0)
             wanted[balance.id] = amount
             # as moved: remembered before the edit, so a rerun after a crash still reports the change it made
             was = int(running.vendor_ids.get(f"moved:{balance.id}", balance.amount))

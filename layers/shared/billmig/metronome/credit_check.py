@@ -9,7 +9,7 @@ the numbers.
 
 from __future__ import annotations
 
-from billmig.metronome.balance_settlement import left_in_stripe
+from billmig.metronome.balance_settlement import drawn, left_in_stripe
 from billmig.metronome.cutover import finish, not_before, released
 from billmig.metronome.errors import CreditCheckFailed
 from billmig.metronome.ports import MetronomeTarget
@@ -19,8 +19,6 @@ from billmig.progress import ProgressStore
 from billmig.steps import RunningStep, Step, StepKey, StepOutcome, run_once
 from billmig.stripe_source.port import StripeSource
 from billmig.world_clock import Clock
-
-VOID = "VOID"
 
 
 def check_credits(
@@ -38,20 +36,15 @@ def check_credits(
     def body(_: RunningStep) -> StepOutcome:
         left = {g.id: left_in_stripe(g, cut.boundary) for g in stripe.credit_grants(stripe_id)}
         contract = target.contract(cut.metronome_customer_id, cut.metronome_contract_id, with_balances=True)
-        drawn: dict[str, int] = {}
-        for invoice in target.invoices(cut.metronome_customer_id):
-            if invoice.status == VOID or invoice.start is None or invoice.start < cut.boundary:
-                continue
-            for source, cents in invoice.drawn.items():
-                drawn[source] = drawn.get(source, 0) + cents
+        since = drawn(target.invoices(cut.metronome_customer_id), cut.boundary, before=False)
         problems: list[str] = []
         checked: list[str] = []
         for balance in contract.balances:
             if balance.name not in left:
                 continue  # not a moved grant (an auto-recharge commit)
-            expected = left[balance.name] - drawn.get(balance.id, 0)
+            expected = left[balance.name] - since.get(balance.id, 0)
             line = (
-                f"{balance.name}: Stripe left {left[balance.name]}, Metronome drew {drawn.get(balance.id, 0)}, "
+                f"{balance.name}: Stripe left {left[balance.name]}, Metronome drew {since.get(balance.id, 0)}, "
                 f"balance {balance.balance} (expected {expected})"
             )
             (checked if balance.balance == expected else problems).append(line)
