@@ -245,13 +245,17 @@ class LocalStack:
         before = self.clock.now()
         # The runner's own thread may fire what the move made due before `tick` below does: report both.
         already = len(self.scheduler.fired) if self.scheduler is not None else 0
-        after = self.clock.advance(advance) if advance is not None else self.clock.set(to if to is not None else before)
-        moved = after - before
+        target = before + advance if advance is not None else (to if to is not None else before)
         followed = 0
-        if moved > 0:
+        if target > before:
+            # The Stripe test clocks first: a Wait the move ends wakes a Task at once, and that Task must find a
+            # test-clock customer's Stripe already at the new instant (a subscription ended "now" ends then).
             for name, wiring in stack_wirings().items():
                 if wiring.on_clock_moved is not None and name in self.emulators:
-                    followed += wiring.on_clock_moved(self.emulators[name].url, moved)
+                    followed += wiring.on_clock_moved(self.emulators[name].url, target - before, target)
+        # (the world also runs on in real time meanwhile: never set it behind where it got to)
+        after = self.clock.set(max(target, self.clock.now()))
+        moved = after - before
         if self.scheduler is not None:
             self.scheduler.tick()
             fired = list(self.scheduler.fired[already:])

@@ -57,7 +57,7 @@ class StackWiring:
     template_parameters: Callable[[str], dict[str, str]] = lambda _url: {}
     local_secret: LocalSecret | None = None
     # Called with the emulator's URL and the seconds the world clock moved; returns how many objects followed it.
-    on_clock_moved: Callable[[str, float], int] | None = None
+    on_clock_moved: Callable[[str, float, float], int] | None = None  # (url, seconds moved, the instant moved to)
 
 
 def stack_wirings() -> dict[str, StackWiring]:

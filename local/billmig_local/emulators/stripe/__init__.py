@@ -37,8 +37,8 @@ from .state import StripeState
 RATE_LIMIT_PRESETS = {"stripe_sandbox": (25.0, 25.0), "stripe_live": (100.0, 100.0), "tight": (5.0, 5.0)}
 
 
-def _advance_test_clocks(url: str, seconds: float) -> int:
-    return advance_test_clocks(url, seconds)
+def _advance_test_clocks(url: str, seconds: float, to: float) -> int:
+    return advance_test_clocks(url, seconds, to=to)
 
 
 def start(*, clock: WorldClock, state_dir: Path | None, port: int = 0) -> RunningEmulator:
@@ -62,14 +62,18 @@ def start(*, clock: WorldClock, state_dir: Path | None, port: int = 0) -> Runnin
     )
 
 
-def advance_test_clocks(api_url: str, seconds: float | None = None, *, threads: int = 4) -> int:
+def advance_test_clocks(
+    api_url: str, seconds: float | None = None, *, to: float | None = None, threads: int = 4
+) -> int:
     """Move every test clock that is behind the world clock to the world's instant, through Stripe's own advance
     endpoint; how many moved.
 
     To the instant, not by the distance the world moved: a clock created some real time ago would otherwise lag by
     that much for ever, and month boundaries would land seconds apart here and in the other emulators. A clock
     ahead of the world stays where it is (a test clock never goes back). `seconds` is how far the world just moved,
-    as `billmig local stack` reports it; 0 means nothing to do. A few threads overlap the SDK's per-request work.
+    as `billmig local stack` reports it; 0 means nothing to do. `to` is the instant the world is about to move to
+    (the stack advances the test clocks first, so a Task the move wakes finds Stripe already there). A few threads
+    overlap the SDK's per-request work.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -78,7 +82,11 @@ def advance_test_clocks(api_url: str, seconds: float | None = None, *, threads: 
 
     if seconds is not None and seconds <= 0:
         return 0
-    world = int(float(httpx.get(api_url.rstrip("/") + "/_emulator/clock", timeout=10).json()["now"]))
+    world = (
+        int(to)
+        if to is not None
+        else int(float(httpx.get(api_url.rstrip("/") + "/_emulator/clock", timeout=10).json()["now"]))
+    )
     client = stripe.StripeClient(
         "sk_test_local", base_addresses={"api": api_url, "meter_events": api_url}, max_network_retries=2
     )
