@@ -32,6 +32,7 @@ BATCH_ID = "demo-metronome"
 # Map and Lambda concurrency for the demo: on two cores more parallel Tasks only add cold starts.
 DEMO_CONCURRENCY = 4
 READ_WORKERS = 4
+WALK_GROUP = 2 * DEMO_CONCURRENCY  # customers whose post-cutover step the clock brings due at once
 # The seeded profiles the plan must leave out (book_of_business.SPECIAL_PROFILES and its random past-due ones).
 BLOCKED_PROFILES = {"past_due", "trialing", "cancel_at_period_end", "unrated_region"}
 DRAIN_SECONDS = 300.0
@@ -501,14 +502,29 @@ def cutover(world: MetronomeWorld) -> str:
 
         return pending
 
-    # Each boundary's customers decided before the clock passes it (past it, the gate takes the next boundary).
-    for boundary in sorted({b for b, _ in boundaries.values()}):
-        decide = boundary - lead + timedelta(minutes=10)
-        if decide.timestamp() > stack.clock.now():
-            stack.move_clock(to=decide.timestamp())
-        runner.wait_for_progress(BATCH_ID, settled(boundary, at_boundary=False), timeout=300)
+    def acted(boundary: datetime) -> Callable[[list[Any]], list[str]]:
+        """The threshold customers of `boundary` that have not settled (they end Stripe at the boundary itself)."""
+
+        def pending(subjects: list[Any]) -> list[str]:
+            ours = [p for p in subjects if boundaries.get(p.subject) == (boundary, True)]
+            return [
+                p.subject
+                for p in ours
+                if not (_failed(p) or p.phase == HELD_BACK or _succeeded(p, Step.METRONOME_CUT_OVER))
+            ]
+
+        return pending
+
+    # Each boundary's customers decided before the clock passes it (past it, the gate takes the next boundary); a
+    # boundary's threshold customers at the boundary itself, so Stripe's test clock ends their subscription then.
+    instants = [(b - lead + timedelta(minutes=10), settled(b, at_boundary=False)) for b, _ in set(boundaries.values())]
+    instants += [(b, acted(b)) for b, threshold in set(boundaries.values()) if threshold]
+    for instant, pending in sorted(instants, key=lambda item: item[0]):
+        if instant.timestamp() > stack.clock.now():
+            stack.move_clock(to=instant.timestamp())
+        runner.wait_for_progress(BATCH_ID, pending, timeout=300)
     last = max(b for b, _ in boundaries.values())
-    stack.move_clock(to=(last + timedelta(minutes=10)).timestamp())  # the threshold customers act at the boundary
+    stack.move_clock(to=(last + timedelta(minutes=10)).timestamp())
     progress = {p.subject: p for p in runner.wait_for_progress(BATCH_ID, settled(last, at_boundary=True), timeout=300)}
 
     held = {c: p.phase_reason or "no reason recorded" for c, p in progress.items() if p.phase == HELD_BACK}
@@ -570,13 +586,15 @@ def _threshold_balances_moved(world: MetronomeWorld, customers: list[str]) -> li
 
 
 def _walk_released(world: MetronomeWorld, instants: dict[str, datetime], step: Step) -> dict[str, Any]:
-    """The clock to each distinct instant of `instants` (released customer -> when its `step` is due) in turn, each
-    group settled (`step` done, or failed) before the next: the Waits fire a group at a time, as the days would bring
-    them, not the whole batch at once over the few local Lambda environments."""
+    """The clock through the instants of `instants` (released customer -> when its `step` is due, a step that may run
+    any time after it), a few customers at a time: each group settled (`step` done, or failed) before the next, so
+    the Waits fire a group at a time, not the whole batch at once over the few local Lambda environments (all at once,
+    the credit checks exhausted their throttling retries)."""
     done: dict[str, Any] = {}
-    for instant in sorted(set(instants.values())):
-        group = {c for c, at in instants.items() if at == instant}
-        due = instant + timedelta(minutes=10)
+    ordered = sorted(instants, key=lambda c: instants[c])
+    for first in range(0, len(ordered), WALK_GROUP):
+        group = set(ordered[first : first + WALK_GROUP])
+        due = max(instants[c] for c in group) + timedelta(minutes=10)
         if due.timestamp() > world.stack.clock.now():
             world.stack.move_clock(to=due.timestamp())
 
