@@ -619,10 +619,13 @@ def _credit_at_boundaries(world: MetronomeWorld) -> tuple[int, int]:
         grants = {g.id: g for g in stripe.credit_grants(customer)}
         found = metronome.customer_by_alias(internal[customer])
         assert found is not None
-        held = 0
-        for contract in metronome.contracts(found.id):
-            shadow = drawn(metronome.invoices(found.id), boundary, before=True)
-            held += sum(b.amount - shadow.get(b.id, 0) for b in contract.balances if b.name in grants)
+        shadow = drawn(metronome.invoices(found.id), boundary, before=True)
+        held = sum(
+            b.amount - shadow.get(b.id, 0)
+            for k in metronome.contracts(found.id)
+            for b in k.balances
+            if b.name in grants
+        )
         return sum(left_in_stripe(g, boundary) for g in grants.values()), held
 
     with ThreadPoolExecutor(READ_WORKERS) as pool:
