@@ -27,7 +27,7 @@ from suite import REPO, until
 from typer.testing import CliRunner
 
 ROUTER_CONFIG = REPO / "events" / "usage" / "router.json"
-CLEAN = ("clean_a", "clean_b")
+CLEAN = ("clean_a", "clean_b", "threshold")
 FAULTS = {
     "unrated": Cause.PRICING_GROUP_MISMATCH,
     "other_case": Cause.PRICING_GROUP_MISMATCH,
@@ -72,10 +72,12 @@ def _stamp(at: datetime) -> str:
     return at.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def _send(book: Book, who: Seeded, at: datetime, events: list[tuple[str, int, str | None]], **fault: Any) -> None:
+def _send(
+    book: Book, who: Seeded, at: datetime, events: list[tuple[str, int, str | None]], first: int = 0, **fault: Any
+) -> None:
     """Each (kind, value, region) to Stripe's meter and to Metronome, as the router would send it (ids shared)."""
     usage = []
-    for n, (kind, value, region) in enumerate(events):
+    for n, (kind, value, region) in enumerate(events, start=first):
         when = at + timedelta(minutes=n)
         event_id = f"{who.internal_id}-{n}"
         name = f"{kind}.{region}" if region else kind
@@ -166,7 +168,9 @@ def world(book: Book, local_stack: LocalStack) -> Any:
     customers: dict[str, Seeded] = {}
     for name in (*CLEAN, *FAULTS):
         internal = f"p{secrets.token_hex(3)}_{name}"
-        stripe_id = fresh_customer(book, internal, grants=name != "equal_priority")
+        stripe_id = fresh_customer(
+            book, internal, grants=name != "equal_priority", threshold=5_000 if name == "threshold" else None
+        )
         customers[name] = Seeded(name, internal, stripe_id)
     s = book.stripe.v1
     unrated_price = next(p for p in s.prices.list(params={"limit": 100}).data if p.lookup_key == "storage_gb_ap_south")
@@ -208,6 +212,11 @@ def world(book: Book, local_stack: LocalStack) -> Any:
             _send(book, who, at, [("compute_minutes", 30, None), ("compute_minutes", 70, None)], drop={1})
         elif name == "equal_priority":
             _send(book, who, at, [("compute_minutes", 1000, None)])
+        elif name == "threshold":  # Stripe invoices at $50 mid-period, then the rest at the period end
+            crossing = [("compute_minutes", 2000, None), ("storage_gb", 90, "eu-west"), ("api_call", 1, None)]
+            _send(book, who, at, crossing)
+            later = at + timedelta(hours=1)
+            _send(book, who, later, [("compute_minutes", 300, None), ("storage_gb", 40, "eu-west")], first=3)
         elif name == "clean_b":
             _send(book, who, at, [("api_call", 1, None), ("compute_minutes", 900, None), ("storage_gb", 7, "eu-west")])
         else:
@@ -247,6 +256,30 @@ def test_each_fault_is_reported_with_its_class_and_the_clean_customers_pass(worl
     assert "'ap-south'" in unrated.evidence and "add a rate" in unrated.suggested_fix
     tie = next(d for d in _latest_closed(world, "equal_priority").differences if d.cause is Cause.CREDIT_ORDER)
     assert "share a priority" in tie.evidence
+
+
+def test_a_threshold_customers_period_is_its_threshold_invoice_and_the_rest_together(
+    world: ParityWorld, first_run: Any, book: Book
+) -> None:
+    """Stripe bills it twice in one period (at $50, then the rest); its grants stay in Stripe until the cutover."""
+    who = world.customers["threshold"]
+    invoices = book.stripe.v1.invoices.list(params={"customer": who.stripe_id, "limit": 100}).data
+    thresholds = [i.id for i in invoices if i.billing_reason == "subscription_threshold"]
+    assert len(thresholds) == 1, [(i.id, i.billing_reason) for i in invoices]
+    cycle = next(i for i in invoices if i.billing_reason == "subscription_cycle" and i.lines.data)
+    assert (cycle.total_pretax_credit_amounts or []) or any(
+        i.total_pretax_credit_amounts for i in invoices if i.id in thresholds
+    ), "Stripe drew the grants"
+    period = _latest_closed(world, "threshold")
+    assert period.stripe_invoice_id == cycle.id and period.stripe_threshold_invoice_ids == thresholds
+    storage = next(line for line in period.lines if line.key == "storage_gb_eu_west")
+    assert storage.stripe_quantity == storage.metronome_quantity == 40  # the last reading, over both invoices
+    compute = next(line for line in period.lines if line.key == "compute_minutes")
+    assert compute.stripe_quantity == compute.metronome_quantity == 2300
+    credits = next(line for line in period.lines if line.key == "credits")
+    assert credits.metronome_cents == 0 and credits.stripe_cents
+    assert "threshold billing" in (credits.excluded_reason or "")
+    assert period.stripe_total_cents == period.metronome_total_cents and period.differences == []
 
 
 def test_the_gate_holds_back_exactly_the_faulty_ones_and_an_approval_releases_one(

@@ -11,11 +11,12 @@ the parallel-run start never reached Metronome). Reads only: nothing is written 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from billmig.metronome.config import ParityTolerances
+from billmig.metronome.contract_terms import moved_at_cutover
 from billmig.metronome.ports import MetronomeContract, MetronomeInvoice
 from billmig.metronome.resolution import ResolvedConfig, ResolvedPrice
 from billmig.parity.ports import MetronomeParityReads, StripeParityReads
@@ -52,6 +53,7 @@ class Period:
     stripe: StripeInvoice
     subscription: StripeSubscription
     closed_in_stripe: bool
+    threshold_invoice_ids: tuple[str, ...] = ()  # the threshold invoices summed into `stripe` (threshold billing)
 
     @property
     def label(self) -> str:
@@ -101,22 +103,53 @@ def stripe_periods(
     start_of_dual_write = customer.dual_write_from or datetime.min.replace(tzinfo=UTC)
     for subscription in subscriptions:
         invoices = [i for i in stripe.invoices(subscription.id) if i.status in FINAL_STRIPE and i.lines]
+        periods: list[Period] = []
         for invoice in invoices:
-            if invoice.billing_reason not in ("subscription_cycle", "subscription_threshold", "subscription_update"):
+            if invoice.billing_reason not in ("subscription_cycle", "subscription_update"):
                 continue
-            found.append(
+            periods.append(
                 Period(_at(invoice.period_start), _at(invoice.period_end), invoice, subscription, closed_in_stripe=True)
             )
         if subscription.status in LIVE_STRIPE and subscription.current_period_start is not None:
             preview = stripe.invoice_preview(customer.stripe_customer_id, subscription.id)
             if preview is not None:
-                found.append(Period(_at(preview.period_start), _at(preview.period_end), preview, subscription, False))
+                periods.append(Period(_at(preview.period_start), _at(preview.period_end), preview, subscription, False))
+        thresholds = [i for i in invoices if i.billing_reason == "subscription_threshold"]
+        found += billed_with_thresholds(periods, thresholds, subscription)
     found = [p for p in found if p.start >= start_of_dual_write - ALIGNMENT_SLACK and p.start < now]
     if customer.cutover_at is not None:
         found = [p for p in found if p.start < customer.cutover_at]
     if period_filter is not None:
         found = [p for p in found if period_filter[0] <= p.start < period_filter[1]]
     return sorted(found, key=lambda p: p.start), stripe_customer
+
+
+def billed_with_thresholds(
+    periods: list[Period], thresholds: list[StripeInvoice], subscription: StripeSubscription
+) -> list[Period]:
+    """A threshold customer's period is billed in parts: each threshold invoice bills the usage so far, and the cycle
+    invoice (or the preview) only what is left. Metronome bills the whole period at once, so the parts are summed
+    into the period their threshold instant falls in; a threshold invoice in no known period stays on its own."""
+    merged = []
+    left = list(thresholds)
+    for period in periods:
+        inside = [t for t in left if period.start < _at(t.period_end) <= period.end]
+        left = [t for t in left if t not in inside]
+        if not inside:
+            merged.append(period)
+            continue
+        parts = [*inside, period.stripe]
+        invoice = replace(
+            period.stripe,
+            subtotal=sum(p.subtotal for p in parts),
+            total=sum(p.total for p in parts),
+            credits_applied=sum(p.credits_applied for p in parts),
+            lines=tuple(line for p in parts for line in p.lines),
+            credit_transactions=tuple(t for p in parts for t in p.credit_transactions),
+        )
+        merged.append(replace(period, stripe=invoice, threshold_invoice_ids=tuple(t.id for t in inside)))
+    merged += [Period(_at(t.period_start), _at(t.period_end), t, subscription, closed_in_stripe=True) for t in left]
+    return merged
 
 
 def check_customer(
@@ -222,6 +255,7 @@ class _CustomerCheck:
             stripe_total_cents=period.stripe.total,
             within_tolerance=False,
             stripe_invoice_id=period.stripe.id if period.closed_in_stripe else None,
+            stripe_threshold_invoice_ids=list(period.threshold_invoice_ids),
             stripe_subtotal_cents=period.stripe.subtotal,
             stripe_credits_cents=period.stripe.credits_applied,
         )
@@ -499,6 +533,8 @@ class _CustomerCheck:
                 metronome_by_grant[grant] = metronome_by_grant.get(grant, 0) - applied.total
         stripe_total = period.stripe.credits_applied
         metronome_total = sum(metronome_by_grant.values())
+        if moved_at_cutover(period.subscription):
+            return self._held_in_stripe(stripe_total, metronome_total, comparison)
         line = LineParity(
             key=CREDITS_KEY,
             stripe_cents=stripe_total,
@@ -525,6 +561,32 @@ class _CustomerCheck:
         comparison.differences.append(
             self._credit_order(stripe_by_grant, metronome_by_grant, stripe_total, metronome_total)
         )
+        return line
+
+    def _held_in_stripe(self, stripe_total: int, metronome_total: int, comparison: _Comparison) -> LineParity:
+        """A threshold customer's grants stay in Stripe until its cutover (decisions.md (c)): Stripe's invoice is
+        compared before its credits, and Metronome must have drawn none."""
+        comparison.excluded_cents -= stripe_total
+        line = LineParity(
+            key=CREDITS_KEY,
+            stripe_cents=stripe_total,
+            metronome_cents=metronome_total,
+            within_tolerance=metronome_total == 0,
+            excluded_reason="threshold billing: the Stripe grants move to Metronome at the cutover (decisions.md "
+            "(c)), so the invoices are compared before Stripe's credits",
+        )
+        if metronome_total:
+            comparison.differences.append(
+                Difference(
+                    cause=Cause.CREDIT_ORDER,
+                    line_key=CREDITS_KEY,
+                    cents=-metronome_total,
+                    evidence=f"a threshold-billing customer's Metronome invoice drew {metronome_total} cents of "
+                    "commits or credits during the parallel run; its Stripe grants move only at the cutover",
+                    suggested_fix="remove the commits and credits added to its contract before the cutover; the "
+                    "threshold cutover moves the remaining balance after Stripe's final invoice",
+                )
+            )
         return line
 
     def _credit_order(

@@ -68,6 +68,7 @@ class PeriodParity(BaseModel):
     # Added by the parity checks (defaults keep older records readable): the two invoices compared, their parts, and
     # the Stripe cents left out of the comparison (excluded or not-migrated lines, each listed with its reason).
     stripe_invoice_id: str | None = None  # None for the open period's preview
+    stripe_threshold_invoice_ids: list[str] = Field(default_factory=list)  # summed with it (threshold billing)
     metronome_invoice_id: str | None = None
     stripe_subtotal_cents: int | None = None
     metronome_subtotal_cents: int | None = None
