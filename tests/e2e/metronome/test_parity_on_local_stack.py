@@ -35,7 +35,9 @@ FAULTS = {
     "equal_priority": Cause.CREDIT_ORDER,
     "misaligned": Cause.PERIOD_MISALIGNMENT,
     "no_contract": Cause.NO_CONTRACT,
+    "drift": Cause.BALANCE_DRIFT,
 }
+DRIFT_CENTS = 5_000
 
 
 @dataclass
@@ -66,6 +68,23 @@ class FirstOfMonthTarget:
         schedule = {"frequency": "MONTHLY", "day": "FIRST_OF_MONTH"}
         schedule["invoice_generation_starting_at"] = terms["usage_statement_schedule"]["invoice_generation_starting_at"]
         return self._inner.create_contract({**terms, "usage_statement_schedule": schedule})
+
+
+def _drifted(book: Book, who: Seeded) -> None:
+    """Each Metronome copy of the customer's grants DRIFT_CENTS above what Stripe has left, as when Stripe drew the
+    grants after the contract moved them (the period in flight at the parallel-run start)."""
+    target = book.target()
+    found = target.customer_by_alias(who.internal_id)
+    assert found is not None
+    contract = target.contracts(found.id)[0]
+    updates: dict[str, list[dict[str, Any]]] = {"update_commits": [], "update_credits": []}
+    for balance in contract.balances:
+        item = {"id": balance.access_item_ids[0], "amount": balance.amount + DRIFT_CENTS}
+        kind, key = ("update_credits", "credit_id") if balance.kind == "CREDIT" else ("update_commits", "commit_id")
+        updates[kind].append({key: balance.id, "access_schedule": {"update_schedule_items": [item]}})
+    target.edit_contract(
+        found.id, contract.id, updates, uniqueness_key=f"drift:{who.internal_id}", idempotency_key=f"drift:{who.name}"
+    )
 
 
 def _stamp(at: datetime) -> str:
@@ -168,8 +187,9 @@ def world(book: Book, local_stack: LocalStack) -> Any:
     customers: dict[str, Seeded] = {}
     for name in (*CLEAN, *FAULTS):
         internal = f"p{secrets.token_hex(3)}_{name}"
+        small = {"paid": 1_000, "promotional": 500} if name == "drift" else {}
         stripe_id = fresh_customer(
-            book, internal, grants=name != "equal_priority", threshold=5_000 if name == "threshold" else None
+            book, internal, grants=name != "equal_priority", threshold=5_000 if name == "threshold" else None, **small
         )
         customers[name] = Seeded(name, internal, stripe_id)
     s = book.stripe.v1
@@ -199,6 +219,8 @@ def world(book: Book, local_stack: LocalStack) -> Any:
             continue
         target = FirstOfMonthTarget(book.target()) if name == "misaligned" else None
         book.run_steps(batch, who.stripe_id, target)  # type: ignore[arg-type]
+        if name == "drift":
+            _drifted(book, who)
     local_stack.move_clock(advance=3 * 3600)
     # after the migrated grants' access starts (the hour after Stripe's effective_at, decisions.md (b))
     at = t0.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1, minutes=5)
@@ -210,7 +232,7 @@ def world(book: Book, local_stack: LocalStack) -> Any:
             _send(book, who, at, [("compute_minutes", 5, None), ("storage_gb", 50, "us-east")], region="US-East")
         elif name == "dropped":
             _send(book, who, at, [("compute_minutes", 30, None), ("compute_minutes", 70, None)], drop={1})
-        elif name == "equal_priority":
+        elif name in ("equal_priority", "drift"):  # $30: more than the drifted customer's $15 of grants in Stripe
             _send(book, who, at, [("compute_minutes", 1000, None)])
         elif name == "threshold":  # Stripe invoices at $50 mid-period, then the rest at the period end
             crossing = [("compute_minutes", 2000, None), ("storage_gb", 90, "eu-west"), ("api_call", 1, None)]
@@ -256,6 +278,9 @@ def test_each_fault_is_reported_with_its_class_and_the_clean_customers_pass(worl
     assert "'ap-south'" in unrated.evidence and "add a rate" in unrated.suggested_fix
     tie = next(d for d in _latest_closed(world, "equal_priority").differences if d.cause is Cause.CREDIT_ORDER)
     assert "share a priority" in tie.evidence
+    drift = next(d for d in _latest_closed(world, "drift").differences if d.cause is Cause.BALANCE_DRIFT)
+    assert drift.cents == -1_500 and "ran out" in drift.evidence and "settle_balances" in drift.suggested_fix
+    assert {d.cause for d in _latest_closed(world, "drift").differences} == {Cause.BALANCE_DRIFT}
 
 
 def test_a_threshold_customers_period_is_its_threshold_invoice_and_the_rest_together(

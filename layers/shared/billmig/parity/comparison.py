@@ -283,7 +283,13 @@ class _CustomerCheck:
         if stripe_total != invoice.total and not comparison.differences:
             comparison.differences.append(self._unexplained_total(stripe_total, invoice.total, total_within))
         record.differences = comparison.differences
-        blocking = {Cause.UNMAPPED_PRICE, Cause.NO_CONTRACT, Cause.PERIOD_MISALIGNMENT, Cause.CREDIT_ORDER}
+        blocking = {
+            Cause.UNMAPPED_PRICE,
+            Cause.NO_CONTRACT,
+            Cause.PERIOD_MISALIGNMENT,
+            Cause.CREDIT_ORDER,
+            Cause.BALANCE_DRIFT,
+        }
         record.within_tolerance = (
             total_within
             and all(line.within_tolerance for line in record.lines)
@@ -559,9 +565,42 @@ class _CustomerCheck:
             return line
         line.within_tolerance = False if stripe_by_grant is not None else line.within_tolerance
         comparison.differences.append(
-            self._credit_order(stripe_by_grant, metronome_by_grant, stripe_total, metronome_total)
+            self._drift(metronome_by_grant, stripe_total, metronome_total)
+            or self._credit_order(stripe_by_grant, metronome_by_grant, stripe_total, metronome_total)
         )
         return line
+
+    def _drift(self, metronome_by_grant: dict[str, int], stripe_total: int, metronome_total: int) -> Difference | None:
+        """Stripe ran out of its grants while their Metronome copies still paid: the copies started the period with
+        more. A grant moves at its remaining balance when the contract is made (decisions.md (b)), and Stripe goes on
+        drawing it for the period in flight at the parallel-run start, whose usage before the dual write Metronome
+        never saw; the settling step at the cutover boundary puts each copy back at Stripe's remainder."""
+        if stripe_total >= metronome_total:
+            return None
+        if self._grants is None:
+            self._grants = self.stripe.credit_grants(self.customer.stripe_customer_id)
+        moved = {b.name or b.id for b in (self.contract.balances if self.contract else ())}
+        grants = [g for g in self._grants if g.id in moved and g.voided_at is None]
+        if not grants or any(g.remaining for g in grants):
+            return None
+        rows = "; ".join(
+            f"{g.id} ({g.category}): {g.remaining} cents left in Stripe, its Metronome copy drew "
+            f"{metronome_by_grant.get(g.id, 0)} cents"
+            for g in sorted(grants, key=lambda g: g.id)
+        )
+        return Difference(
+            cause=Cause.BALANCE_DRIFT,
+            line_key=CREDITS_KEY,
+            cents=stripe_total - metronome_total,
+            evidence=f"credits applied: Stripe {stripe_total}, Metronome {metronome_total} cents; Stripe's grants ran "
+            f"out in this period ({rows}): their Metronome copies held at least {metronome_total - stripe_total} "
+            "cents more at its start. A grant moves at what Stripe has left when the contract is made; Stripe's "
+            "invoices for the period in flight at the parallel-run start, or for events only Stripe received, drew "
+            "it further",
+            suggested_fix="nothing to change in either vendor if the usage lines agree: metronome.settle_balances "
+            "sets each moved commit and credit to Stripe's remainder at the cutover boundary and the credit check "
+            "after the first Metronome cycle proves it; approve the customer (`billmig parity approve`) to cut it over",
+        )
 
     def _held_in_stripe(self, stripe_total: int, metronome_total: int, comparison: _Comparison) -> LineParity:
         """A threshold customer's grants stay in Stripe until its cutover (decisions.md (c)): Stripe's invoice is

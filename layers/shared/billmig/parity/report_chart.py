@@ -20,6 +20,7 @@ CAUSE_COLOURS: dict[Cause, str] = {
     Cause.MISSING_USAGE: "#d35400",
     Cause.EXTRA_USAGE: "#e67e22",
     Cause.CREDIT_ORDER: "#8e44ad",
+    Cause.BALANCE_DRIFT: "#b7950b",
     Cause.PERIOD_MISALIGNMENT: "#2980b9",
     Cause.ROUNDING: "#7f8c8d",
     Cause.UNMAPPED_PRICE: "#16a085",

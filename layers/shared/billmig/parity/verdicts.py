@@ -19,6 +19,7 @@ class Cause(StrEnum):
     MISSING_USAGE = "missing_usage"
     EXTRA_USAGE = "extra_usage"
     CREDIT_ORDER = "credit_order"
+    BALANCE_DRIFT = "balance_drift"  # a grant's Metronome copy held more than Stripe's grant (found in use)
     PERIOD_MISALIGNMENT = "period_misalignment"
     ROUNDING = "rounding"
     UNMAPPED_PRICE = "unmapped_price"
