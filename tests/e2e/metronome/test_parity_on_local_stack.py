@@ -248,6 +248,7 @@ def world(book: Book, local_stack: LocalStack) -> Any:
         .data[0].current_period_end, UTC,
     )  # fmt: skip
     local_stack.move_clock(to=(period_end + timedelta(hours=49)).timestamp())
+    _send(book, customers["drift"], period_end + timedelta(hours=1), [("compute_minutes", 500, None)], first=1)
     ledger = DynamoDBParityLedger(local_stack.outputs["ProgressTableName"], client=local_stack.client("dynamodb"))
     yield ParityWorld(batch, customers, ledger, period_end)
     aws_target.unpin()
@@ -281,6 +282,10 @@ def test_each_fault_is_reported_with_its_class_and_the_clean_customers_pass(worl
     drift = next(d for d in _latest_closed(world, "drift").differences if d.cause is Cause.BALANCE_DRIFT)
     assert drift.cents == -1_500 and "ran out" in drift.evidence and "settle_balances" in drift.suggested_fix
     assert {d.cause for d in _latest_closed(world, "drift").differences} == {Cause.BALANCE_DRIFT}
+    open_period = next(p for p in world.ledger.periods(world.customers["drift"].stripe_id) if not p.closed)
+    (preview,) = open_period.differences  # the preview: Stripe applies what is left (nothing), Metronome $15
+    assert preview.cause is Cause.BALANCE_DRIFT and preview.cents == -1_500
+    assert "before this invoice" in preview.evidence
 
 
 def test_a_threshold_customers_period_is_its_threshold_invoice_and_the_rest_together(

@@ -565,12 +565,14 @@ class _CustomerCheck:
             return line
         line.within_tolerance = False if stripe_by_grant is not None else line.within_tolerance
         comparison.differences.append(
-            self._drift(metronome_by_grant, stripe_total, metronome_total)
+            self._drift(period, metronome_by_grant, stripe_total, metronome_total)
             or self._credit_order(stripe_by_grant, metronome_by_grant, stripe_total, metronome_total)
         )
         return line
 
-    def _drift(self, metronome_by_grant: dict[str, int], stripe_total: int, metronome_total: int) -> Difference | None:
+    def _drift(
+        self, period: Period, metronome_by_grant: dict[str, int], stripe_total: int, metronome_total: int
+    ) -> Difference | None:
         """Stripe ran out of its grants while their Metronome copies still paid: the copies started the period with
         more. A grant moves at its remaining balance when the contract is made (decisions.md (b)), and Stripe goes on
         drawing it for the period in flight at the parallel-run start, whose usage before the dual write Metronome
@@ -581,10 +583,13 @@ class _CustomerCheck:
             self._grants = self.stripe.credit_grants(self.customer.stripe_customer_id)
         moved = {b.name or b.id for b in (self.contract.balances if self.contract else ())}
         grants = [g for g in self._grants if g.id in moved and g.voided_at is None]
-        if not grants or any(g.remaining for g in grants):
+        left = sum(g.remaining for g in grants)
+        # a final invoice has drawn them: nothing left; a preview has not: it applies all that is left
+        if not grants or left != (0 if period.closed_in_stripe else stripe_total):
             return None
+        when = "after" if period.closed_in_stripe else "before"
         rows = "; ".join(
-            f"{g.id} ({g.category}): {g.remaining} cents left in Stripe, its Metronome copy drew "
+            f"{g.id} ({g.category}): {g.remaining} cents left in Stripe {when} this invoice, its Metronome copy drew "
             f"{metronome_by_grant.get(g.id, 0)} cents"
             for g in sorted(grants, key=lambda g: g.id)
         )
