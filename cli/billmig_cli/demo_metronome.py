@@ -5,6 +5,7 @@ fed by that parity run), the first Metronome invoices, and the batch's clean-up.
 
 from __future__ import annotations
 
+import calendar
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -485,6 +486,18 @@ def cutover(world: MetronomeWorld) -> str:
         stack.move_clock(to=before.timestamp())
     arn = start_run(ParityFilters(batch_id=BATCH_ID), stack_name=aws_target.DEFAULT_STACK, now=before)
     _parity_report(world, arn)
+    # A customer billed late in the month closes its last full period (and its late-event window) after that run but
+    # decides weeks later, at its own boundary: a second run once those periods have closed, as a day of the schedule.
+    window = timedelta(hours=router_config_late_hours())
+    closes = {c: _month_before(b) + window for c, (b, _) in boundaries.items()}
+    late = {c for c, at in closes.items() if at > before}
+    early_held = set(world.parity_held_back) - late
+    again = max(closes.values()) + timedelta(hours=1)
+
+    def parity_again() -> None:
+        arn = start_run(ParityFilters(batch_id=BATCH_ID), stack_name=aws_target.DEFAULT_STACK, now=again)
+        _parity_report(world, arn)
+        world.parity_held_back = early_held | (world.parity_held_back & late)
 
     def settled(through: datetime, *, at_boundary: bool) -> Callable[[list[Any]], list[str]]:
         """Who, of the customers whose boundary is `through` or earlier, has not settled; before the clock is past
@@ -517,12 +530,19 @@ def cutover(world: MetronomeWorld) -> str:
 
     # Each boundary's customers decided before the clock passes it (past it, the gate takes the next boundary); a
     # boundary's threshold customers at the boundary itself, so Stripe's test clock ends their subscription then.
-    instants = [(b - lead + timedelta(minutes=10), settled(b, at_boundary=False)) for b, _ in set(boundaries.values())]
+    instants: list[tuple[datetime, Callable[[list[Any]], list[str]] | None]] = [
+        (b - lead + timedelta(minutes=10), settled(b, at_boundary=False)) for b, _ in set(boundaries.values())
+    ]
     instants += [(b, acted(b)) for b, threshold in set(boundaries.values()) if threshold]
+    if late:
+        instants.append((again, None))
     for instant, pending in sorted(instants, key=lambda item: item[0]):
         if instant.timestamp() > stack.clock.now():
             stack.move_clock(to=instant.timestamp())
-        runner.wait_for_progress(BATCH_ID, pending, timeout=300)
+        if pending is None:
+            parity_again()
+        else:
+            runner.wait_for_progress(BATCH_ID, pending, timeout=300)
     last = max(b for b, _ in boundaries.values())
     stack.move_clock(to=(last + timedelta(minutes=10)).timestamp())
     progress = {p.subject: p for p in runner.wait_for_progress(BATCH_ID, settled(last, at_boundary=True), timeout=300)}
@@ -556,6 +576,12 @@ def cutover(world: MetronomeWorld) -> str:
         f"{len(world.released)} cut over (boundaries {span}, Stripe ending at the period end), {len(held)} held back "
         f"as parity said"
     )
+
+
+def _month_before(boundary: datetime) -> datetime:
+    """The period boundary a month before `boundary` (same day and time, the day clamped to the shorter month)."""
+    year, month = (boundary.year - 1, 12) if boundary.month == 1 else (boundary.year, boundary.month - 1)
+    return boundary.replace(year=year, month=month, day=min(boundary.day, calendar.monthrange(year, month)[1]))
 
 
 def _threshold_balances_moved(world: MetronomeWorld, customers: list[str]) -> list[str]:
