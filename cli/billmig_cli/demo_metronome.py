@@ -33,6 +33,7 @@ BATCH_ID = "demo-metronome"
 # Map and Lambda concurrency for the demo: on two cores more parallel Tasks only add cold starts.
 DEMO_CONCURRENCY = 4
 READ_WORKERS = 4
+DEMO_CUTOVER_LEAD_HOURS = 24 * 7
 WALK_GROUP = 2 * DEMO_CONCURRENCY  # customers whose post-cutover step the clock brings due at once
 # The seeded profiles the plan must leave out (book_of_business.SPECIAL_PROFILES and its random past-due ones).
 BLOCKED_PROFILES = {"past_due", "trialing", "cancel_at_period_end", "unrated_region"}
@@ -124,6 +125,9 @@ def plan(world: MetronomeWorld) -> str:
         "cutover_at": _next_month(_next_month(world.parallel_run_start)).isoformat(),
         # The migration Map at the Lambda concurrency (the cutover Map is as wide as the batch: its iterations wait).
         "concurrency": DEMO_CONCURRENCY,
+        # Decided a week ahead (the longest lead the config allows): the boundaries of a week share one decision
+        # instant, so the clock walks the anniversary-billed month in a few moves, not one a day.
+        "cutover_lead_hours": DEMO_CUTOVER_LEAD_HOURS,
     }
     world.config = runner.resolved_config(SAMPLE_CONFIG, world.vendors, overrides)
     world.batch = runner.Batch(BATCH_ID, [c.customer for c in world.seeded])
@@ -530,13 +534,14 @@ def cutover(world: MetronomeWorld) -> str:
 
     # Each boundary's customers decided before the clock passes it (past it, the gate takes the next boundary); a
     # boundary's threshold customers at the boundary itself, so Stripe's test clock ends their subscription then.
-    instants: list[tuple[datetime, Callable[[list[Any]], list[str]] | None]] = [
-        (b - lead + timedelta(minutes=10), settled(b, at_boundary=False)) for b, _ in set(boundaries.values())
+    decisions = [(b - lead + timedelta(minutes=10), b) for b in {b for b, _ in boundaries.values()}]
+    barriers: list[tuple[datetime, Callable[[list[Any]], list[str]] | None]] = [
+        (b, acted(b)) for b, threshold in set(boundaries.values()) if threshold
     ]
-    instants += [(b, acted(b)) for b, threshold in set(boundaries.values()) if threshold]
     if late:
-        instants.append((again, None))
-    for instant, pending in sorted(instants, key=lambda item: item[0]):
+        barriers.append((again, None))
+    instants = [(at, settled(through, at_boundary=False)) for at, through in _decision_groups(decisions, barriers)]
+    for instant, pending in sorted(instants + barriers, key=lambda item: item[0]):
         if instant.timestamp() > stack.clock.now():
             stack.move_clock(to=instant.timestamp())
         if pending is None:
@@ -576,6 +581,25 @@ def cutover(world: MetronomeWorld) -> str:
         f"{len(world.released)} cut over (boundaries {span}, Stripe ending at the period end), {len(held)} held back "
         f"as parity said"
     )
+
+
+def _decision_groups(
+    decisions: list[tuple[datetime, datetime]], barriers: list[tuple[datetime, Any]]
+) -> list[tuple[datetime, datetime]]:
+    """Boundaries' decision instants (instant, boundary) merged into as few clock moves as keep each boundary
+    decided before it passes: a group moves to its latest decision instant, which must come before its earliest
+    boundary, and never across a barrier (a threshold boundary, a parity run). Returns (instant, latest boundary)."""
+    groups: list[tuple[datetime, datetime, datetime]] = []  # (instant, earliest boundary, latest boundary)
+    stops = sorted(at for at, _ in barriers)
+    for at, boundary in sorted(decisions):
+        if groups:
+            instant, earliest, latest = groups[-1]
+            crossed = any(instant < stop <= at for stop in stops)
+            if at < earliest and not crossed:
+                groups[-1] = (at, earliest, max(latest, boundary))
+                continue
+        groups.append((at, boundary, boundary))
+    return [(instant, latest) for instant, _, latest in groups]
 
 
 def _month_before(boundary: datetime) -> datetime:

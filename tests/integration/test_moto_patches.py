@@ -160,3 +160,71 @@ def test_sqs_visibility_and_redrive_behave_as_the_poller_relies_on(local_stack: 
         return [m["Body"] for m in sqs.receive_message(QueueUrl=dlq).get("Messages", [])] == ["once"]
 
     until(redriven, timeout=10, what="the redrive to the dead-letter queue after maxReceiveCount")
+
+
+def test_dynamodb_item_operations_answer_every_attribute_type_as_written(local_stack: LocalStack) -> None:
+    """`dynamodb_items_serialized_directly` writes item results as JSON itself: each operation's items come back as
+    they went in (binary, sets, nested maps and lists included), and errors keep DynamoDB's error shape."""
+    ddb = local_stack.client("dynamodb")
+    table = "patch-test-items"
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in ("pk", "sk")],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    item: dict[str, Any] = {
+        "pk": {"S": "run"},
+        "sk": {"S": "cus_1"},
+        "amount": {"N": "-1570.17"},
+        "blob": {"B": b"\x00\xffbytes"},
+        "ok": {"BOOL": True},
+        "nothing": {"NULL": True},
+        "tags": {"SS": ["a", "b"]},
+        "counts": {"NS": ["1", "2"]},
+        "blobs": {"BS": [b"x", b"y"]},
+        "steps": {"M": {"snapshot": {"M": {"status": {"S": "SUCCEEDED"}, "ids": {"L": [{"S": "i"}, {"N": "3"}]}}}}},
+    }
+    key = {"pk": item["pk"], "sk": item["sk"]}
+
+    def same(found: dict[str, Any]) -> None:
+        as_sets = {"tags", "counts", "blobs"}
+        scalars = {k: v for k, v in item.items() if k not in as_sets}
+        assert {k: v for k, v in found.items() if k not in as_sets} == scalars
+        assert {k: sorted(next(iter(found[k].values()))) for k in as_sets} == {
+            k: sorted(next(iter(item[k].values()))) for k in as_sets
+        }
+
+    assert ddb.put_item(TableName=table, Item=item, ReturnValues="ALL_OLD").get("Attributes") is None
+    same(ddb.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"])
+    found = ddb.query(
+        TableName=table, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": "run"}}
+    )
+    assert (found["Count"], found["ScannedCount"]) == (1, 1)
+    same(found["Items"][0])
+    same(ddb.scan(TableName=table)["Items"][0])
+    same(ddb.batch_get_item(RequestItems={table: {"Keys": [key]}})["Responses"][table][0])
+    same(ddb.transact_get_items(TransactItems=[{"Get": {"TableName": table, "Key": key}}])["Responses"][0]["Item"])
+    updated = ddb.update_item(
+        TableName=table,
+        Key=key,
+        UpdateExpression="SET ok = :no",
+        ExpressionAttributeValues={":no": {"BOOL": False}},
+        ReturnValues="UPDATED_NEW",
+    )
+    assert updated["Attributes"] == {"ok": {"BOOL": False}}
+    ddb.put_item(TableName=table, Item={"pk": {"S": "run"}, "sk": {"S": "cus_2"}})
+    paged = ddb.query(
+        TableName=table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "run"}},
+        Limit=1,
+        ReturnConsumedCapacity="TOTAL",
+    )
+    assert paged["LastEvaluatedKey"] == key and paged["ConsumedCapacity"]["TableName"] == table
+    with pytest.raises(ddb.exceptions.ConditionalCheckFailedException):
+        ddb.put_item(TableName=table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+    deleted = ddb.delete_item(TableName=table, Key=key, ReturnValues="ALL_OLD")["Attributes"]
+    assert deleted["ok"] == {"BOOL": False}
+    assert "Item" not in ddb.get_item(TableName=table, Key=key)
+    ddb.delete_table(TableName=table)
