@@ -34,7 +34,7 @@ BATCH_ID = "demo-metronome"
 DEMO_CONCURRENCY = 4
 READ_WORKERS = 4
 DEMO_CUTOVER_LEAD_HOURS = 24 * 7
-WALK_GROUP = 2 * DEMO_CONCURRENCY  # customers whose post-cutover step the clock brings due at once
+WALK_GROUP = 4 * DEMO_CONCURRENCY  # customers whose post-cutover step the clock brings due at once
 # The seeded profiles the plan must leave out (book_of_business.SPECIAL_PROFILES and its random past-due ones).
 BLOCKED_PROFILES = {"past_due", "trialing", "cancel_at_period_end", "unrated_region"}
 DRAIN_SECONDS = 300.0
@@ -71,6 +71,7 @@ class MetronomeWorld:
     started: runner.Started | None = None
     streamed_from: datetime | None = None
     parity_held_back: set[str] = field(default_factory=set)  # whom the scheduled parity run did not pass
+    scheduled_parity_at: datetime | None = None  # when the schedule's parity run fired
     released: dict[str, datetime] = field(default_factory=dict)  # cut over: Stripe customer -> its boundary
 
     def first_boundary(self) -> datetime:
@@ -299,7 +300,7 @@ def _drain(sqs: Any, queue_url: str) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"the usage queue still holds {attributes} after {DRAIN_SECONDS:.0f} s")
         time.sleep(delay)
-        delay = min(1.0, delay * 1.5)
+        delay = min(0.5, delay * 1.5)
 
 
 def month_boundary(world: MetronomeWorld) -> str:
@@ -396,14 +397,24 @@ def parity_schedule(stack: Any, state: str) -> dict[str, Any]:
 
 
 def parity_run(world: MetronomeWorld) -> str:
-    """The parity schedule on again, the clock past its next firing: EventBridge Scheduler starts the parity run."""
+    """The daily schedule's last run before the batch decides: the clock (the schedule off) to a day before the first
+    decision instant, then the schedule on and the clock past its next firing: EventBridge Scheduler starts the parity
+    run whose results the gates read (each day before it would have checked the same closed periods, less of them)."""
     from billmig_local.schedule_expressions import next_fire
 
     stack = world.stack
-    schedule = parity_schedule(stack, "ENABLED")
+    schedule = parity_schedule(stack, "DISABLED")
+    first_decision = world.config.cutover_at - timedelta(hours=world.config.cutover_lead_hours)
     now = stack.clock.now_datetime()
-    due = next_fire(schedule["ScheduleExpression"], now, anchor=now, timezone="UTC")
+    eve = max(now, first_decision - timedelta(days=1))
+    due = next_fire(schedule["ScheduleExpression"], eve, anchor=eve, timezone="UTC")
     assert due is not None
+    if due >= first_decision:  # a schedule sparser than daily: its next firing from now
+        due = next_fire(schedule["ScheduleExpression"], now, anchor=now, timezone="UTC")
+        assert due is not None
+    if due.timestamp() - 60 > stack.clock.now():
+        stack.move_clock(to=due.timestamp() - 60)
+    parity_schedule(stack, "ENABLED")
     try:
         moved = stack.move_clock(to=due.timestamp() + 1)
     finally:  # as it was deployed (locally DISABLED: a later clock jump would start a run per day it passes)
@@ -411,6 +422,7 @@ def parity_run(world: MetronomeWorld) -> str:
     firings = [f for f in moved["fired"] if "parity" in f["schedule"]]
     expect([] if len(firings) == 1 else [f"{len(firings)} parity runs fired at {due.isoformat()}, expected one"])
     summary = _parity_report(world, firings[0]["execution_arn"])
+    world.scheduled_parity_at = due
     in_run = world.report.outcomes["in the parallel run"]
     expect(
         ([] if summary["customers_failed"] == 0 else [f"{summary['customers_failed']} parity checks failed"])
@@ -479,17 +491,22 @@ def cutover(world: MetronomeWorld) -> str:
     with ThreadPoolExecutor(READ_WORKERS) as pool:
         boundaries = {c: (b, threshold) for c, b, threshold in pool.map(planned, sorted(in_run))}
 
-    # A parity run an hour before the batch's decision instant, as the daily schedule would have made (it is off while
-    # the clock walks): every period closed by then is checked before any gate asks the ledger.
+    # The schedule's last run before the batch's decision instant checked every period closed by then; without it
+    # (the stage not run), a run an hour before, as the daily schedule would have made (it is off while the clock
+    # walks), so no gate asks an empty ledger.
     from billmig.parity.run import ParityFilters
 
     from billmig_cli.commands.parity import start_run
 
-    before = world.config.cutover_at - lead - timedelta(hours=1)
-    if before.timestamp() > stack.clock.now():
-        stack.move_clock(to=before.timestamp())
-    arn = start_run(ParityFilters(batch_id=BATCH_ID), stack_name=aws_target.DEFAULT_STACK, now=before)
-    _parity_report(world, arn)
+    first_decision = world.config.cutover_at - lead
+    if world.scheduled_parity_at is not None and world.scheduled_parity_at < first_decision:
+        before = world.scheduled_parity_at
+    else:
+        before = first_decision - timedelta(hours=1)
+        if before.timestamp() > stack.clock.now():
+            stack.move_clock(to=before.timestamp())
+        arn = start_run(ParityFilters(batch_id=BATCH_ID), stack_name=aws_target.DEFAULT_STACK, now=before)
+        _parity_report(world, arn)
     # A customer billed late in the month closes its last full period (and its late-event window) after that run but
     # decides weeks later, at its own boundary: a second run once those periods have closed, as a day of the schedule.
     window = timedelta(hours=router_config_late_hours())

@@ -474,7 +474,7 @@ def _sqs_visibility_read_cheaply() -> None:
     """moto decides each message's visibility by building datetimes (`unix_time_millis`) for every queued message on
     every receive: about one second per ReceiveMessage with a thousand messages queued, which starves the poller.
     The same instant read as `time.time()` (what `unix_time` computes, without the datetime round trip)."""
-    from moto.sqs.models import Message
+    from moto.sqs.models import Message, SQSBackend
 
     def visible(self: Any) -> bool:
         return bool(time.time() * 1000 > self.visible_at)
@@ -485,6 +485,16 @@ def _sqs_visibility_read_cheaply() -> None:
     message: Any = Message
     message.visible = property(visible)
     message.delayed = property(delayed)
+
+    # Each received message's retention is checked through get_queue_attributes, which computes every attribute,
+    # the three message counts over the whole queue included (and once more per name asked): O(queue) per message
+    # received. The queue's own retention period, read directly.
+    def retained(self: Any, queue_name: str, message: Any) -> bool:
+        period = float(self.get_queue(queue_name).message_retention_period)
+        return bool(period + message.sent_timestamp / 1000 > time.time())
+
+    backend: Any = SQSBackend
+    backend.is_message_valid_based_on_retention_period = retained
 
 
 # The item operations, whose outputs are items (AttributeValue maps) and counts: nothing the model-driven serializer
@@ -608,7 +618,8 @@ PATCHES: tuple[Patch, ...] = (
     ),
     Patch(
         "sqs_visibility_read_cheaply",
-        "every receive builds datetimes for every queued message (about 1 s per receive at 1,000 messages)",
+        "every receive builds datetimes for every queued message (about 1 s per receive at 1,000 messages), and "
+        "counts the whole queue again for each message it returns (its retention check reads every attribute)",
         _sqs_visibility_read_cheaply,
     ),
 )
