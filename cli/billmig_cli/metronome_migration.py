@@ -279,11 +279,12 @@ def wait_for_progress(
     stack_name: str = aws_target.DEFAULT_STACK,
     timeout: float = 600,
 ) -> list[SubjectProgress]:
-    """Until `pending` (of the batch's progress items) names nobody; raises TimeoutError naming who is still pending.
+    """Until `pending` (of the batch's progress items) names nobody; returns the batch's items then. Raises
+    TimeoutError naming who is still pending.
 
-    For the cutover's stages, whose customers end in different ways (cut over, or held back: no step to count), so
-    each poll reads the batch's items (one query: for a demo-sized batch, not the large ones `wait_for_parallel_run`
-    watches)."""
+    For the cutover's stages, whose customers end in different ways (cut over, or held back: no step to count). The
+    first poll reads the batch's items; the next ones only those `pending` still names (a settled customer stays
+    settled), so a poll costs what is left to wait for, not the batch."""
     import time
 
     from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
@@ -292,16 +293,19 @@ def wait_for_progress(
     store = DynamoDBProgressStore(outputs["ProgressTableName"], client=aws_target.client("dynamodb"))
     deadline = time.monotonic() + timeout
     delay = 0.05
+    latest = {p.subject: p for p in store.all_in_run(batch_id)}
+    polled = True
     while True:
-        subjects = store.all_in_run(batch_id)
-        waiting = pending(subjects)
+        waiting = pending(list(latest.values()))
         if not waiting:
-            return subjects
+            return list(latest.values()) if polled else store.all_in_run(batch_id)
+        polled = False
         if time.monotonic() > deadline:
             raise TimeoutError(f"batch {batch_id}: still pending after {timeout:.0f} s: {', '.join(sorted(waiting))}")
         time.sleep(delay)
-        # one query a poll: a short cap, as the demo's clock walk waits on this between its moves
+        # a short cap: the demo's clock walk waits on this between its moves
         delay = min(0.25, delay * 1.5)
+        latest.update({p.subject: p for p in store.get_many(batch_id, sorted(waiting))})
 
 
 class FunctionFailed(Exception):

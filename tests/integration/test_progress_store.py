@@ -116,3 +116,19 @@ def test_count_settled_counts_the_final_step_done_and_the_failed_only(store: Dyn
     store.complete_step(batch, "cus_MID", "metronome.contract", {}, "created")
     assert store.count_settled(batch, final) == 2
     assert store.count_settled(batch, "metronome.contract") == 2  # MID done with it, FAIL failed
+
+
+def test_get_many_reads_just_the_subjects_asked_for_past_batch_get_limits(
+    store: DynamoDBProgressStore, batch: str
+) -> None:
+    """More subjects than one BatchGetItem takes (100), one never enrolled, and one of another run: each read once."""
+    subjects = [f"cus_{i:04d}" for i in range(130)]
+    for subject in subjects:
+        store.enrol(batch, subject)
+    store.enrol(f"{batch}-other", "cus_0000")
+    store.set_phase(batch, "cus_0007", "parallel_run")
+    found = store.get_many(batch, [*subjects[5:125], "cus_never"])
+    assert sorted(p.subject for p in found) == subjects[5:125]
+    assert {p.run_id for p in found} == {batch}
+    assert [p.phase for p in found if p.subject == "cus_0007"] == ["parallel_run"]
+    assert store.get_many(batch, []) == []
