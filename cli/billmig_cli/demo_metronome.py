@@ -431,19 +431,21 @@ def parity_run(world: MetronomeWorld) -> str:
     return f"fired at {due.isoformat()}: {world.report.parity}"
 
 
-def _parity_report(world: MetronomeWorld, arn: str) -> dict[str, Any]:
-    """Wait for a parity run; its summary into the report, whom it holds back into the world."""
+def _parity_report(world: MetronomeWorld, arn: str, *, again: bool = False) -> dict[str, Any]:
+    """Wait for a parity run; its summary into the report (`again`: after the first run's, which checked the whole
+    parallel run), whom it holds back into the world."""
     from billmig_cli.commands.parity import read_report
 
     ended = executions.wait(world.stack.client("stepfunctions"), arn, timeout=600)
     expect([] if ended["status"] == "SUCCEEDED" else [f"the parity run ended {ended['status']}"])
     report = read_report(arn.rsplit(":", 1)[-1], stack_name=aws_target.DEFAULT_STACK)
     summary: dict[str, Any] = report["summary"]
-    world.report.parity = (
+    line = (
         f"{report['status_detail']}: {summary['customers_checked']} checked, "
         f"{summary['customers_within_tolerance']} within tolerance, {summary['customers_held_back']} held back, "
         f"{summary['customers_failed']} failed; {summary['differences']} differences"
     )
+    world.report.parity = f"{world.report.parity}; then, the late periods closed, {line}" if again else line
     world.parity_held_back = {c["stripe_customer_id"] for c in report["customers"] if c["held_back"]}
     return summary
 
@@ -517,7 +519,7 @@ def cutover(world: MetronomeWorld) -> str:
 
     def parity_again() -> None:
         arn = start_run(ParityFilters(batch_id=BATCH_ID), stack_name=aws_target.DEFAULT_STACK, now=again)
-        _parity_report(world, arn)
+        _parity_report(world, arn, again=bool(world.report.parity))
         world.parity_held_back = early_held | (world.parity_held_back & late)
 
     def settled(through: datetime, *, at_boundary: bool) -> Callable[[list[Any]], list[str]]:
