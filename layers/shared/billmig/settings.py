@@ -112,10 +112,16 @@ def stigg_target() -> StiggGraphQLTarget:
 
 
 def stripe_source() -> StripeSDKSource:
+    return _stripe_source(*_stripe_credentials())
+
+
+@cache
+def _stripe_source(api_key: str, api_base: str | None) -> StripeSDKSource:
+    """One client (and connection pool) per warm container and key, as `_metronome_target`: built per invocation,
+    a client was a third of a warm step's CPU."""
     from billmig.adapters.stripe_sdk import StripeSDKSource
 
-    settings = from_environment(StripeSettings)
-    return StripeSDKSource.connect(_secret(settings.stripe_api_key_secret), settings.stripe_api_base or None)
+    return StripeSDKSource.connect(api_key, api_base)
 
 
 class MetronomeSettings(BaseModel):
@@ -173,19 +179,30 @@ def usage_journal() -> S3UsageJournal:
 
 
 def _stripe_meter_sink(transport: Literal["stream", "v1"]) -> StripeMeterEventSink:
+    return _stripe_meter_sink_for(*_stripe_credentials(), transport)
+
+
+@cache
+def _stripe_meter_sink_for(
+    api_key: str, api_base: str | None, transport: Literal["stream", "v1"]
+) -> StripeMeterEventSink:
+    """Per warm container and key: its meter event session and meter ids are reused until they age out."""
     from billmig.adapters.stripe_meter_events import StripeMeterEventSink
 
-    settings = from_environment(StripeSettings)
-    return StripeMeterEventSink.connect(
-        _secret(settings.stripe_api_key_secret), settings.stripe_api_base or None, transport
-    )
+    return StripeMeterEventSink.connect(api_key, api_base, transport)
 
 
 def _metronome_ingest_sink() -> MetronomeIngestSink:
+    settings = from_environment(MetronomeSettings)
+    return _metronome_ingest_sink_for(_secret(settings.metronome_api_key_secret), settings.metronome_api_base or None)
+
+
+@cache
+def _metronome_ingest_sink_for(token: str, base_url: str | None) -> MetronomeIngestSink:
+    """Per warm container and token: a Metronome client builds an SSL context and a connection pool."""
     from billmig.adapters.metronome_ingest import MetronomeIngestSink
 
-    settings = from_environment(MetronomeSettings)
-    return MetronomeIngestSink.connect(_secret(settings.metronome_api_key_secret), settings.metronome_api_base or None)
+    return MetronomeIngestSink.connect(token, base_url)
 
 
 def usage_router() -> UsageRouter:
