@@ -85,3 +85,31 @@ def test_the_object_store_survives_a_restart_in_insertion_order(tmp_path: Path) 
     reopened = ObjectStore(tmp_path / "state.db")
     assert [c["id"] for c in reopened.all("customer")] == ["cus_3", "cus_1"]
     assert reopened.get("customer", "cus_1") == {"id": "cus_1", "n": 10}
+
+
+def test_the_object_store_finds_by_field_in_insertion_order_through_changes_and_a_restart(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path / "state.db")
+    store.put("contract", "c1", {"id": "c1", "customer_id": "a"})
+    store.put("contract", "c2", {"id": "c2", "customer_id": "b"})
+    assert [c["id"] for c in store.where("contract", "customer_id", "a")] == ["c1"]  # the index is built here
+    store.put("contract", "c3", {"id": "c3", "customer_id": "a"})
+    store.put("contract", "c1", {"id": "c1", "customer_id": "a", "archived_at": "now"})  # an update keeps its place
+    assert [c["id"] for c in store.where("contract", "customer_id", "a")] == ["c1", "c3"]
+    moved = store.get("contract", "c3")
+    assert moved is not None
+    moved["customer_id"] = "b"  # changed in place, then put again
+    store.put("contract", "c3", moved)
+    assert [c["id"] for c in store.where("contract", "customer_id", "a")] == ["c1"]
+    assert [c["id"] for c in store.where("contract", "customer_id", "b")] == ["c2", "c3"]
+    store.delete("contract", "c2")
+    assert [c["id"] for c in store.where("contract", "customer_id", "b")] == ["c3"]
+    store.put("contract", "c2", {"id": "c2", "customer_id": "b"})  # deleted and made again: last, as in `all`
+    assert [c["id"] for c in store.where("contract", "customer_id", "b")] == ["c3", "c2"]
+    assert [c["id"] for c in store.all("contract")] == ["c1", "c3", "c2"]
+    store.delete("contract", "c2")
+    assert store.where("contract", "customer_id", "nobody") == [] and store.where("invoice", "customer_id", "a") == []
+    store.close()
+    reopened = ObjectStore(tmp_path / "state.db")
+    assert [c["id"] for c in reopened.where("contract", "customer_id", "b")] == ["c3"]
+    reopened.put("contract", "c4", {"id": "c4", "customer_id": "b"})
+    assert [c["id"] for c in reopened.where("contract", "customer_id", "b")] == ["c3", "c4"]

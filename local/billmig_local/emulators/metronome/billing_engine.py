@@ -69,7 +69,8 @@ class BillingEngine:
         self._undelivered = True  # look for pending Stripe deliveries on the next catch-up
         self._events_by_customer: dict[str, list[dict[str, Any]]] = {}
         self._next_due = 0.0
-        self._dirty: set[str] = set()
+        self._dirty: set[str] = set()  # customers with new usage: a threshold may have tripped
+        self._changed: set[str] = set()  # customers whose contracts, commits or status changed
         self._catching_up = threading.Lock()
         self.aliases: dict[str, str] = {}  # ingest alias -> customer id
         for customer in store.all("customer"):
@@ -99,11 +100,13 @@ class BillingEngine:
         return found
 
     def mark_changed(self, customer_id: str | None = None) -> None:
-        """Contracts, commits or statuses changed: re-evaluate on the next request."""
+        """Contracts, commits or statuses changed: re-evaluate on the next request, just that customer when it is
+        named (a full pass per change made a batch of N customers cost N^2), everyone otherwise."""
         with self.store.lock:
-            self._next_due = 0.0
             if customer_id:
-                self._dirty.add(customer_id)
+                self._changed.add(customer_id)
+            else:
+                self._next_due = 0.0
 
     # ------------------------------------------------------------------------------------------------- sources
     def sources_for(self, customer_id: str) -> list[dict[str, Any]]:
@@ -112,13 +115,12 @@ class BillingEngine:
         for contract in self.contracts_of(customer_id):
             for item in [*contract.get("commits", []), *contract.get("credits", [])]:
                 sources.append({**item, "_contract_id": contract["id"]})
-        for item in self.store.all("customer_commit"):
-            if item["_customer_id"] == customer_id:
-                sources.append({**item, "_contract_id": None})
+        for item in self.store.where("customer_commit", "_customer_id", customer_id):
+            sources.append({**item, "_contract_id": None})
         return sources
 
     def contracts_of(self, customer_id: str) -> list[dict[str, Any]]:
-        return [c for c in self.store.all("contract") if c["customer_id"] == customer_id and not c.get("archived_at")]
+        return [c for c in self.store.where("contract", "customer_id", customer_id) if not c.get("archived_at")]
 
     # ------------------------------------------------------------------------------------------------- billing
     def bill_customer(
@@ -187,7 +189,7 @@ class BillingEngine:
     def _rates_of(self, rate_card_id: str | None) -> list[dict[str, Any]]:
         if not rate_card_id:
             return []
-        return [r for r in self.store.all("rate") if r["_rate_card_id"] == rate_card_id]
+        return self.store.where("rate", "_rate_card_id", rate_card_id)
 
     def _usage_invoice(
         self,
@@ -385,8 +387,8 @@ class BillingEngine:
     def last_finalized_end(self, customer_id: str) -> float | None:
         ends = [
             parse_time(inv["end_timestamp"])
-            for inv in self.store.all("invoice")
-            if inv["customer_id"] == customer_id and inv["status"] == "FINALIZED"
+            for inv in self.store.where("invoice", "customer_id", customer_id)
+            if inv["status"] == "FINALIZED"
         ]
         return max(ends) if ends else None
 
@@ -394,7 +396,7 @@ class BillingEngine:
     def _stripe_configuration(self, customer: dict[str, Any], contract_id: str | None) -> dict[str, Any] | None:
         contract = self.store.get("contract", contract_id) if contract_id else None
         wanted = (contract or {}).get("_billing_provider_configuration_id")
-        configs = [c for c in self.store.all("billing_provider_configuration") if c["customer_id"] == customer["id"]]
+        configs = self.store.where("billing_provider_configuration", "customer_id", customer["id"])
         if wanted:  # an archived configuration stops delivery at once
             return next((c for c in configs if c["id"] == wanted and not c.get("archived_at")), None)
         return next((c for c in configs if c["billing_provider"] == "stripe" and not c.get("archived_at")), None)
@@ -538,14 +540,20 @@ class BillingEngine:
             self.catch_up()
             return
         self.deliver_pending()
-        if not self._dirty:
+        if not self._dirty and not self._changed:
             return
         with self.store.lock:
             dirty, self._dirty = self._dirty, set()
-            for ref in dirty:
+            changed, self._changed = self._changed, set()
+            for ref in dirty - changed:
                 customer_id = self.resolve_customer_id(ref)
                 if customer_id is not None:
                     self.recharge_if_needed(customer_id)
+            for customer_id in changed:
+                if self.contracts_of(customer_id) or self.store.where("customer_commit", "_customer_id", customer_id):
+                    self._next_due = min(self._next_due, self._catch_up_customer(customer_id))
+                    self._undelivered = True
+        self.deliver_pending()
 
     def catch_up(self) -> None:
         """Finalize what is due, record deliveries and run threshold recharges, for every customer with a contract."""
@@ -554,31 +562,40 @@ class BillingEngine:
         try:
             with self.store.lock:
                 self._dirty.clear()
+                self._changed.clear()
                 customer_ids = list(dict.fromkeys(c["customer_id"] for c in self.store.all("contract")))
-                customer_ids += [
-                    c["_customer_id"]
-                    for c in self.store.all("customer_commit")
-                    if c["_customer_id"] not in customer_ids
-                ]
+                customer_ids += list(
+                    dict.fromkeys(
+                        c["_customer_id"]
+                        for c in self.store.all("customer_commit")
+                        if not self.store.where("contract", "customer_id", c["_customer_id"])
+                    )
+                )
                 next_due = float("inf")
                 for customer_id in customer_ids:
-                    self.recharge_if_needed(customer_id)
-                    billing = self.bill_customer(customer_id)
-                    for invoice in billing.invoices:
-                        if invoice["status"] == "DRAFT":
-                            end = invoice.get("end_timestamp")
-                            due = parse_time(end) + GRACE_SECONDS if end else parse_time(invoice["issued_at"])
-                            next_due = min(next_due, due)
-                    for source in billing.sources:
-                        for seg in segments_of(source):
-                            if seg.end > self.now():
-                                next_due = min(next_due, seg.end)
-                # contract periods that have not begun yet start a new draft; look again at the next day boundary
-                self._next_due = min(next_due, self.now() + 3600)
+                    next_due = min(next_due, self._catch_up_customer(customer_id))
+                self._next_due = next_due
                 self._undelivered = True
             self.deliver_pending()
         finally:
             self._catching_up.release()
+
+    def _catch_up_customer(self, customer_id: str) -> float:
+        """One customer's recharges and finalized invoices as of now; returns when it next needs a look."""
+        self.recharge_if_needed(customer_id)
+        billing = self.bill_customer(customer_id)
+        next_due = float("inf")
+        for invoice in billing.invoices:
+            if invoice["status"] == "DRAFT":
+                end = invoice.get("end_timestamp")
+                due = parse_time(end) + GRACE_SECONDS if end else parse_time(invoice["issued_at"])
+                next_due = min(next_due, due)
+        for source in billing.sources:
+            for seg in segments_of(source):
+                if seg.end > self.now():
+                    next_due = min(next_due, seg.end)
+        # contract periods that have not begun yet start a new draft; look again at the next day boundary
+        return min(next_due, self.now() + 3600)
 
     def recharge_if_needed(self, customer_id: str) -> None:
         """Prepaid balance thresholds: top the balance up to `recharge_to_amount` when it falls below threshold.

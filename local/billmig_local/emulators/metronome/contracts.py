@@ -232,8 +232,8 @@ def _contract_billing_provider(call: ApiCall, customer_id: str, spec: dict[str, 
         return None
     configs = [
         c
-        for c in call.store.all("billing_provider_configuration")
-        if c["customer_id"] == customer_id and not c.get("archived_at")
+        for c in call.store.where("billing_provider_configuration", "customer_id", customer_id)
+        if not c.get("archived_at")
     ]
     if spec.get("billing_provider_configuration_id"):
         found = next((c for c in configs if c["id"] == spec["billing_provider_configuration_id"]), None)
@@ -299,8 +299,8 @@ def list_contracts_v2(call: ApiCall) -> Any:
     get_customer(call, body["customer_id"])
     contracts = [
         c
-        for c in call.store.all("contract")
-        if c["customer_id"] == body["customer_id"] and (body.get("include_archived") or not c.get("archived_at"))
+        for c in call.store.where("contract", "customer_id", body["customer_id"])
+        if body.get("include_archived") or not c.get("archived_at")
     ]
     if body.get("covering_date"):
         at = parse_time(body["covering_date"], "covering_date")

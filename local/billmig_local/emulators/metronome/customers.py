@@ -88,7 +88,7 @@ def _add_billing_configuration(call: ApiCall, customer_id: str, spec: dict[str, 
 
 
 def customer_billing_configurations(call: ApiCall, customer_id: str) -> list[dict[str, Any]]:
-    return [c for c in call.store.all("billing_provider_configuration") if c["customer_id"] == customer_id]
+    return call.store.where("billing_provider_configuration", "customer_id", customer_id)
 
 
 def _render_configuration(config: dict[str, Any]) -> dict[str, Any]:

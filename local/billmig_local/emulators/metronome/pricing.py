@@ -250,7 +250,7 @@ def add_rates(call: ApiCall) -> Any:
 
 
 def rates_of(call: ApiCall, rate_card_id: str) -> list[dict[str, Any]]:
-    return [r for r in call.store.all("rate") if r["_rate_card_id"] == rate_card_id]
+    return call.store.where("rate", "_rate_card_id", rate_card_id)
 
 
 def get_rates(call: ApiCall) -> Any:
