@@ -225,7 +225,9 @@ def main() -> None:
         clear_logs(stack)
         began = time.perf_counter()
         started = runner.start(batch, config, plan)
-        final = runner.wait_for_parallel_run(batch.batch_id, len(ours), timeout=7200)
+        final = runner.wait_for_parallel_run(
+            batch.batch_id, len(ours), timeout=7200, execution_arn=started.execution_arn
+        )
         machine_seconds = time.perf_counter() - began
         machine_calls = logged(stack)
         assert not final.failures, list(final.failures.items())[:5]

@@ -27,7 +27,7 @@ from billmig.metronome.errors import InvalidMigrationConfig
 from billmig.metronome.plan import BatchPlan, plan_batch
 from billmig.metronome.resolution import ResolvedConfig, resolve
 from billmig.metronome.snapshot import LIVE_STATUSES
-from billmig.metronome.storage import MigrationRun, customers_key, run_key
+from billmig.metronome.storage import MigrationRun, customers_key, run_key, run_version_key
 from billmig.progress import StepStatus, SubjectProgress
 from billmig.steps import Step
 from billmig.usage.routing import HELD_BACK
@@ -177,15 +177,17 @@ def start(
     _store_metronome_token(outputs["MetronomeApiKeySecretName"])
     bucket = outputs["ImportBucketName"]
     s3 = aws_target.client("s3")
-    document = MigrationRun(batch_id=batch.batch_id, config=config, excluded=blocked)
-    s3.put_object(Bucket=bucket, Key=run_key(batch.batch_id), Body=document.model_dump_json().encode())
+    document = MigrationRun(batch_id=batch.batch_id, config=config, excluded=blocked).model_dump_json().encode()
+    version_key = run_version_key(batch.batch_id, document)
+    s3.put_object(Bucket=bucket, Key=version_key, Body=document)
+    s3.put_object(Bucket=bucket, Key=run_key(batch.batch_id), Body=document)
     items = json.dumps([{"stripe_customer_id": c} for c in migrating])
     s3.put_object(Bucket=bucket, Key=customers_key(batch.batch_id), Body=items.encode())
     payload = {
         "batch_id": batch.batch_id,
         "bucket": bucket,
         "customers_key": customers_key(batch.batch_id),
-        "run_key": run_key(batch.batch_id),
+        "run_key": version_key,
         "max_concurrency": config.concurrency,
         # every customer waits for its cutover in the second Map at once (a distributed Map runs up to 10,000)
         "cutover_concurrency": min(10_000, max(1, len(batch.customer_ids))),

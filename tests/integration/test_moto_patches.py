@@ -228,3 +228,29 @@ def test_dynamodb_item_operations_answer_every_attribute_type_as_written(local_s
     assert deleted["ok"] == {"BOOL": False}
     assert "Item" not in ddb.get_item(TableName=table, Key=key)
     ddb.delete_table(TableName=table)
+
+
+def test_dynamodb_items_over_the_size_limit_are_refused_as_dynamodb_does(local_stack: LocalStack) -> None:
+    """`dynamodb_item_sized_once` sizes a new item once: an item of many attributes just under moto's limit is
+    stored whole, one byte-wise over it is refused with DynamoDB's validation error, and the table keeps the first."""
+    ddb = local_stack.client("dynamodb")
+    table = "patch-test-item-size"
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    # 40 attributes "a00".."a39" of 10,000 bytes each, in a map too: 2 + 2 + 40 * (3 + 10,000) = 400,124 bytes
+    filler = {f"a{i:02d}": {"S": "x" * 10_000} for i in range(40)}
+    fits = {"pk": {"S": "k"}, **dict(list(filler.items())[:39]), "m": {"M": {"a39": filler["a39"]}}}
+    ddb.put_item(TableName=table, Item=fits)
+    stored = ddb.get_item(TableName=table, Key={"pk": {"S": "k"}}, ConsistentRead=True)["Item"]
+    assert stored == fits
+    too_large = {**fits, "extra": {"S": "y" * 5_000}}
+    with pytest.raises(ddb.exceptions.ClientError) as refused:
+        ddb.put_item(TableName=table, Item=too_large)
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "Item size has exceeded the maximum allowed size" in refused.value.response["Error"]["Message"]
+    assert ddb.get_item(TableName=table, Key={"pk": {"S": "k"}}, ConsistentRead=True)["Item"] == fits
+    ddb.delete_table(TableName=table)

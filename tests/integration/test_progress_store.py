@@ -132,3 +132,70 @@ def test_get_many_reads_just_the_subjects_asked_for_past_batch_get_limits(
     assert {p.run_id for p in found} == {batch}
     assert [p.phase for p in found if p.subject == "cus_0007"] == ["parallel_run"]
     assert store.get_many(batch, []) == []
+
+
+class _CountingClient:
+    """The real DynamoDB client, counting the calls the store makes through it."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or name.startswith("get_paginator"):
+            return attribute
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            return attribute(*args, **kwargs)
+
+        return counted
+
+
+def test_a_step_is_one_read_and_conditional_writes_from_the_copy_the_store_keeps(
+    local_stack: LocalStack, dynamodb: Any, batch: str
+) -> None:
+    counting = _CountingClient(dynamodb)
+    store = DynamoDBProgressStore(local_stack.outputs["ProgressTableName"], client=counting)  # type: ignore[arg-type]
+    store.enrol(batch, "cus_COPY")
+    counting.calls.clear()
+    store.claim_step(batch, "cus_COPY", "contract", "r1", timedelta(minutes=5))
+    store.remember_vendor_ids(batch, "cus_COPY", "contract", {"metronome_contract_id": "c-1"})
+    store.complete_step(batch, "cus_COPY", "contract", {}, "created")
+    assert counting.calls == ["put_item", "put_item", "put_item"]
+    stored = store.get(batch, "cus_COPY")
+    assert stored is not None and stored.version == 3
+    assert stored.steps["contract"].vendor_ids == {"metronome_contract_id": "c-1"}
+
+
+def test_a_copy_another_writer_has_changed_since_is_not_written_back(
+    local_stack: LocalStack, dynamodb: Any, batch: str
+) -> None:
+    """Two stores (two warm containers): each keeps its own copy; the version check turns a write from a stale copy
+    into a fresh read and the change made again, so neither writer's change is lost."""
+    table = local_stack.outputs["ProgressTableName"]
+    first, second = DynamoDBProgressStore(table, client=dynamodb), DynamoDBProgressStore(table, client=dynamodb)
+    first.claim_step(batch, "cus_STALE", "prepare", "r1", timedelta(minutes=5))
+    second.remember_vendor_ids(batch, "cus_STALE", "prepare", {"metronome_customer_id": "m-1"})
+    first.remember_vendor_ids(batch, "cus_STALE", "prepare", {"billing_configuration_id": "b-1"})
+    stored = DynamoDBProgressStore(table, client=dynamodb).get(batch, "cus_STALE")
+    assert stored is not None
+    assert stored.steps["prepare"].vendor_ids == {"metronome_customer_id": "m-1", "billing_configuration_id": "b-1"}
+    assert stored.version == 3
+
+
+def test_a_claim_refused_on_a_stale_copy_is_judged_again_on_the_item(
+    local_stack: LocalStack, dynamodb: Any, batch: str
+) -> None:
+    """The first store's copy says r1 holds the step; meanwhile r1's attempt failed (recorded by another store).
+    A claim by r2 must see the failure, not the stale lease."""
+    table = local_stack.outputs["ProgressTableName"]
+    first, second = DynamoDBProgressStore(table, client=dynamodb), DynamoDBProgressStore(table, client=dynamodb)
+    first.claim_step(batch, "cus_LEASE", "contract", "r1", timedelta(minutes=5))
+    error = ErrorRecord(type="VendorUnavailable", message="503", transient=True, at=datetime.now(UTC))
+    second.fail_step(batch, "cus_LEASE", "contract", error)
+    claim = first.claim_step(batch, "cus_LEASE", "contract", "r2", timedelta(minutes=5))
+    assert (claim.record.runner, claim.attempt) == ("r2", 2)
+    with pytest.raises(StepClaimedElsewhere):
+        second.claim_step(batch, "cus_LEASE", "contract", "r3", timedelta(minutes=5))

@@ -128,6 +128,29 @@ def test_starting_the_batch_again_returns_the_running_execution(migrated: dict[s
     assert status.execution is not None and status.execution.endswith("RUNNING")
 
 
+def test_the_steps_read_the_run_document_of_their_own_execution(book: Book, migrated: dict[str, Any]) -> None:
+    """The execution passes a key named by the run document's content (the latest stays at run.json for the
+    commands): a warm container reads each version once, and a later `start` with another config cannot change
+    what a running execution's steps read."""
+    from billmig.metronome.storage import MigrationRun, read_run, run_key
+
+    sfn = book.stack.client("stepfunctions")
+    machine = book.stack.outputs["MetronomeMigrationStateMachineArn"]
+    arn = next(
+        e["executionArn"] for e in sfn.list_executions(stateMachineArn=machine)["executions"] if e["name"] == "wave-1"
+    )
+    passed = json.loads(sfn.describe_execution(executionArn=arn)["input"])["run_key"]
+    assert passed.startswith("metronome/wave-1/runs/") and passed != run_key("wave-1")
+    latest = book.storage.read_text(run_key("wave-1"))
+    assert book.storage.read_text(passed) == latest
+    first = read_run(book.storage, passed)
+    assert first == MigrationRun.model_validate_json(latest)
+    s3 = book.stack.client("s3")
+    s3.delete_object(Bucket=book.stack.outputs["ImportBucketName"], Key=passed)
+    assert read_run(book.storage, passed) is first  # a version is read once, then kept
+    s3.put_object(Bucket=book.stack.outputs["ImportBucketName"], Key=passed, Body=latest.encode())
+
+
 def test_each_customer_is_in_metronome_once_with_alias_stripe_configuration_and_unbillable(
     book: Book, migrated: dict[str, Any]
 ) -> None:

@@ -2,10 +2,16 @@
 
 Every change is read-modify-write guarded by `version`, so two runners racing for a step cannot both win: the loser
 re-reads and sees the winner's claim. A `by-state` index answers "which subjects of run R are in state S".
+
+The store remembers the last copy of each item it read or wrote, and a change starts from that copy instead of
+reading the item again: a step's claim, its vendor ids and its outcome are one read and three conditional writes, not
+three reads and three writes. The version check is what makes that safe: a copy someone else has since changed fails
+the write, and the change is made again on a fresh read (as it is when a copy is refused by the change itself).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -42,6 +48,7 @@ def _to_item(progress: SubjectProgress) -> dict[str, Any]:
 
 
 BATCH_GET_KEYS = 100  # BatchGetItem's limit per request
+KNOWN_ITEMS = 256  # copies remembered per store (a warm container's recent subjects)
 
 
 def _from_item(item: dict[str, Any]) -> SubjectProgress:
@@ -61,6 +68,8 @@ class DynamoDBProgressStore:
         self._client: DynamoDBClient = client or boto3.client("dynamodb")
         self._now = now
         self._max_races = max_races
+        self._known: dict[tuple[str, str], SubjectProgress] = {}
+        self._known_lock = threading.Lock()
 
     # -- reads
     def get(self, run_id: str, subject: str) -> SubjectProgress | None:
@@ -72,7 +81,12 @@ class DynamoDBProgressStore:
             )
         )
         item = response.get("Item")
-        return _from_item(item) if item else None
+        if not item:
+            self._forget(run_id, subject)
+            return None
+        progress = _from_item(item)
+        self._remember(progress)
+        return progress
 
     def get_many(self, run_id: str, subjects: list[str]) -> list[SubjectProgress]:
         """These subjects' items (those that exist), strongly consistent, 100 keys a BatchGetItem (DynamoDB's
@@ -163,6 +177,8 @@ class DynamoDBProgressStore:
 
     # -- writes
     def record_outcomes(self, records: list[SubjectProgress]) -> None:
+        for record in records:
+            self._forget(record.run_id, record.subject)
         for start in range(0, len(records), BATCH_WRITE_SIZE):
             pending: list[Any] = [
                 {"PutRequest": {"Item": _to_item(record)}} for record in records[start : start + BATCH_WRITE_SIZE]
@@ -234,16 +250,43 @@ class DynamoDBProgressStore:
     # -- machinery
     def _mutate(self, run_id: str, subject: str, change: Callable[[SubjectProgress], _T]) -> _T:
         for _ in range(self._max_races):
-            progress = self.get(run_id, subject) or self.enrol(run_id, subject)
+            progress = self._recalled(run_id, subject)
+            fresh = progress is None
+            if progress is None:
+                progress = self.get(run_id, subject) or self.enrol(run_id, subject)
             expected = progress.version
-            result = change(progress)
+            try:
+                result = change(progress)
+            except Exception:
+                if fresh:
+                    raise
+                self._forget(run_id, subject)  # judged on a copy that may be stale: judge it again on the item
+                continue
             progress.version = expected + 1
             try:
                 self._put(progress, expected_version=expected)
             except _LostRace:
+                self._forget(run_id, subject)
                 continue
             return result
         raise StepClaimedElsewhere(f"{subject!r} of run {run_id!r}: lost {self._max_races} write races in a row")
+
+    def _recalled(self, run_id: str, subject: str) -> SubjectProgress | None:
+        with self._known_lock:
+            known = self._known.get((run_id, subject))
+        return known.model_copy(deep=True) if known is not None else None
+
+    def _remember(self, progress: SubjectProgress) -> None:
+        copy = progress.model_copy(deep=True)
+        with self._known_lock:
+            self._known.pop((progress.run_id, progress.subject), None)
+            self._known[(progress.run_id, progress.subject)] = copy
+            while len(self._known) > KNOWN_ITEMS:
+                del self._known[next(iter(self._known))]
+
+    def _forget(self, run_id: str, subject: str) -> None:
+        with self._known_lock:
+            self._known.pop((run_id, subject), None)
 
     def _put(self, progress: SubjectProgress, *, expected_version: int | None) -> None:
         if expected_version is None:
@@ -256,11 +299,14 @@ class DynamoDBProgressStore:
         try:
             self._client.put_item(TableName=self.table_name, Item=_to_item(progress), **condition)
         except ClientError as exc:
+            self._forget(progress.run_id, progress.subject)
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 raise _LostRace from exc
             raise _classify(exc) from exc
         except BotoCoreError as exc:
+            self._forget(progress.run_id, progress.subject)  # the write may have landed: the copy is unknown
             raise ProgressStoreUnavailable(f"progress table {self.table_name}: {exc}") from exc
+        self._remember(progress)
 
     def _write_batch(self, requests: list[Any]) -> list[Any]:
         """One BatchWriteItem; returns what DynamoDB left unprocessed."""

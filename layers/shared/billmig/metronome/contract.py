@@ -27,7 +27,7 @@ from billmig.metronome.errors import (
 )
 from billmig.metronome.ports import MetronomeContract, MetronomeTarget
 from billmig.metronome.snapshot import CustomerStepRequest, CustomerStepResult, read_snapshot, result_of
-from billmig.metronome.storage import MigrationRun, RunStorage
+from billmig.metronome.storage import RunStorage, read_run
 from billmig.progress import ProgressStore, StepStatus
 from billmig.steps import RunningStep, Step, StepKey, StepOutcome, run_once
 
@@ -101,7 +101,7 @@ def reconcile(contract: MetronomeContract, moves: list[GrantMove]) -> list[str]:
 def write_contract(
     request: CustomerStepRequest, storage: RunStorage, target: MetronomeTarget, store: ProgressStore
 ) -> CustomerStepResult:
-    run = MigrationRun.model_validate(storage.read_json(request.run_key))
+    run = read_run(storage, request.run_key)
     config = run.config
     stripe_id = request.stripe_customer_id
     progress = store.get(request.batch_id, stripe_id)

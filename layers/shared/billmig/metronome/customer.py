@@ -20,7 +20,7 @@ from billmig.metronome.snapshot import (
     read_snapshot,
     result_of,
 )
-from billmig.metronome.storage import MigrationRun, RunStorage
+from billmig.metronome.storage import RunStorage, read_run
 from billmig.progress import ProgressStore
 from billmig.steps import RunningStep, Step, StepKey, StepOutcome, run_once
 
@@ -42,7 +42,7 @@ def display_name(snapshot: CustomerSnapshot) -> str:
 def prepare_customer(
     request: CustomerStepRequest, storage: RunStorage, target: MetronomeTarget, store: ProgressStore
 ) -> CustomerStepResult:
-    run = MigrationRun.model_validate(storage.read_json(request.run_key))
+    run = read_run(storage, request.run_key)
     snapshot = read_snapshot(storage, request.batch_id, request.stripe_customer_id)
     config = run.config
     alias = snapshot.customer.metadata[config.internal_id_metadata_key].strip()

@@ -33,7 +33,7 @@ from billmig.metronome.snapshot import (
     read_snapshot,
     result_of,
 )
-from billmig.metronome.storage import MigrationRun, RunStorage
+from billmig.metronome.storage import RunStorage, read_run
 from billmig.parity.ledger import ParityLedger, cutover_verdict
 from billmig.progress import ProgressStore, StepStatus
 from billmig.steps import RunningStep, Step, StepDone, StepKey, StepOutcome, run_once
@@ -111,7 +111,7 @@ def decide_cutover(
 ) -> CutoverDecision:
     """Before the decision instant: `ready` false and when to ask again. Then release (recorded once, with the
     boundary the later steps act on) or hold back (the phase says why; a later run asks the gate again)."""
-    config = MigrationRun.model_validate(storage.read_json(request.run_key)).config
+    config = read_run(storage, request.run_key).config
     stripe_id = request.stripe_customer_id
     reached = store.get(request.batch_id, stripe_id)
     backfilled = reached.steps.get(Step.METRONOME_BACKFILL_USAGE) if reached else None
@@ -208,7 +208,7 @@ def released(request: CustomerStepRequest, storage: RunStorage, store: ProgressS
     if progress is not None and progress.phase == ROLLED_BACK:
         raise StepOrderViolated(f"{request.stripe_customer_id}: rolled back after its release; no cutover step runs")
     return Released(
-        config=MigrationRun.model_validate(storage.read_json(request.run_key)).config,
+        config=read_run(storage, request.run_key).config,
         snapshot=read_snapshot(storage, request.batch_id, request.stripe_customer_id),
         boundary=_time(gate.vendor_ids["boundary"]),
         check_at=_time(gate.vendor_ids["check_at"]),

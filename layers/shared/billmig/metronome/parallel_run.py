@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from billmig.metronome.contract import StepOrderViolated
 from billmig.metronome.snapshot import CustomerStepRequest, CustomerStepResult, read_snapshot, result_of
-from billmig.metronome.storage import MigrationRun, RunStorage
+from billmig.metronome.storage import RunStorage, read_run
 from billmig.progress import ProgressStore, StepStatus
 from billmig.steps import RunningStep, Step, StepKey, StepOutcome, run_once
 
@@ -22,7 +22,7 @@ def begin_parallel_run(request: CustomerStepRequest, storage: RunStorage, store:
     if contracted is None or contracted.status is not StepStatus.SUCCEEDED:
         raise StepOrderViolated(f"{stripe_id}: no reconciled Metronome contract yet")
 
-    config = MigrationRun.model_validate(storage.read_json(request.run_key)).config
+    config = read_run(storage, request.run_key).config
     alias = read_snapshot(storage, request.batch_id, stripe_id).customer.metadata[config.internal_id_metadata_key]
 
     def body(_: RunningStep) -> StepOutcome:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel
 
 from billmig.metronome.errors import CustomerBlocked
-from billmig.metronome.storage import MigrationRun, RunStorage, snapshot_key
+from billmig.metronome.storage import RunStorage, read_run, snapshot_key
 from billmig.progress import ProgressStore
 from billmig.steps import RunningStep, Step, StepKey, StepOutcome, run_once
 from billmig.stripe_source.port import StripeSource
@@ -78,7 +78,7 @@ def snapshot_customer(
 ) -> CustomerStepResult:
     from billmig.metronome.triage import triage
 
-    run = MigrationRun.model_validate(storage.read_json(request.run_key))
+    run = read_run(storage, request.run_key)
     key = snapshot_key(request.batch_id, request.stripe_customer_id)
 
     def body(_: RunningStep) -> StepOutcome:
