@@ -181,12 +181,18 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--latency-ms", type=int, default=50)
+    # By default each emulator runs in a process of its own, as the vendors are remote: served from the stack's
+    # process, they share one GIL with moto and the Step Functions interpreter, which is then what is measured.
+    parser.add_argument(
+        "--emulators-in-stack", action="store_true", help="serve the emulators from the stack's process"
+    )
     parser.add_argument("--skip-sequential", action="store_true")
     args = parser.parse_args()
     parameters = {"Stage": "local", "ParityConcurrency": str(args.concurrency)}
     settings = StackSettings(
         state_dir=Path(tempfile.mkdtemp()),
         emulators=("stripe", "metronome"),
+        emulator_processes=() if args.emulators_in_stack else ("stripe", "metronome"),
         console=False,
         lambda_concurrency=args.concurrency,
         retry_scale=0.25,

@@ -24,6 +24,8 @@ from werkzeug.wrappers import Request, Response
 from billmig_local import moto_patches
 from billmig_local.clock import ClockMovedBackwards, WorldClock, parse_duration, parse_instant, to_rfc3339
 from billmig_local.emulators import EMULATOR_NAMES, available_emulators, stack_wirings
+from billmig_local.emulators.metronome.stripe_delivery import STRIPE_URL_ENV as METRONOME_STRIPE_URL_ENV
+from billmig_local.emulators.own_process import start_in_own_process
 from billmig_local.emulators.server import RunningEmulator
 from billmig_local.execution_feed import ExecutionFeed
 from billmig_local.lambda_bridge import DEFAULT_CONCURRENCY, LambdaBridge, LambdaFault
@@ -55,6 +57,9 @@ class StackSettings:
     # an invocation is throttled (Lambda.TooManyRequestsException), as at Lambda's concurrency limit.
     lambda_concurrency: int = DEFAULT_CONCURRENCY
     emulators: Iterable[str] = EMULATOR_NAMES
+    # Emulators served from processes of their own (`emulators.own_process`), off this process's GIL: a benchmark
+    # at the vendors' limits then measures the orchestration, not the emulators sharing its interpreter.
+    emulator_processes: Iterable[str] = ()
     feed: Callable[[str], None] | None = None
     console: bool = True  # the read-only state machine console (billmig_cli.console), on its own port
 
@@ -215,9 +220,20 @@ class LocalStack:
                 )
 
     def _start_emulators(self) -> None:
+        own_process = set(self.settings.emulator_processes)
         for name, start in available_emulators().items():
-            if name in self.settings.emulators:
-                self.emulators[name] = start(clock=self.clock, state_dir=self.settings.state_dir)
+            if name not in self.settings.emulators:
+                continue
+            if name in own_process:
+                # the Stripe emulator starts first: a Metronome in its own process is pointed at it from birth
+                environment = (
+                    {METRONOME_STRIPE_URL_ENV: self.emulators["stripe"].url} if "stripe" in self.emulators else {}
+                )
+                self.emulators[name] = start_in_own_process(
+                    name, clock=self.clock, state_dir=self.settings.state_dir, environment=environment
+                )
+                continue
+            self.emulators[name] = start(clock=self.clock, state_dir=self.settings.state_dir)
         # Metronome delivers billable invoices (and gated auto-recharges) to the Stripe emulator when one runs
         if "metronome" in self.emulators and "stripe" in self.emulators:
             connect_stripe = self.emulators["metronome"].extra.get("connect_stripe")

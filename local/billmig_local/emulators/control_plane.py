@@ -91,6 +91,8 @@ class EmulatorControl:
       POST /_emulator/latency              {"ms": 20}
       POST /_emulator/rate_limit           {"per_second": 25, "burst": 25} or {"preset": name} or {} to turn off
       GET /_emulator/clock                 the world clock as this emulator sees it
+      POST /_emulator/clock                {"offset": seconds}: adopt the world clock's offset (an emulator in a
+                                           process of its own follows the stack's clock; see `own_process`)
     """
 
     def __init__(
@@ -116,6 +118,8 @@ class EmulatorControl:
         self.log: deque[LoggedRequest] = deque(maxlen=log_size)
         self._lock = threading.Lock()
         self._random = random.Random(0)
+        # Set only where this emulator runs in a process of its own: how the stack's clock moves this one's.
+        self.follow_clock: Callable[[float], float] | None = None
 
     # -- injection, usable directly by in-process tests too
     def add_fault(self, rule: FaultRule) -> None:
@@ -125,6 +129,9 @@ class EmulatorControl:
     def clear_faults(self) -> None:
         with self._lock:
             self.faults.clear()
+
+    def clear_log(self) -> None:
+        self.log.clear()
 
     def seed_faults(self, seed: int) -> None:
         """Which requests a rate-based fault picks is a seeded draw per request: a test with few requests chooses a
@@ -247,4 +254,8 @@ class EmulatorControl:
             return JSONResponse({"per_second": self.bucket.per_second if self.bucket else None})
         if what == "clock" and method == "GET":
             return JSONResponse({"now": self.now()})
+        if what == "clock" and method == "POST" and self.follow_clock is not None:
+            # in a thread, as the stack's own mover runs the listeners (a billing catch-up) outside the event loop
+            offset = float((await request.json())["offset"])
+            return JSONResponse({"now": await asyncio.to_thread(self.follow_clock, offset)})
         return JSONResponse({"error": f"no control endpoint {method} {request.url.path}"}, 404)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Scope, Send
 
-from billmig_local.emulators.control_plane import EmulatorControl
+from billmig_local.emulators.control_plane import FaultRule, LoggedRequest
 
 
 class EmulatorServer:
@@ -79,11 +79,33 @@ async def call_recording(app: ASGIApp, scope: Scope, body: bytes, send: Send) ->
     return status, b"".join(chunks)
 
 
+class Serving(Protocol):
+    """What the stack needs of an emulator's server, in its own process or in another (`own_process`)."""
+
+    @property
+    def url(self) -> str: ...
+
+    def stop(self) -> None: ...
+
+
+class Controls(Protocol):
+    """The control plane as the stack, the demo and the benches use it, in process or over `/_emulator/*`."""
+
+    @property
+    def log(self) -> Iterable[LoggedRequest]: ...
+
+    def clear_log(self) -> None: ...
+
+    def add_fault(self, rule: FaultRule) -> None: ...
+
+    def clear_faults(self) -> None: ...
+
+
 @dataclass
 class RunningEmulator:
     name: str
-    server: EmulatorServer
-    control: EmulatorControl
+    server: Serving
+    control: Controls
     extra: MutableMapping[str, Any] = field(default_factory=dict)
 
     @property
