@@ -61,6 +61,7 @@ DEFAULT_PRELOAD = (
     "client:dynamodb",
     "client:s3",
     "client:secretsmanager",
+    "client:sqs",
 )
 INIT_SECONDS = 10.0  # Lambda's limit on the init phase, on top of the function's timeout on a cold start
 _EXIT_STATUS_SECONDS = 5.0

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import importlib
 import io
 import json
@@ -55,6 +56,10 @@ def serve_host(control: socket.socket, preload: list[str]) -> None:
             with contextlib.suppress(ImportError):
                 importlib.import_module(name)
     _warm_clients(clients)
+    # What the host loaded is shared by every environment it forks: frozen, no environment's collector walks it
+    # again (or touches its pages, which copy-on-write would then copy).
+    gc.collect()
+    gc.freeze()
     children: set[int] = set()
     try:
         while True:

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
-IDLE_WAIT_SECONDS = 0.05
+# An idle loop long-polls (moto's ReceiveMessage waits on the queue's condition, woken by a send) instead of asking
+# every few milliseconds: polling at 20/s cost a tenth of a core on the stack's process, which is what binds it.
+LONG_POLL_SECONDS = 1
 # Listing the mappings costs 1 + one request per mapping: the loop re-reads them this often, not on every poll, so a
 # new or disabled mapping is seen within it.
 MAPPINGS_REFRESH_SECONDS = 1.0
@@ -82,7 +84,8 @@ class SqsPoller:
         with self._lock:
             return sum(self._poll(mapping) for mapping in (self.mappings() if mappings is None else mappings))
 
-    def _poll(self, mapping: Mapping) -> int:
+    def _poll(self, mapping: Mapping, wait_seconds: int = 0) -> int:
+        """One batch; the first receive waits up to `wait_seconds` for a message (SQS long polling)."""
         sqs = self._client("sqs")
         messages: list[dict[str, Any]] = []
         deadline = time.monotonic() + mapping.window_seconds
@@ -92,6 +95,7 @@ class SqsPoller:
                 MaxNumberOfMessages=min(SQS_MAX_RECEIVE, mapping.batch_size - len(messages)),
                 AttributeNames=["All"],
                 MessageAttributeNames=["All"],
+                WaitTimeSeconds=0 if messages else wait_seconds,
             ).get("Messages", [])
             messages.extend(got)
             if not got and (not messages or time.monotonic() >= deadline):
@@ -127,16 +131,20 @@ class SqsPoller:
     def _run(self) -> None:
         mappings: list[Mapping] = []
         listed = float("-inf")
+        received = 1
         while not self._stop.is_set():
             try:
                 if time.monotonic() - listed >= MAPPINGS_REFRESH_SECONDS:
                     mappings, listed = self.mappings(), time.monotonic()
-                received = self.poll_once(mappings)
+                wait = 0 if received else LONG_POLL_SECONDS
+                with self._lock:
+                    received = sum(self._poll(mapping, wait) for mapping in mappings)
             except Exception:
                 log.exception("sqs poller failed")
                 received = 0
-            if not received:
-                self._stop.wait(IDLE_WAIT_SECONDS)
+                self._stop.wait(LONG_POLL_SECONDS)
+            if not mappings:
+                self._stop.wait(MAPPINGS_REFRESH_SECONDS)
 
     def stop(self) -> None:
         self._stop.set()

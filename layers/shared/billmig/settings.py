@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # imported where used, so a Lambda loads only the SDKs it cal
     from billmig.adapters.metronome_sdk import MetronomeSDKTarget
     from billmig.adapters.s3_import_storage import S3ImportStorage
     from billmig.adapters.s3_usage_journal import S3UsageJournal
+    from billmig.adapters.sqs_usage_queue import SQSDeadLetters
     from billmig.adapters.ssm_feature_flags import SSMFeatureFlags
     from billmig.adapters.stigg_graphql import StiggGraphQLTarget
     from billmig.adapters.stripe_meter_events import StripeMeterEventSink
@@ -205,10 +206,17 @@ def _metronome_ingest_sink_for(token: str, base_url: str | None) -> MetronomeIng
     return MetronomeIngestSink.connect(token, base_url)
 
 
+@cache
+def _dead_letters(queue_url: str) -> SQSDeadLetters:
+    """One SQS client per warm container: built per invocation, it was most of a backfill step's CPU."""
+    from billmig.adapters.sqs_usage_queue import SQSDeadLetters
+
+    return SQSDeadLetters(queue_url)
+
+
 def usage_router() -> UsageRouter:
     """The router for the current config; warm containers keep it (and its caches) until the config changes."""
     from billmig.adapters.dynamodb_usage_routes import DynamoDBRouteSource
-    from billmig.adapters.sqs_usage_queue import SQSDeadLetters
     from billmig.adapters.stripe_customer_directory import StripeSearchDirectory
     from billmig.usage.router import UsageRouter
     from billmig.usage.routing import RouteBook
@@ -224,7 +232,7 @@ def usage_router() -> UsageRouter:
         ttl=config.route_cache_seconds,
         decommissioned=stripe_writes_off_batches,
     )
-    dead_letters = SQSDeadLetters(from_environment(UsageRouterSettings).usage_dead_letter_queue_url)
+    dead_letters = _dead_letters(from_environment(UsageRouterSettings).usage_dead_letter_queue_url)
     for replaced in _routers.values():
         replaced.close()
     _routers.clear()
@@ -321,14 +329,13 @@ def resend_usage(
     (USAGE_ROUTER_CONFIG_PARAMETER), the journal (IMPORT_BUCKET_NAME, `usage-journal/`), the dead-letter queue
     (USAGE_DEAD_LETTER_QUEUE_URL) and only the destination's secret. Idempotent; raises `VendorUnavailable` on a
     transient failure (Step Functions retries it). The rollback step calls it with `Destination.STRIPE`."""
-    from billmig.adapters.sqs_usage_queue import SQSDeadLetters
     from billmig.usage.resend import ResendPorts, resend
     from billmig.usage.routing import Destination
 
     def config() -> UsageRouterConfig:
         return _usage_router_config()[1]
 
-    dead_letters = SQSDeadLetters(from_environment(UsageRouterSettings).usage_dead_letter_queue_url)
+    dead_letters = _dead_letters(from_environment(UsageRouterSettings).usage_dead_letter_queue_url)
     if destination is Destination.STRIPE:
         stripe = _stripe_meter_sink(config().stripe_transport)  # a rollback's customer had its usage routed
         ports = ResendPorts(config, usage_journal(), dead_letters, stripe=stripe)
