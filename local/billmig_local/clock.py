@@ -107,7 +107,9 @@ class WorldClock:
             self._listeners.append(listener)
 
     def wait_until(self, instant: float, *, poll_seconds: float = 0.5, stop: threading.Event | None = None) -> bool:
-        """Block until the clock reaches `instant` (by a move or by time flowing); False if `stop` is set first."""
+        """Block until the clock reaches `instant` (by a move or by time flowing); False if `stop` is set first.
+
+        Without `stop` nothing needs polling: a move wakes the waiter and time flowing ends its timeout."""
         with self._lock:
             while True:
                 remaining = instant - self.now()
@@ -115,7 +117,26 @@ class WorldClock:
                     return True
                 if stop is not None and stop.is_set():
                     return False
-                self._moved.wait(timeout=min(poll_seconds, remaining))
+                self._moved.wait(timeout=remaining if stop is None else min(poll_seconds, remaining))
+
+    def wait_for(self, done: Callable[[], bool], instant: float, *, recheck_seconds: float = 10.0) -> bool:
+        """Block until `done()` or the clock reaches `instant`; True if the instant came. A move or `wake()` makes
+        the waiter look again, so a thousand waiters cost nothing while they wait (no polling: a 0.2 s poll each was
+        5,000 wake-ups a second for a batch of 1,000 customers parked in their cutover Wait); `recheck_seconds` only
+        bounds how late a `done()` that nobody announced with `wake()` is seen."""
+        with self._lock:
+            while True:
+                remaining = instant - self.now()
+                if remaining <= 0:
+                    return True
+                if done():
+                    return False
+                self._moved.wait(timeout=min(recheck_seconds, remaining))
+
+    def wake(self) -> None:
+        """Make every `wait_for` look at its condition again (something it waits on besides the clock changed)."""
+        with self._lock:
+            self._moved.notify_all()
 
     def _notify(self, old: float, new: float) -> None:
         with self._lock:

@@ -391,6 +391,7 @@ def _execution_names() -> None:
 
 def _waits_on_world_clock() -> None:
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function import timestamp, wait_function
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
 
     def _get_wait_seconds(self: Any, env: Any) -> int:
         self.string.eval(env=env)
@@ -410,13 +411,21 @@ def _waits_on_world_clock() -> None:
         if clock.now() >= target:
             return
         with RUNTIME.park("wait"):
-            while clock.now() < target and env.is_running():
-                clock.wait_until(min(target, clock.now() + 0.2))
+            clock.wait_for(lambda: not env.is_running(), target)
+
+    def woken(method: Callable[..., None]) -> Callable[..., None]:
+        def changed(self: Any, *args: Any, **kwargs: Any) -> None:
+            method(self, *args, **kwargs)
+            _clock().wake()  # a stopped execution's Waits end now, not at their instant
+
+        return changed
 
     timestamp_model: Any = timestamp.Timestamp
     wait_model: Any = wait_function.WaitFunction
     timestamp_model._get_wait_seconds = _get_wait_seconds
     wait_model._wait_interval = _wait_interval
+    for name in ("set_ended", "set_error", "set_timed_out", "set_stop"):
+        setattr(Environment, name, woken(getattr(Environment, name)))
 
 
 def _retries_on_world_clock() -> None:

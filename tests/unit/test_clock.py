@@ -34,6 +34,32 @@ def test_wait_until_returns_when_the_clock_is_moved_past_the_instant() -> None:
     assert released.is_set()
 
 
+def test_wait_for_ends_on_a_wake_once_its_condition_holds_and_otherwise_at_the_instant() -> None:
+    """What a parked Wait relies on: no poll, so a stop must be announced with wake(), and a move still releases it."""
+    import threading
+
+    clock = WorldClock()
+    stopped = threading.Event()
+    outcomes: list[bool] = []
+    # a recheck of a day: only wake() can end the first wait within the test
+    first = threading.Thread(
+        target=lambda: outcomes.append(clock.wait_for(stopped.is_set, clock.now() + 86400, recheck_seconds=86400))
+    )
+    first.start()
+    stopped.set()
+    clock.wake()
+    first.join(timeout=10)
+    assert outcomes == [False]
+
+    second = threading.Thread(
+        target=lambda: outcomes.append(clock.wait_for(lambda: False, clock.now() + 86400, recheck_seconds=86400))
+    )
+    second.start()
+    clock.advance(2 * 86400)
+    second.join(timeout=10)
+    assert outcomes == [False, True]
+
+
 @pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("90s", 90), ("15m", 900), ("36h", 129600), ("2w", 1209600)])
 def test_durations(text: str, seconds: int) -> None:
     assert parse_duration(text) == seconds
