@@ -172,6 +172,57 @@ def runner_store(stack: LocalStack) -> Any:
     return DynamoDBProgressStore(stack.outputs["ProgressTableName"], client=stack.client("dynamodb"))
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds so far of this process and its children, by role (from /proc: Linux only, as the bench machine).
+
+    What tells a CPU-bound run from one bound by the vendors' limits, and which part of the local stack binds it."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    roles: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue  # it ended while we looked
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        used[pid] = (int(fields[11]) + int(fields[12])) / tick
+        roles[pid] = (
+            "Lambda environments"
+            if "lambda_runtime" in command
+            else "Stripe emulator"
+            if "own_process stripe" in command
+            else "Metronome emulator"
+            if "own_process metronome" in command
+            else "the stack (moto, Step Functions, bridge) and the waiter"
+        )
+    ours: dict[str, float] = dict.fromkeys(roles.values(), 0.0)
+    me = os.getpid()
+    for pid, seconds in used.items():
+        ancestor = pid
+        while ancestor not in (me, 0, 1) and ancestor in parents:
+            ancestor = parents[ancestor]
+        if ancestor == me:
+            ours[roles[pid]] += seconds
+    return ours
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    import os
+
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / tick, sum(values) / tick
+
+
 def limits(stack: LocalStack, latency_ms: int) -> None:
     for vendor, preset in (("stripe", "stripe_live"), ("metronome", "metronome")):
         url = stack.emulators[vendor].url
@@ -182,9 +233,9 @@ def limits(stack: LocalStack, latency_ms: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=1000)
-    # 10: on two cores, 20 environments per function (100 processes for the five steps) only add cold starts and
-    # contention (100 customers: 44 s at 20, 35 s at 10); the vendors' limits (8 s for 100) are not what binds here.
-    parser.add_argument("--concurrency", type=int, default=10)
+    # 14: 1,000 customers took 151.4 / 129.7 / 128.9 / 129.8 s at 10 / 14 / 18 / 24 (2026-12-04, two cores): from 14
+    # on the machine's CPU binds, not the Map's slots, and more environments only add processes.
+    parser.add_argument("--concurrency", type=int, default=14)
     parser.add_argument("--latency-ms", type=int, default=50)
     # By default each emulator runs in a process of its own, as the vendors are remote: served from the stack's
     # process, they share one GIL with moto and the Step Functions interpreter, which is then what is measured.
@@ -238,12 +289,21 @@ def main() -> None:
         # The deployed stack and the seeds live as long as the run: frozen, the collector stops walking them.
         gc.collect()
         gc.freeze()
+        cpu_before, busy_before = cpu_seconds(), machine_busy()
         began, began_at = time.perf_counter(), stack.clock.now()  # the steps stamp the world clock
         started = runner.start(batch, config, plan)
         final = runner.wait_for_parallel_run(
             batch.batch_id, len(ours), timeout=7200, execution_arn=started.execution_arn
         )
         machine_seconds = time.perf_counter() - began
+        cpu_after, busy_after = cpu_seconds(), machine_busy()
+        cpu_used = {role: cpu_after.get(role, 0.0) - cpu_before.get(role, 0.0) for role in cpu_after}
+        busy = (busy_after[0] - busy_before[0]) / (busy_after[1] - busy_before[1])
+        print(
+            f"CPU during the state machine's run: {sum(cpu_used.values()):.0f} s "
+            f"({1000 * sum(cpu_used.values()) / len(ours):.0f} ms a customer; the machine {busy:.0%} busy): "
+            + ", ".join(f"{role} {cpu_used[role]:.0f} s" for role in sorted(cpu_used, key=cpu_used.__getitem__)[::-1])
+        )
         machine_calls = logged(stack)
         assert not final.failures, list(final.failures.items())[:5]
         errors: Counter[str] = Counter()
