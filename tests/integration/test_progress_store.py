@@ -199,3 +199,22 @@ def test_a_claim_refused_on_a_stale_copy_is_judged_again_on_the_item(
     assert (claim.record.runner, claim.attempt) == ("r2", 2)
     with pytest.raises(StepClaimedElsewhere):
         second.claim_step(batch, "cus_LEASE", "contract", "r3", timedelta(minutes=5))
+
+
+def test_a_first_claim_enrols_the_subject_in_its_own_write(local_stack: LocalStack, dynamodb: Any, batch: str) -> None:
+    """A subject's first step is one read and one conditional put, not a read, an enrolment and then the claim."""
+    calls: list[str] = []
+
+    def count(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    dynamodb.meta.events.register("before-call.dynamodb.*", count)
+    try:
+        store = DynamoDBProgressStore(local_stack.outputs["ProgressTableName"], client=dynamodb)
+        claim = store.claim_step(batch, "cus_FIRST", "metronome.snapshot", "runner-a", timedelta(minutes=5))
+    finally:
+        dynamodb.meta.events.unregister("before-call.dynamodb.*", count)
+    assert calls == ["GetItem", "PutItem"]
+    stored = store.get(batch, "cus_FIRST")
+    assert stored is not None and stored.version == 1 and claim.attempt == 1
+    assert stored.state is SubjectState.RUNNING and stored.steps["metronome.snapshot"].runner == "runner-a"

@@ -253,8 +253,13 @@ class DynamoDBProgressStore:
             progress = self._recalled(run_id, subject)
             fresh = progress is None
             if progress is None:
-                progress = self.get(run_id, subject) or self.enrol(run_id, subject)
-            expected = progress.version
+                progress = self.get(run_id, subject)
+            # A subject the table does not hold yet is enrolled by this very write (one put, not an enrol and then
+            # the change), on the condition that no other writer enrolled it first.
+            expected = progress.version if progress is not None else None
+            if progress is None:
+                now = self._now()
+                progress = SubjectProgress(run_id=run_id, subject=subject, enrolled_at=now, updated_at=now)
             try:
                 result = change(progress)
             except Exception:
@@ -262,7 +267,7 @@ class DynamoDBProgressStore:
                     raise
                 self._forget(run_id, subject)  # judged on a copy that may be stale: judge it again on the item
                 continue
-            progress.version = expected + 1
+            progress.version = (expected if expected is not None else 0) + 1
             try:
                 self._put(progress, expected_version=expected)
             except _LostRace:
