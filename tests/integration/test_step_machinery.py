@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
 from billmig.errors import StepClaimedElsewhere, VendorRejected, VendorUnavailable
 from billmig.idempotency_keys import idempotency_key
-from billmig.progress import StepStatus, SubjectState
+from billmig.progress import PhaseChange, StepStatus, SubjectState
 from billmig.steps import RunningStep, StepKey, StepOutcome, run_once
 from billmig_local.stack import LocalStack
 
@@ -89,3 +89,75 @@ def test_a_step_held_by_another_runner_is_not_run(store: DynamoDBProgressStore, 
     store.claim_step(key.run_id, key.subject, key.step, "runner-a", lease=timedelta(minutes=5))
     with pytest.raises(StepClaimedElsewhere):
         run_once(store, key, "runner-b", lambda _: pytest.fail("ran while another runner held the step"))
+
+
+def _writes_during(dynamodb: Any, action: Any) -> list[str]:
+    calls: list[str] = []
+
+    def count(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    dynamodb.meta.events.register("before-call.dynamodb.*", count)
+    try:
+        action()
+    finally:
+        dynamodb.meta.events.unregister("before-call.dynamodb.*", count)
+    return [c for c in calls if c != "GetItem"]
+
+
+def test_noted_ids_are_written_with_the_outcome_not_one_write_each(
+    store: DynamoDBProgressStore, key: StepKey, dynamodb: Any
+) -> None:
+    def body(running: RunningStep) -> StepOutcome:
+        running.note({"metronome_customer_id": "m-1", "action.create_customer": "m-1"})
+        running.note({"billing_provider_configuration_id": "b-1"})
+        return StepOutcome("created")
+
+    writes = _writes_during(dynamodb, lambda: run_once(store, key, "runner-a", body))
+    assert writes == ["PutItem", "PutItem"]  # the claim and the outcome
+    record = store.get(key.run_id, key.subject).steps[key.step]  # type: ignore[union-attr]
+    assert record.status is StepStatus.SUCCEEDED
+    assert record.vendor_ids == {
+        "metronome_customer_id": "m-1",
+        "action.create_customer": "m-1",
+        "billing_provider_configuration_id": "b-1",
+    }
+
+
+def test_ids_noted_before_an_error_are_recorded_with_it_for_the_next_attempt(
+    store: DynamoDBProgressStore, key: StepKey
+) -> None:
+    def made_then_failed(running: RunningStep) -> StepOutcome:
+        running.note({"metronome_contract_id": "c-3"})
+        raise VendorUnavailable("503 while reading the contract back")
+
+    with pytest.raises(VendorUnavailable):
+        run_once(store, key, "runner-a", made_then_failed)
+    progress = store.get(key.run_id, key.subject)
+    assert progress is not None and progress.state is SubjectState.FAILED
+    assert progress.steps[key.step].vendor_ids == {"metronome_contract_id": "c-3"}
+    seen: dict[str, str] = {}
+
+    def resumed(running: RunningStep) -> StepOutcome:
+        seen.update(running.vendor_ids)
+        return StepOutcome("found")
+
+    run_once(store, key, "runner-a", resumed)
+    assert seen == {"metronome_contract_id": "c-3"}
+
+
+def test_a_phase_is_written_in_the_same_write_as_the_steps_success(
+    store: DynamoDBProgressStore, key: StepKey, dynamodb: Any
+) -> None:
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def body(_: RunningStep) -> StepOutcome:
+        return StepOutcome(
+            "parallel_run", phase=PhaseChange("parallel_run", ingest_alias="acme", dual_write_from=start)
+        )
+
+    writes = _writes_during(dynamodb, lambda: run_once(store, key, "runner-a", body))
+    assert writes == ["PutItem", "PutItem"]
+    progress = store.get(key.run_id, key.subject)
+    assert progress is not None and progress.steps[key.step].status is StepStatus.SUCCEEDED
+    assert (progress.phase, progress.ingest_alias, progress.dual_write_from) == ("parallel_run", "acme", start)

@@ -90,6 +90,20 @@ class StepClaim:
         return self.record.attempts
 
 
+@dataclass(frozen=True)
+class PhaseChange:
+    """A move to `phase` with the routing facts written with it (those not given are kept): `clear_cutover_at`
+    removes the routing instant (a customer held back keeps dual-writing); `reason` replaces the phase's reason
+    (none given: the new phase has none)."""
+
+    phase: str
+    ingest_alias: str | None = None
+    dual_write_from: datetime | None = None
+    cutover_at: datetime | None = None
+    clear_cutover_at: bool = False
+    reason: str | None = None
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -146,6 +160,16 @@ def remember_vendor_ids(progress: SubjectProgress, step: str, vendor_ids: dict[s
     progress.updated_at = now
 
 
+def change_phase(progress: SubjectProgress, change: PhaseChange, now: datetime) -> SubjectProgress:
+    progress.phase = change.phase
+    progress.ingest_alias = change.ingest_alias or progress.ingest_alias
+    progress.dual_write_from = change.dual_write_from or progress.dual_write_from
+    progress.cutover_at = None if change.clear_cutover_at else (change.cutover_at or progress.cutover_at)
+    progress.phase_reason = change.reason
+    progress.updated_at = now
+    return progress
+
+
 def succeed(
     progress: SubjectProgress,
     step: str,
@@ -153,7 +177,10 @@ def succeed(
     now: datetime,
     outcome: str | None = None,
     detail: str | None = None,
+    phase: PhaseChange | None = None,
 ) -> SubjectProgress:
+    if phase is not None:
+        change_phase(progress, phase, now)
     record = _running_record(progress, step)
     record.status = StepStatus.SUCCEEDED
     record.vendor_ids.update(vendor_ids)
@@ -167,11 +194,14 @@ def succeed(
     return progress
 
 
-def fail(progress: SubjectProgress, step: str, error: ErrorRecord, now: datetime) -> SubjectProgress:
+def fail(
+    progress: SubjectProgress, step: str, error: ErrorRecord, now: datetime, vendor_ids: dict[str, str] | None = None
+) -> SubjectProgress:
     record = progress.steps.get(step)
     if record is None:
         record = StepRecord(status=StepStatus.FAILED, started_at=now)
         progress.steps[step] = record
+    record.vendor_ids.update(vendor_ids or {})
     record.status = StepStatus.FAILED
     record.last_error = error
     record.finished_at = now
@@ -203,9 +233,17 @@ class ProgressStore(Protocol):
         vendor_ids: dict[str, str],
         outcome: str | None = None,
         detail: str | None = None,
-    ) -> SubjectProgress: ...
+        *,
+        phase: PhaseChange | None = None,
+    ) -> SubjectProgress:
+        """Record the step's success (and the subject's new phase, when given) in one atomic change."""
+        ...
 
-    def fail_step(self, run_id: str, subject: str, step: str, error: ErrorRecord) -> SubjectProgress: ...
+    def fail_step(
+        self, run_id: str, subject: str, step: str, error: ErrorRecord, *, vendor_ids: dict[str, str] | None = None
+    ) -> SubjectProgress:
+        """Record the step's error, and the ids it noted before it failed."""
+        ...
 
     def set_phase(
         self,
@@ -219,10 +257,7 @@ class ProgressStore(Protocol):
         clear_cutover_at: bool = False,
         reason: str | None = None,
     ) -> SubjectProgress:
-        """Move the subject to `phase`; the routing facts given are written with it (those not given are kept).
-
-        `clear_cutover_at` removes the routing instant (a customer held back keeps dual-writing); `reason` replaces
-        the phase's reason (none given: the new phase has none)."""
+        """Move the subject to `phase` (see `PhaseChange` for the routing facts)."""
         ...
 
     def subjects_in_state(self, run_id: str, state: SubjectState) -> list[SubjectProgress]: ...

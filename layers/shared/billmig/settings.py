@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
 
 if TYPE_CHECKING:  # imported where used, so a Lambda loads only the SDKs it calls
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
     from billmig.adapters.dynamodb_chunk_progress import DynamoDBChunkProgressStore
     from billmig.adapters.dynamodb_parity_ledger import DynamoDBParityLedger
     from billmig.adapters.metronome_ingest import MetronomeIngestSink
@@ -88,11 +90,23 @@ class StripeSettings(BaseModel):
     stripe_api_base: str = Field(default="", alias="STRIPE_API_BASE")
 
 
-def _secret(name: str) -> str:
-    from aws_lambda_powertools.utilities import parameters
+@cache
+def _secrets() -> SecretsProvider:
+    """Powertools' provider on a client of boto3's default session: its own default builds a new session, which
+    parses the service's model and the endpoint data again in every container (the warm session has them)."""
+    import boto3
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-    value = parameters.get_secret(name, max_age=SECRET_MAX_AGE_SECONDS)
-    return value if isinstance(value, str) else value.decode()
+    return SecretsProvider(boto3_client=boto3.client("secretsmanager"))
+
+
+def _secret(name: str) -> str:
+    value = _secrets().get(name, max_age=SECRET_MAX_AGE_SECONDS)
+    if isinstance(value, bytes):
+        return value.decode()
+    if not isinstance(value, str):
+        raise TypeError(f"secret {name!r} is not a string")  # a SecretBinary that is not text, or nothing at all
+    return value
 
 
 @cache

@@ -1,9 +1,11 @@
 """Every step's name, and the one way a step runs exactly once.
 
-A step is claimed with a lease (so of two runners one wins), skipped when it already succeeded, and its vendor ids
-are recorded the moment the vendor object exists, so a crash between a vendor write and the step's completion never
-orphans what was made: the resumed attempt finds the ids (or looks the object up) instead of writing it again. A
-typed error is recorded against the step before it propagates to Step Functions, which retries only transient ones.
+A step is claimed with a lease (so of two runners one wins), skipped when it already succeeded, and a vendor id
+that only the progress store could find again is recorded the moment the vendor object exists (`remember`), so a
+crash between that write and the step's completion never orphans what was made. An id the step finds again at the
+vendor anyway (by alias, by a key it put on the object) is only `note`d: written with the step's outcome or its
+error, not in a write of its own. A typed error is recorded against the step before it propagates to Step
+Functions, which retries only transient ones.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 
-from billmig.progress import ErrorRecord, ProgressStore, StepClaim, utc_now
+from billmig.progress import ErrorRecord, PhaseChange, ProgressStore, StepClaim, utc_now
 
 DEFAULT_LEASE = timedelta(minutes=5)
 
@@ -75,6 +77,8 @@ class StepOutcome:
     outcome: str
     vendor_ids: dict[str, str] = field(default_factory=dict)
     detail: str | None = None
+    # The subject's new phase, written in the same write as the step's success (never one without the other).
+    phase: PhaseChange | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,8 @@ class StepDone:
 
 
 class RunningStep:
-    """What a step's body gets: which attempt and revision this is, ids an earlier attempt recorded, and `remember`."""
+    """What a step's body gets: which attempt and revision this is, ids an earlier attempt recorded, `remember` and
+    `note`."""
 
     def __init__(self, store: ProgressStore, key: StepKey, claim: StepClaim) -> None:
         self._store = store
@@ -95,10 +100,19 @@ class RunningStep:
         self.attempt = claim.attempt
         self.revision = claim.record.revision
         self.vendor_ids: dict[str, str] = dict(claim.record.vendor_ids)
+        self.noted: dict[str, str] = {}
 
     def remember(self, vendor_ids: dict[str, str]) -> None:
-        """Record ids as soon as the vendor has the object, before anything else can fail."""
+        """Record ids as soon as the vendor has the object, before anything else can fail: for an object that a
+        resumed attempt could not find again at the vendor."""
         self._store.remember_vendor_ids(self.key.run_id, self.key.subject, self.key.step, vendor_ids)
+        self.vendor_ids.update(vendor_ids)
+
+    def note(self, vendor_ids: dict[str, str]) -> None:
+        """Keep ids for the step's record, written with its outcome or its error: for an object the step looks up at
+        the vendor before writing, so an attempt that dies before either only costs the resumed one a lookup (and
+        its report says `found` for what the dead attempt made)."""
+        self.noted.update(vendor_ids)
         self.vendor_ids.update(vendor_ids)
 
 
@@ -130,10 +144,16 @@ def run_once(
         )
         # The error itself is what Step Functions must see; failing to record it must not replace it.
         with contextlib.suppress(Exception):
-            store.fail_step(key.run_id, key.subject, key.step, error)
+            store.fail_step(key.run_id, key.subject, key.step, error, vendor_ids=running.noted)
         raise
     store.complete_step(
-        key.run_id, key.subject, key.step, {**running.vendor_ids, **result.vendor_ids}, result.outcome, result.detail
+        key.run_id,
+        key.subject,
+        key.step,
+        {**running.vendor_ids, **result.vendor_ids},
+        result.outcome,
+        result.detail,
+        phase=result.phase,
     )
     return StepDone(
         outcome=result.outcome,

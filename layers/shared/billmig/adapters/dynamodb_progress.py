@@ -4,8 +4,8 @@ Every change is read-modify-write guarded by `version`, so two runners racing fo
 re-reads and sees the winner's claim. A `by-state` index answers "which subjects of run R are in state S".
 
 The store remembers the last copy of each item it read or wrote, and a change starts from that copy instead of
-reading the item again: a step's claim, its vendor ids and its outcome are one read and three conditional writes, not
-three reads and three writes. The version check is what makes that safe: a copy someone else has since changed fails
+reading the item again: a step's claim and its outcome are one read and two conditional writes, not two reads and
+two writes. The version check is what makes that safe: a copy someone else has since changed fails
 the write, and the change is made again on a fresh read (as it is when a copy is refused by the change itself).
 """
 
@@ -22,7 +22,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from billmig import progress as rules
 from billmig.errors import ProgressStoreUnavailable, StepClaimedElsewhere
-from billmig.progress import ErrorRecord, StepClaim, StepStatus, SubjectProgress, SubjectState, utc_now
+from billmig.progress import (
+    ErrorRecord,
+    PhaseChange,
+    StepClaim,
+    StepStatus,
+    SubjectProgress,
+    SubjectState,
+    utc_now,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -218,11 +226,17 @@ class DynamoDBProgressStore:
         vendor_ids: dict[str, str],
         outcome: str | None = None,
         detail: str | None = None,
+        *,
+        phase: PhaseChange | None = None,
     ) -> SubjectProgress:
-        return self._mutate(run_id, subject, lambda p: rules.succeed(p, step, vendor_ids, self._now(), outcome, detail))
+        return self._mutate(
+            run_id, subject, lambda p: rules.succeed(p, step, vendor_ids, self._now(), outcome, detail, phase)
+        )
 
-    def fail_step(self, run_id: str, subject: str, step: str, error: ErrorRecord) -> SubjectProgress:
-        return self._mutate(run_id, subject, lambda p: rules.fail(p, step, error, self._now()))
+    def fail_step(
+        self, run_id: str, subject: str, step: str, error: ErrorRecord, *, vendor_ids: dict[str, str] | None = None
+    ) -> SubjectProgress:
+        return self._mutate(run_id, subject, lambda p: rules.fail(p, step, error, self._now(), vendor_ids))
 
     def set_phase(
         self,
@@ -236,16 +250,8 @@ class DynamoDBProgressStore:
         clear_cutover_at: bool = False,
         reason: str | None = None,
     ) -> SubjectProgress:
-        def change(progress: SubjectProgress) -> SubjectProgress:
-            progress.phase = phase
-            progress.ingest_alias = ingest_alias or progress.ingest_alias
-            progress.dual_write_from = dual_write_from or progress.dual_write_from
-            progress.cutover_at = None if clear_cutover_at else (cutover_at or progress.cutover_at)
-            progress.phase_reason = reason
-            progress.updated_at = self._now()
-            return progress
-
-        return self._mutate(run_id, subject, change)
+        change = PhaseChange(phase, ingest_alias, dual_write_from, cutover_at, clear_cutover_at, reason)
+        return self._mutate(run_id, subject, lambda p: rules.change_phase(p, change, self._now()))
 
     # -- machinery
     def _mutate(self, run_id: str, subject: str, change: Callable[[SubjectProgress], _T]) -> _T:

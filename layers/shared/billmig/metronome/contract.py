@@ -1,9 +1,10 @@
 """Step 3, contract: the customer's contract on the rate card, its grants moved, then the credits reconciled.
 
 The contract carries a `uniqueness_key` (decisions.md (d)) and is looked up before it is created, by the id an
-earlier attempt remembered or by that key on the customer's contracts (any revision of it), so a crash after the
-create never makes a second one. Then every moved grant is read back through Metronome's API: Stripe's remaining
-balance must equal the commit's or credit's amount, with its priority and expiry.
+earlier attempt recorded or by that key on the customer's contracts (any revision of it), so a crash after the
+create never makes a second one (which is why its id is only noted, written with the step's outcome). Then every
+moved grant is read back through Metronome's API: Stripe's remaining balance must equal the commit's or credit's
+amount, with its priority and expiry.
 """
 
 from __future__ import annotations
@@ -140,9 +141,9 @@ def write_contract(
                     raise MetronomeConflict(f"{stripe_id}: contract key {base_key} used, no contract has it") from exc
                 contract_id = found.id
             else:
-                running.remember({"metronome_contract_id": contract_id, f"{ACTION_PREFIX}create_contract": contract_id})
+                running.note({"metronome_contract_id": contract_id, f"{ACTION_PREFIX}create_contract": contract_id})
         if running.vendor_ids.get("metronome_contract_id") != contract_id:
-            running.remember({"metronome_contract_id": contract_id})
+            running.note({"metronome_contract_id": contract_id})
         problems = reconcile(target.contract(customer_id, contract_id), moves)
         if problems:
             raise CreditReconciliationFailed(f"{stripe_id} contract {contract_id}: " + "; ".join(problems))

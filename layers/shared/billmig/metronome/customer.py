@@ -1,10 +1,11 @@
 """Step 2, prepare: the Metronome customer, found by ingest alias or created, with its Stripe billing provider
 configuration, and unbillable for the parallel run.
 
-Each vendor write is recorded the moment it happens (`running.remember`), so a crash after any of them resumes
-without repeating it: the customer is looked up by alias before it is created (Metronome refuses a second customer
-with the alias anyway), the configurations are read before one is added (Metronome refuses an identical second),
-and the billable status is read before it is set.
+Every write is found again at Metronome before it is made, so a crash after any of them resumes without repeating
+it: the customer is looked up by alias before it is created (Metronome refuses a second customer with the alias
+anyway), the configurations are read before one is added (Metronome refuses an identical second), and the billable
+status is read before it is set. The ids are therefore only noted (`running.note`), written with the step's outcome,
+not one write each.
 """
 
 from __future__ import annotations
@@ -67,9 +68,9 @@ def prepare_customer(
                 if customer is None:
                     raise MetronomeConflict(f"{stripe_id}: alias {alias!r} is taken but no customer has it") from exc
             else:
-                running.remember({"metronome_customer_id": customer.id, f"{ACTION_PREFIX}create_customer": customer.id})
+                running.note({"metronome_customer_id": customer.id, f"{ACTION_PREFIX}create_customer": customer.id})
         if running.vendor_ids.get("metronome_customer_id") != customer.id:
-            running.remember({"metronome_customer_id": customer.id})
+            running.note({"metronome_customer_id": customer.id})
 
         stripe_configs = [
             c for c in target.billing_configurations(customer.id) if c.billing_provider == "stripe" and not c.archived
@@ -84,20 +85,20 @@ def prepare_customer(
             configuration_id = target.add_stripe_configuration(
                 customer.id, stripe_id, key("billing-provider", running.revision)
             )
-            running.remember(
+            running.note(
                 {
                     "billing_provider_configuration_id": configuration_id,
                     f"{ACTION_PREFIX}add_billing_provider_configuration": configuration_id,
                 }
             )
         if running.vendor_ids.get("billing_provider_configuration_id") != configuration_id:
-            running.remember({"billing_provider_configuration_id": configuration_id})
+            running.note({"billing_provider_configuration_id": configuration_id})
 
         status = target.customer(customer.id).billable_status
         if status != UNBILLABLE:
             effective = contract_start(live_subscription(snapshot))
             target.set_billable_status(customer.id, UNBILLABLE, effective, key("unbillable", running.revision))
-            running.remember({f"{ACTION_PREFIX}set_unbillable": customer.id})
+            running.note({f"{ACTION_PREFIX}set_unbillable": customer.id})
         made = f"{ACTION_PREFIX}create_customer" in running.vendor_ids
         return StepOutcome(
             "created" if made else "found", detail=",".join(actions_of(running.vendor_ids, PREPARE_ACTIONS))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from billmig.metronome.contract import StepOrderViolated
 from billmig.metronome.snapshot import CustomerStepRequest, CustomerStepResult, read_snapshot, result_of
 from billmig.metronome.storage import RunStorage, read_run
-from billmig.progress import ProgressStore, StepStatus
+from billmig.progress import PhaseChange, ProgressStore, StepStatus
 from billmig.steps import RunningStep, Step, StepKey, StepOutcome, run_once
 
 PARALLEL_RUN = "parallel_run"
@@ -26,15 +26,11 @@ def begin_parallel_run(request: CustomerStepRequest, storage: RunStorage, store:
     alias = read_snapshot(storage, request.batch_id, stripe_id).customer.metadata[config.internal_id_metadata_key]
 
     def body(_: RunningStep) -> StepOutcome:
-        store.set_phase(
-            request.batch_id,
-            stripe_id,
-            PARALLEL_RUN,
-            ingest_alias=alias.strip(),
-            dual_write_from=config.parallel_run_start,
-            clear_cutover_at=True,
+        # The phase is written with the step's success, in one write: never a phase without its step, or the reverse
+        routing = PhaseChange(
+            PARALLEL_RUN, ingest_alias=alias.strip(), dual_write_from=config.parallel_run_start, clear_cutover_at=True
         )
-        return StepOutcome(PARALLEL_RUN)
+        return StepOutcome(PARALLEL_RUN, phase=routing)
 
     done = run_once(store, StepKey(request.batch_id, stripe_id, Step.METRONOME_PARALLEL_RUN), request.runner, body)
     return result_of(
