@@ -218,3 +218,19 @@ def test_a_first_claim_enrols_the_subject_in_its_own_write(local_stack: LocalSta
     stored = store.get(batch, "cus_FIRST")
     assert stored is not None and stored.version == 1 and claim.attempt == 1
     assert stored.state is SubjectState.RUNNING and stored.steps["metronome.snapshot"].runner == "runner-a"
+
+
+def test_an_item_leaves_out_what_is_not_set_and_reads_back_the_same(
+    store: DynamoDBProgressStore, dynamodb: Any, batch: str
+) -> None:
+    """Every put carries the whole item: a finished step's lease and an absent error are not in it."""
+    store.claim_step(batch, "cus_LEAN", "metronome.prepare", "r1", timedelta(minutes=5))
+    written = store.complete_step(batch, "cus_LEAN", "metronome.prepare", {"metronome_customer_id": "m-1"}, "created")
+    raw = dynamodb.get_item(
+        TableName=store.table_name, Key={"run_id": {"S": batch}, "subject": {"S": "cus_LEAN"}}, ConsistentRead=True
+    )["Item"]
+    step = raw["steps"]["M"]["metronome.prepare"]["M"]
+    assert "NULL" not in str(raw)
+    assert {"lease_until", "last_error", "detail"}.isdisjoint(step)
+    read = DynamoDBProgressStore(store.table_name, client=dynamodb).get(batch, "cus_LEAN")
+    assert read == written

@@ -52,7 +52,10 @@ _TRANSIENT_CODES = {
 
 
 def _to_item(progress: SubjectProgress) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in progress.model_dump(mode="json").items() if v is not None}
+    """What is not set is left out, at every level (a step's lease once it finished, its error while it has none):
+    read back, an absent field is its default. Every put carries the whole item, so what it leaves out is parsed,
+    sized and stored no more on each of the subject's writes."""
+    return {k: _serializer.serialize(v) for k, v in progress.model_dump(mode="json", exclude_none=True).items()}
 
 
 BATCH_GET_KEYS = 100  # BatchGetItem's limit per request
