@@ -42,9 +42,33 @@ def load_openapi() -> Any:
         if _openapi is None:
             from openapi_core import Config, OpenAPI  # imported lazily: it is slow to import too
 
+            _format_checkers_shared()
             # the document is a fixed vendor file: checking the document itself on every start costs about 1.3 s
             _openapi = OpenAPI.from_file_path(str(openapi_document_path()), config=Config(spec_validator_cls=None))
         return _openapi
+
+
+def _format_checkers_shared() -> None:
+    """openapi-core deep-copies jsonschema's format checker for every schema of every request it validates (a tenth
+    of this emulator's CPU): one copy serves them all, since nothing adds a format to it after it is made."""
+    from openapi_core.validation.schemas.factories import SchemaValidatorsFactory
+
+    factory: Any = SchemaValidatorsFactory
+    if getattr(factory, "_billmig_shared_checkers", False):
+        return
+    original = factory.get_format_checker
+    shared: dict[int, Any] = {}
+
+    def get_format_checker(self: Any, format_validators: Any = None, extra_format_validators: Any = None) -> Any:
+        if format_validators is not None or extra_format_validators is not None:
+            return original(self, format_validators, extra_format_validators)
+        checker = shared.get(id(self.format_checker))
+        if checker is None:
+            checker = shared[id(self.format_checker)] = original(self)
+        return checker
+
+    factory.get_format_checker = get_format_checker
+    factory._billmig_shared_checkers = True
 
 
 def raw_document() -> dict[str, Any]:
