@@ -234,3 +234,31 @@ def test_an_item_leaves_out_what_is_not_set_and_reads_back_the_same(
     assert {"lease_until", "last_error", "detail"}.isdisjoint(step)
     read = DynamoDBProgressStore(store.table_name, client=dynamodb).get(batch, "cus_LEAN")
     assert read == written
+
+
+def test_an_enrolling_claim_is_one_write_and_a_subject_that_exists_costs_only_that_write(
+    local_stack: LocalStack, dynamodb: Any, batch: str
+) -> None:
+    """`enrols`: no read before the subject's first write; if the subject is there after all (a resumed run), the
+    refused write brings the item back (ALL_OLD) and the claim is judged on it, with no read either."""
+    calls: list[str] = []
+
+    def count(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    table = local_stack.outputs["ProgressTableName"]
+    dynamodb.meta.events.register("before-call.dynamodb.*", count)
+    try:
+        first = DynamoDBProgressStore(table, client=dynamodb)
+        claim = first.claim_step(batch, "cus_ENROL", "metronome.snapshot", "r1", timedelta(minutes=5), enrols=True)
+        assert calls == ["PutItem"] and claim.attempt == 1
+        first.complete_step(batch, "cus_ENROL", "metronome.snapshot", {"snapshot_key": "k"}, "snapshotted")
+        calls.clear()
+        resumed = DynamoDBProgressStore(table, client=dynamodb)  # another container: no copy of the item
+        again = resumed.claim_step(batch, "cus_ENROL", "metronome.snapshot", "r2", timedelta(minutes=5), enrols=True)
+    finally:
+        dynamodb.meta.events.unregister("before-call.dynamodb.*", count)
+    assert calls == ["PutItem"]  # refused; the item it met says the step is done
+    assert again.already_succeeded and again.record.vendor_ids == {"snapshot_key": "k"}
+    stored = DynamoDBProgressStore(table, client=dynamodb).get(batch, "cus_ENROL")
+    assert stored is not None and stored.version == 2

@@ -219,8 +219,12 @@ class ProgressStore(Protocol):
 
     def get(self, run_id: str, subject: str) -> SubjectProgress | None: ...
 
-    def claim_step(self, run_id: str, subject: str, step: str, runner: str, lease: timedelta) -> StepClaim:
-        """Claim the step (enrolling a subject the store does not know yet, in the same change)."""
+    def claim_step(
+        self, run_id: str, subject: str, step: str, runner: str, lease: timedelta, *, enrols: bool = False
+    ) -> StepClaim:
+        """Claim the step (enrolling a subject the store does not know yet, in the same change). `enrols`: the step
+        is the subject's first in the run, so the claim is tried as the enrolling write before any read of the item
+        (a subject that turns out to exist costs that write, refused, and nothing else)."""
         ...
 
     def remember_vendor_ids(self, run_id: str, subject: str, step: str, vendor_ids: dict[str, str]) -> None: ...

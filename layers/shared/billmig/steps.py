@@ -123,10 +123,13 @@ def run_once(
     body: Callable[[RunningStep], StepOutcome],
     *,
     lease: timedelta = DEFAULT_LEASE,
+    enrols: bool = False,
 ) -> StepDone:
-    """Run `body` unless the step already succeeded; record its outcome, or its typed error, either way."""
-    # claim_step enrols a new subject itself: no separate read (or write) of the item before the claim
-    claim = store.claim_step(key.run_id, key.subject, key.step, runner, lease)
+    """Run `body` unless the step already succeeded; record its outcome, or its typed error, either way.
+
+    `enrols`: the step is the subject's first in the run (its claim is tried as the write that enrols it, unread)."""
+    # claim_step enrols a new subject itself: no separate write of the item before the claim
+    claim = store.claim_step(key.run_id, key.subject, key.step, runner, lease, enrols=enrols)
     if claim.already_succeeded:
         return StepDone(
             outcome=claim.record.outcome or "done",

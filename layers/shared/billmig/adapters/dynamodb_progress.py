@@ -215,8 +215,16 @@ class DynamoDBProgressStore:
             return winner
         return fresh
 
-    def claim_step(self, run_id: str, subject: str, step: str, runner: str, lease: timedelta) -> StepClaim:
-        return self._mutate(run_id, subject, lambda p: rules.claim(p, step, runner, self._now(), lease))
+    def claim_step(
+        self, run_id: str, subject: str, step: str, runner: str, lease: timedelta, *, enrols: bool = False
+    ) -> StepClaim:
+        return self._mutate(
+            run_id,
+            subject,
+            lambda p: rules.claim(p, step, runner, self._now(), lease),
+            unread_if_new=enrols,
+            unchanged=lambda claim: claim.already_succeeded,  # a step done already: nothing to write
+        )
 
     def remember_vendor_ids(self, run_id: str, subject: str, step: str, vendor_ids: dict[str, str]) -> None:
         self._mutate(run_id, subject, lambda p: rules.remember_vendor_ids(p, step, vendor_ids, self._now()))
@@ -257,12 +265,24 @@ class DynamoDBProgressStore:
         return self._mutate(run_id, subject, lambda p: rules.change_phase(p, change, self._now()))
 
     # -- machinery
-    def _mutate(self, run_id: str, subject: str, change: Callable[[SubjectProgress], _T]) -> _T:
+    def _mutate(
+        self,
+        run_id: str,
+        subject: str,
+        change: Callable[[SubjectProgress], _T],
+        *,
+        unread_if_new: bool = False,
+        unchanged: Callable[[_T], bool] | None = None,
+    ) -> _T:
+        refused = False  # the last round's write was refused: a copy recalled now is the item that refused it
         for _ in range(self._max_races):
             progress = self._recalled(run_id, subject)
             fresh = progress is None
-            if progress is None:
+            current = fresh or refused  # read from the table in this call, not a copy kept from an earlier one
+            if progress is None and not unread_if_new:
                 progress = self.get(run_id, subject)
+            # Once only: a refused enrolling write leaves the item it met in the copy (ALL_OLD), judged next round.
+            unread_if_new = False
             # A subject the table does not hold yet is enrolled by this very write (one put, not an enrol and then
             # the change), on the condition that no other writer enrolled it first.
             expected = progress.version if progress is not None else None
@@ -276,11 +296,13 @@ class DynamoDBProgressStore:
                     raise
                 self._forget(run_id, subject)  # judged on a copy that may be stale: judge it again on the item
                 continue
+            if unchanged is not None and expected is not None and current and unchanged(result):
+                return result  # judged on the item as the table holds it: nothing to write
             progress.version = (expected if expected is not None else 0) + 1
             try:
                 self._put(progress, expected_version=expected)
             except _LostRace:
-                self._forget(run_id, subject)
+                refused = True  # `_put` dropped the copy, or kept the item that refused the write
                 continue
             return result
         raise StepClaimedElsewhere(f"{subject!r} of run {run_id!r}: lost {self._max_races} write races in a row")
@@ -304,7 +326,10 @@ class DynamoDBProgressStore:
 
     def _put(self, progress: SubjectProgress, *, expected_version: int | None) -> None:
         if expected_version is None:
-            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(run_id)"}
+            condition: dict[str, Any] = {
+                "ConditionExpression": "attribute_not_exists(run_id)",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
         else:
             condition = {
                 "ConditionExpression": "version = :expected",
@@ -315,6 +340,9 @@ class DynamoDBProgressStore:
         except ClientError as exc:
             self._forget(progress.run_id, progress.subject)
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                met: Any = exc.response.get("Item")
+                if met:  # the item an enrolling write found in its way: the copy the next attempt starts from
+                    self._remember(_from_item(met))
                 raise _LostRace from exc
             raise _classify(exc) from exc
         except BotoCoreError as exc:

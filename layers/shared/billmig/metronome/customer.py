@@ -26,6 +26,7 @@ from billmig.progress import ProgressStore
 from billmig.steps import RunningStep, Step, StepKey, StepOutcome, run_once
 
 UNBILLABLE = "unbillable"
+INGEST_ALIAS = "ingest_alias"
 ACTION_PREFIX = "action."
 PREPARE_ACTIONS = ("create_customer", "add_billing_provider_configuration", "set_unbillable")
 
@@ -101,7 +102,9 @@ def prepare_customer(
             running.note({f"{ACTION_PREFIX}set_unbillable": customer.id})
         made = f"{ACTION_PREFIX}create_customer" in running.vendor_ids
         return StepOutcome(
-            "created" if made else "found", detail=",".join(actions_of(running.vendor_ids, PREPARE_ACTIONS))
+            "created" if made else "found",
+            {INGEST_ALIAS: alias},  # how Metronome knows the customer: what the parallel run routes its usage by
+            detail=",".join(actions_of(running.vendor_ids, PREPARE_ACTIONS)),
         )
 
     done = run_once(store, StepKey(request.batch_id, stripe_id, Step.METRONOME_PREPARE), request.runner, body)

@@ -7,6 +7,7 @@ back or never cut over keeps dual-writing. The execution then waits for the cuto
 from __future__ import annotations
 
 from billmig.metronome.contract import StepOrderViolated
+from billmig.metronome.customer import INGEST_ALIAS
 from billmig.metronome.snapshot import CustomerStepRequest, CustomerStepResult, read_snapshot, result_of
 from billmig.metronome.storage import RunStorage, read_run
 from billmig.progress import PhaseChange, ProgressStore, StepStatus
@@ -23,7 +24,10 @@ def begin_parallel_run(request: CustomerStepRequest, storage: RunStorage, store:
         raise StepOrderViolated(f"{stripe_id}: no reconciled Metronome contract yet")
 
     config = read_run(storage, request.run_key).config
-    alias = read_snapshot(storage, request.batch_id, stripe_id).customer.metadata[config.internal_id_metadata_key]
+    prepared = progress.steps.get(Step.METRONOME_PREPARE) if progress else None
+    alias = prepared.vendor_ids.get(INGEST_ALIAS) if prepared else None
+    if alias is None:  # prepared before the step recorded the alias
+        alias = read_snapshot(storage, request.batch_id, stripe_id).customer.metadata[config.internal_id_metadata_key]
 
     def body(_: RunningStep) -> StepOutcome:
         # The phase is written with the step's success, in one write: never a phase without its step, or the reverse

@@ -89,9 +89,8 @@ def snapshot_customer(
         storage.write_json(key, snapshot.model_dump(mode="json"))
         return StepOutcome("snapshotted", {"snapshot_key": key}, detail=str(verdict.bucket))
 
-    done = run_once(
-        store, StepKey(request.batch_id, request.stripe_customer_id, Step.METRONOME_SNAPSHOT), request.runner, body
-    )
+    step = StepKey(request.batch_id, request.stripe_customer_id, Step.METRONOME_SNAPSHOT)
+    done = run_once(store, step, request.runner, body, enrols=True)  # a customer's first step in its batch
     return result_of(
         request, Step.METRONOME_SNAPSHOT, "already done" if done.already_done else done.outcome, done.vendor_ids
     )
