@@ -41,23 +41,29 @@ def test_a_step_runs_once_and_a_rerun_reports_what_it_did(store: DynamoDBProgres
     assert (record.status, record.outcome, record.detail) == (StepStatus.SUCCEEDED, "created", "rate card standard")
 
 
-def test_ids_remembered_before_a_crash_reach_the_resumed_attempt(store: DynamoDBProgressStore, key: StepKey) -> None:
-    def made_then_crashed(running: RunningStep) -> StepOutcome:
-        running.remember({"contract_id": "c-9"})
+@pytest.mark.parametrize("keep", ["remember", "note"])
+def test_ids_kept_before_an_error_reach_the_resumed_attempt(
+    store: DynamoDBProgressStore, key: StepKey, keep: str
+) -> None:
+    """`remember` writes the ids at once; `note` writes them with the error: either way the next attempt has them."""
+
+    def made_then_failed(running: RunningStep) -> StepOutcome:
+        getattr(running, keep)({"contract_id": "c-9"})
         raise VendorUnavailable("connection reset after the contract was created")
 
     with pytest.raises(VendorUnavailable):
-        run_once(store, key, "runner-a", made_then_crashed)
+        run_once(store, key, "runner-a", made_then_failed)
     progress = store.get(key.run_id, key.subject)
     assert progress is not None and progress.state is SubjectState.FAILED
     error = progress.steps[key.step].last_error
     assert error is not None and (error.type, error.transient) == ("VendorUnavailable", True)
+    assert progress.steps[key.step].vendor_ids == {"contract_id": "c-9"}
 
     seen: dict[str, str] = {}
 
     def resumed(running: RunningStep) -> StepOutcome:
         seen.update(running.vendor_ids)
-        return StepOutcome("found", {})  # looked up by the remembered id, not created again
+        return StepOutcome("found", {})  # looked up by the kept id, not created again
 
     done = run_once(store, key, "runner-a", resumed)
     assert seen == {"contract_id": "c-9"}
@@ -122,28 +128,6 @@ def test_noted_ids_are_written_with_the_outcome_not_one_write_each(
         "action.create_customer": "m-1",
         "billing_provider_configuration_id": "b-1",
     }
-
-
-def test_ids_noted_before_an_error_are_recorded_with_it_for_the_next_attempt(
-    store: DynamoDBProgressStore, key: StepKey
-) -> None:
-    def made_then_failed(running: RunningStep) -> StepOutcome:
-        running.note({"metronome_contract_id": "c-3"})
-        raise VendorUnavailable("503 while reading the contract back")
-
-    with pytest.raises(VendorUnavailable):
-        run_once(store, key, "runner-a", made_then_failed)
-    progress = store.get(key.run_id, key.subject)
-    assert progress is not None and progress.state is SubjectState.FAILED
-    assert progress.steps[key.step].vendor_ids == {"metronome_contract_id": "c-3"}
-    seen: dict[str, str] = {}
-
-    def resumed(running: RunningStep) -> StepOutcome:
-        seen.update(running.vendor_ids)
-        return StepOutcome("found")
-
-    run_once(store, key, "runner-a", resumed)
-    assert seen == {"metronome_contract_id": "c-3"}
 
 
 def test_a_phase_is_written_in_the_same_write_as_the_steps_success(
