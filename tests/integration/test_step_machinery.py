@@ -11,7 +11,7 @@ from billmig.adapters.dynamodb_progress import DynamoDBProgressStore
 from billmig.errors import StepClaimedElsewhere, VendorRejected, VendorUnavailable
 from billmig.idempotency_keys import idempotency_key
 from billmig.progress import PhaseChange, StepStatus, SubjectState
-from billmig.steps import RunningStep, StepKey, StepOutcome, run_once
+from billmig.steps import RunningStep, StepDone, StepKey, StepOutcome, run_once, settle_once
 from billmig_local.stack import LocalStack
 
 
@@ -145,3 +145,35 @@ def test_a_phase_is_written_in_the_same_write_as_the_steps_success(
     progress = store.get(key.run_id, key.subject)
     assert progress is not None and progress.steps[key.step].status is StepStatus.SUCCEEDED
     assert (progress.phase, progress.ingest_alias, progress.dual_write_from) == ("parallel_run", "acme", start)
+
+
+def test_a_step_that_is_only_a_phase_change_is_claimed_and_done_in_one_write(
+    store: DynamoDBProgressStore, key: StepKey, dynamodb: Any
+) -> None:
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    routing = PhaseChange("parallel_run", ingest_alias="acme", dual_write_from=start)
+    store.claim_step(key.run_id, key.subject, "metronome.prepare", "runner-a", timedelta(minutes=5))
+    first: list[StepDone] = []
+    writes = _writes_during(
+        dynamodb, lambda: first.append(settle_once(store, key, "runner-a", "parallel_run", routing))
+    )
+    assert writes == ["PutItem"]
+    assert (first[0].outcome, first[0].already_done, first[0].attempt) == ("parallel_run", False, 1)
+    fresh = DynamoDBProgressStore(store.table_name, client=dynamodb)  # another container
+    again: list[StepDone] = []
+    writes = _writes_during(
+        dynamodb, lambda: again.append(settle_once(fresh, key, "runner-b", "parallel_run", routing))
+    )
+    assert writes == []  # read, found done: nothing written
+    assert (again[0].outcome, again[0].already_done) == ("parallel_run", True)
+    progress = fresh.get(key.run_id, key.subject)
+    assert progress is not None and progress.steps[key.step].status is StepStatus.SUCCEEDED
+    assert (progress.phase, progress.ingest_alias, progress.dual_write_from) == ("parallel_run", "acme", start)
+
+
+def test_a_phase_change_step_held_by_another_runner_is_not_settled(store: DynamoDBProgressStore, key: StepKey) -> None:
+    store.claim_step(key.run_id, key.subject, key.step, "runner-a", lease=timedelta(minutes=5))
+    with pytest.raises(StepClaimedElsewhere):
+        settle_once(store, key, "runner-b", "parallel_run", PhaseChange("parallel_run"))
+    progress = store.get(key.run_id, key.subject)
+    assert progress is not None and progress.phase is None

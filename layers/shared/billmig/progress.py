@@ -243,6 +243,14 @@ class ProgressStore(Protocol):
         """Record the step's success (and the subject's new phase, when given) in one atomic change."""
         ...
 
+    def settle_step(
+        self, run_id: str, subject: str, step: str, runner: str, lease: timedelta, outcome: str, phase: PhaseChange
+    ) -> StepClaim:
+        """Claim the step and record its success with the subject's new phase, in one atomic change: for a step
+        that is nothing but that change (no vendor write for a lease to guard). A step done already is left as it
+        is (the claim returned says so)."""
+        ...
+
     def fail_step(
         self, run_id: str, subject: str, step: str, error: ErrorRecord, *, vendor_ids: dict[str, str] | None = None
     ) -> SubjectProgress:

@@ -165,3 +165,24 @@ def run_once(
         revision=claim.record.revision,
         already_done=False,
     )
+
+
+def settle_once(
+    store: ProgressStore,
+    key: StepKey,
+    runner: str,
+    outcome: str,
+    phase: PhaseChange,
+    *,
+    lease: timedelta = DEFAULT_LEASE,
+) -> StepDone:
+    """A step that is only a change of the subject's phase: claimed and done in one write (`run_once` claims first
+    because a body's vendor writes need the lease; this one has none), or reported done when it already is."""
+    claim = store.settle_step(key.run_id, key.subject, key.step, runner, lease, outcome, phase)
+    return StepDone(
+        outcome=(claim.record.outcome or "done") if claim.already_succeeded else outcome,
+        vendor_ids=dict(claim.record.vendor_ids),
+        attempt=claim.attempt,
+        revision=claim.record.revision,
+        already_done=claim.already_succeeded,
+    )

@@ -244,6 +244,18 @@ class DynamoDBProgressStore:
             run_id, subject, lambda p: rules.succeed(p, step, vendor_ids, self._now(), outcome, detail, phase)
         )
 
+    def settle_step(
+        self, run_id: str, subject: str, step: str, runner: str, lease: timedelta, outcome: str, phase: PhaseChange
+    ) -> StepClaim:
+        def change(progress: SubjectProgress) -> StepClaim:
+            now = self._now()
+            claim = rules.claim(progress, step, runner, now, lease)
+            if not claim.already_succeeded:
+                rules.succeed(progress, step, {}, now, outcome, phase=phase)
+            return claim
+
+        return self._mutate(run_id, subject, change, unchanged=lambda claim: claim.already_succeeded)
+
     def fail_step(
         self, run_id: str, subject: str, step: str, error: ErrorRecord, *, vendor_ids: dict[str, str] | None = None
     ) -> SubjectProgress:

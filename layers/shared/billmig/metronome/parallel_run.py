@@ -11,7 +11,7 @@ from billmig.metronome.customer import INGEST_ALIAS
 from billmig.metronome.snapshot import CustomerStepRequest, CustomerStepResult, read_snapshot, result_of
 from billmig.metronome.storage import RunStorage, read_run
 from billmig.progress import PhaseChange, ProgressStore, StepStatus
-from billmig.steps import RunningStep, Step, StepKey, StepOutcome, run_once
+from billmig.steps import Step, StepKey, settle_once
 
 PARALLEL_RUN = "parallel_run"
 
@@ -29,14 +29,13 @@ def begin_parallel_run(request: CustomerStepRequest, storage: RunStorage, store:
     if alias is None:  # prepared before the step recorded the alias
         alias = read_snapshot(storage, request.batch_id, stripe_id).customer.metadata[config.internal_id_metadata_key]
 
-    def body(_: RunningStep) -> StepOutcome:
-        # The phase is written with the step's success, in one write: never a phase without its step, or the reverse
-        routing = PhaseChange(
-            PARALLEL_RUN, ingest_alias=alias.strip(), dual_write_from=config.parallel_run_start, clear_cutover_at=True
-        )
-        return StepOutcome(PARALLEL_RUN, phase=routing)
-
-    done = run_once(store, StepKey(request.batch_id, stripe_id, Step.METRONOME_PARALLEL_RUN), request.runner, body)
+    # The phase is written with the step's claim and success, in one write: never a phase without its step, or the
+    # reverse, and no vendor write for a lease to guard
+    routing = PhaseChange(
+        PARALLEL_RUN, ingest_alias=alias.strip(), dual_write_from=config.parallel_run_start, clear_cutover_at=True
+    )
+    key = StepKey(request.batch_id, stripe_id, Step.METRONOME_PARALLEL_RUN)
+    done = settle_once(store, key, request.runner, PARALLEL_RUN, routing)
     return result_of(
         request, Step.METRONOME_PARALLEL_RUN, "already done" if done.already_done else done.outcome, done.vendor_ids
     )
