@@ -130,23 +130,6 @@ def test_noted_ids_are_written_with_the_outcome_not_one_write_each(
     }
 
 
-def test_a_phase_is_written_in_the_same_write_as_the_steps_success(
-    store: DynamoDBProgressStore, key: StepKey, dynamodb: Any
-) -> None:
-    start = datetime(2026, 12, 1, tzinfo=UTC)
-
-    def body(_: RunningStep) -> StepOutcome:
-        return StepOutcome(
-            "parallel_run", phase=PhaseChange("parallel_run", ingest_alias="acme", dual_write_from=start)
-        )
-
-    writes = _writes_during(dynamodb, lambda: run_once(store, key, "runner-a", body))
-    assert writes == ["PutItem", "PutItem"]
-    progress = store.get(key.run_id, key.subject)
-    assert progress is not None and progress.steps[key.step].status is StepStatus.SUCCEEDED
-    assert (progress.phase, progress.ingest_alias, progress.dual_write_from) == ("parallel_run", "acme", start)
-
-
 def test_a_step_that_is_only_a_phase_change_is_claimed_and_done_in_one_write(
     store: DynamoDBProgressStore, key: StepKey, dynamodb: Any
 ) -> None:

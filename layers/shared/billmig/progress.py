@@ -237,11 +237,7 @@ class ProgressStore(Protocol):
         vendor_ids: dict[str, str],
         outcome: str | None = None,
         detail: str | None = None,
-        *,
-        phase: PhaseChange | None = None,
-    ) -> SubjectProgress:
-        """Record the step's success (and the subject's new phase, when given) in one atomic change."""
-        ...
+    ) -> SubjectProgress: ...
 
     def settle_step(
         self, run_id: str, subject: str, step: str, runner: str, lease: timedelta, outcome: str, phase: PhaseChange

@@ -77,8 +77,6 @@ class StepOutcome:
     outcome: str
     vendor_ids: dict[str, str] = field(default_factory=dict)
     detail: str | None = None
-    # The subject's new phase, written in the same write as the step's success (never one without the other).
-    phase: PhaseChange | None = None
 
 
 @dataclass(frozen=True)
@@ -150,13 +148,7 @@ def run_once(
             store.fail_step(key.run_id, key.subject, key.step, error, vendor_ids=running.noted)
         raise
     store.complete_step(
-        key.run_id,
-        key.subject,
-        key.step,
-        {**running.vendor_ids, **result.vendor_ids},
-        result.outcome,
-        result.detail,
-        phase=result.phase,
+        key.run_id, key.subject, key.step, {**running.vendor_ids, **result.vendor_ids}, result.outcome, result.detail
     )
     return StepDone(
         outcome=result.outcome,

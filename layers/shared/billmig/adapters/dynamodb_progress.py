@@ -237,12 +237,8 @@ class DynamoDBProgressStore:
         vendor_ids: dict[str, str],
         outcome: str | None = None,
         detail: str | None = None,
-        *,
-        phase: PhaseChange | None = None,
     ) -> SubjectProgress:
-        return self._mutate(
-            run_id, subject, lambda p: rules.succeed(p, step, vendor_ids, self._now(), outcome, detail, phase)
-        )
+        return self._mutate(run_id, subject, lambda p: rules.succeed(p, step, vendor_ids, self._now(), outcome, detail))
 
     def settle_step(
         self, run_id: str, subject: str, step: str, runner: str, lease: timedelta, outcome: str, phase: PhaseChange
