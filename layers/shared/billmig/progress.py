@@ -240,7 +240,15 @@ class ProgressStore(Protocol):
     ) -> SubjectProgress: ...
 
     def settle_step(
-        self, run_id: str, subject: str, step: str, runner: str, lease: timedelta, outcome: str, phase: PhaseChange
+        self,
+        run_id: str,
+        subject: str,
+        step: str,
+        runner: str,
+        lease: timedelta,
+        outcome: str,
+        phase: PhaseChange,
+        detail: str | None = None,
     ) -> StepClaim:
         """Claim the step and record its success with the subject's new phase, in one atomic change: for a step
         that is nothing but that change (no vendor write for a lease to guard). A step done already is left as it

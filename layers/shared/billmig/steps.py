@@ -166,11 +166,12 @@ def settle_once(
     outcome: str,
     phase: PhaseChange,
     *,
+    detail: str | None = None,
     lease: timedelta = DEFAULT_LEASE,
 ) -> StepDone:
     """A step that is only a change of the subject's phase: claimed and done in one write (`run_once` claims first
     because a body's vendor writes need the lease; this one has none), or reported done when it already is."""
-    claim = store.settle_step(key.run_id, key.subject, key.step, runner, lease, outcome, phase)
+    claim = store.settle_step(key.run_id, key.subject, key.step, runner, lease, outcome, phase, detail)
     return StepDone(
         outcome=(claim.record.outcome or "done") if claim.already_succeeded else outcome,
         vendor_ids=dict(claim.record.vendor_ids),

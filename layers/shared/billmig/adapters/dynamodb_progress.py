@@ -241,13 +241,21 @@ class DynamoDBProgressStore:
         return self._mutate(run_id, subject, lambda p: rules.succeed(p, step, vendor_ids, self._now(), outcome, detail))
 
     def settle_step(
-        self, run_id: str, subject: str, step: str, runner: str, lease: timedelta, outcome: str, phase: PhaseChange
+        self,
+        run_id: str,
+        subject: str,
+        step: str,
+        runner: str,
+        lease: timedelta,
+        outcome: str,
+        phase: PhaseChange,
+        detail: str | None = None,
     ) -> StepClaim:
         def change(progress: SubjectProgress) -> StepClaim:
             now = self._now()
             claim = rules.claim(progress, step, runner, now, lease)
             if not claim.already_succeeded:
-                rules.succeed(progress, step, {}, now, outcome, phase=phase)
+                rules.succeed(progress, step, {}, now, outcome, detail, phase)
             return claim
 
         return self._mutate(run_id, subject, change, unchanged=lambda claim: claim.already_succeeded)

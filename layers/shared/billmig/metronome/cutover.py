@@ -35,8 +35,8 @@ from billmig.metronome.snapshot import (
 )
 from billmig.metronome.storage import RunStorage, read_run
 from billmig.parity.ledger import ParityLedger, cutover_verdict
-from billmig.progress import ProgressStore, StepStatus
-from billmig.steps import RunningStep, Step, StepDone, StepKey, StepOutcome, run_once
+from billmig.progress import PhaseChange, ProgressStore, StepStatus
+from billmig.steps import RunningStep, Step, StepDone, StepKey, StepOutcome, run_once, settle_once
 from billmig.stripe_source.port import StripeSource
 from billmig.stripe_source.views import StripeSubscription
 from billmig.usage.routing import CUT_OVER, HELD_BACK, ROLLED_BACK
@@ -306,12 +306,13 @@ def switch_phase(request: CustomerStepRequest, storage: RunStorage, store: Progr
     """The router's phase becomes `cut_over` with the boundary as its routing instant: events timed from it go to
     Metronome only, a late event for the last Stripe period still reaches Stripe."""
     cut = released(request, storage, store)
-
-    def body(_: RunningStep) -> StepOutcome:
-        store.set_phase(request.batch_id, request.stripe_customer_id, CUT_OVER, cutover_at=cut.boundary)
-        return StepOutcome(CUT_OVER, detail=f"Metronome only from {rfc3339(cut.boundary)}")
-
-    done = run_once(
-        store, StepKey(request.batch_id, request.stripe_customer_id, Step.METRONOME_CUT_OVER), request.runner, body
+    # claimed, done and the phase written in one write, as the parallel run's: never a phase without its step
+    done = settle_once(
+        store,
+        StepKey(request.batch_id, request.stripe_customer_id, Step.METRONOME_CUT_OVER),
+        request.runner,
+        CUT_OVER,
+        PhaseChange(CUT_OVER, cutover_at=cut.boundary),
+        detail=f"Metronome only from {rfc3339(cut.boundary)}",
     )
     return finish(request, Step.METRONOME_CUT_OVER, done)
