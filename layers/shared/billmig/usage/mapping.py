@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from billmig.usage.errors import InvalidRouterConfig
 from billmig.usage.events import UsageEvent
@@ -63,9 +63,15 @@ class UsageRouterConfig(BaseModel):
             seen.add(key)
         return self
 
+    _by_name: dict[str, list[MeterRule]] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, _context: Any) -> None:
+        # Most specific first, so the first match wins; looked up by name, as every event of a batch is.
+        for rule in sorted(self.rules, key=lambda rule: -len(rule.match)):
+            self._by_name.setdefault(rule.event_name, []).append(rule)
+
     def rule_for(self, event: UsageEvent) -> MeterRule | None:
-        found = [rule for rule in self.rules if rule.matches(event)]
-        return max(found, key=lambda rule: len(rule.match)) if found else None
+        return next((rule for rule in self._by_name.get(event.event_name, ()) if rule.matches(event)), None)
 
 
 def parse_router_config(raw: Any, source: str) -> UsageRouterConfig:
