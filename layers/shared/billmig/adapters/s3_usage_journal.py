@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 JOURNAL_PREFIX = "usage-journal/"
 READ_CONCURRENCY = 8
-POOL_CONNECTIONS = 40  # the router writes up to 32 pages at once; boto3 defaults to 10
+POOL_CONNECTIONS = 104  # the router writes up to 100 pages at once (one per customer of a batch); boto3 defaults to 10
 
 
 def customer_prefix(internal_id: str) -> str:

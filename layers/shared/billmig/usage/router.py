@@ -57,7 +57,7 @@ class _Plan:
     routed: dict[str, tuple[UsageEvent, str | None]] = field(default_factory=dict)  # message -> event, Stripe id
 
 
-JOURNAL_CONCURRENCY = 32  # PutObjects at once (one per customer in the batch)
+JOURNAL_CONCURRENCY = 100  # PutObjects at once: one per customer in the batch, up to its 100 messages, in one wave
 ROUTER_ORIGIN = "batch"  # journal page ids of the router's pages
 
 
