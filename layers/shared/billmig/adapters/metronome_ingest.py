@@ -3,13 +3,19 @@
 Metronome refuses a call as a whole when one event in it is invalid; the call is then halved until the refused
 events stand alone (`bulk.send_isolating`), which is safe because a resent `transaction_id` is ignored. 429/5xx are
 retried by the SDK (safe for the same reason) and, if they persist, left to SQS.
+
+The call goes through the SDK client's own `post` (its auth, retries and typed errors) with the body already in the
+wire shape: `v1.usage.ingest` first walks every event against its TypedDict (`maybe_transform`), which for these
+fields (no aliases, no dates) returns them as they are, and that walk was a quarter of the router's CPU.
 """
 
 from __future__ import annotations
 
+from types import NoneType
 from typing import Any
 
 from metronome import Metronome
+from metronome.types.v1 import usage_ingest_params
 
 from billmig.adapters.metronome_sdk import typed_metronome_call
 from billmig.bulk import chunked, send_isolating
@@ -17,6 +23,7 @@ from billmig.errors import TransientError
 from billmig.usage.ports import MetronomeEvent, Refusal
 
 INGEST_BATCH = 100  # Metronome: 1-100 events per ingest call
+_INGEST_OPTIONS: Any = {"headers": {"Accept": "*/*"}}  # as `v1.usage.ingest` sends it
 
 
 class MetronomeIngestSink:
@@ -39,7 +46,7 @@ class MetronomeIngestSink:
         return refused
 
     def _call(self, part: list[MetronomeEvent]) -> list[None]:
-        body: Any = [
+        body: list[usage_ingest_params.Usage] = [
             {
                 "transaction_id": e.transaction_id,
                 "customer_id": e.customer_id,
@@ -49,7 +56,10 @@ class MetronomeIngestSink:
             }
             for e in part
         ]
-        typed_metronome_call(f"ingest {len(part)} events", lambda: self._client.v1.usage.ingest(usage=body))
+        typed_metronome_call(
+            f"ingest {len(part)} events",
+            lambda: self._client.post("/v1/ingest", body=body, options=_INGEST_OPTIONS, cast_to=NoneType),
+        )
         return [None]
 
 
