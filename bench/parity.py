@@ -165,6 +165,28 @@ def sequential(stack: LocalStack, batch: str, customers: list[tuple[str, str]], 
                      stack.clock.now_datetime)  # fmt: skip
 
 
+def phases(sfn: Any, arn: str) -> dict[str, float]:
+    """Seconds spent in each top-level state of the execution, from its history: where the wall time went."""
+    entered: dict[str, datetime] = {}
+    spent: dict[str, float] = {}
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
+        for event in page["events"]:
+            if "stateEnteredEventDetails" in event:
+                entered[event["stateEnteredEventDetails"]["name"]] = event["timestamp"]
+            elif "stateExitedEventDetails" in event:
+                name = event["stateExitedEventDetails"]["name"]
+                if name in entered:
+                    spent[name] = (event["timestamp"] - entered[name]).total_seconds()
+    return spent
+
+
+def throttled(stack: LocalStack) -> Counter[str]:
+    """Requests each emulator answered 429 (its rate limit), which the SDKs then retried after a back-off."""
+    return Counter(
+        vendor for vendor in ("stripe", "metronome") for r in stack.emulators[vendor].control.log if r.status == 429
+    )
+
+
 def bound(calls: Counter[str]) -> dict[str, float]:
     """Seconds these calls take at the vendors' limits, at best (every customer at once)."""
     stripe_calls = [n for k, n in calls.items() if k.startswith("stripe ")]
@@ -248,6 +270,8 @@ def main() -> None:
         description = wait(stack.client("stepfunctions"), arn, timeout=7200)
         machine_seconds = time.perf_counter() - began
         machine_calls = logged(stack)
+        machine_throttled = throttled(stack)
+        machine_phases = phases(stack.client("stepfunctions"), arn)
         assert description["status"] == "SUCCEEDED", description
         report = read_report(arn.rsplit(":", 1)[-1], stack_name="billmig")
         summary = report["summary"]
@@ -280,6 +304,11 @@ def main() -> None:
         )
         print(f"state machine: {machine_seconds:.1f} s = {args.customers / machine_seconds:.1f} customers/s")
         print(f"state machine / bound: {machine_seconds / limit['bound']:.2f}x")
+        print("  states: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in machine_phases.items()))
+        print(
+            "  answered 429: "
+            + ", ".join(f"{vendor} {machine_throttled[vendor]}" for vendor in ("stripe", "metronome"))
+        )
         if sequential_seconds:
             print(
                 f"sequential loop: {sequential_seconds:.1f} s = {args.customers / sequential_seconds:.1f} customers/s"

@@ -254,3 +254,74 @@ def test_dynamodb_items_over_the_size_limit_are_refused_as_dynamodb_does(local_s
     assert "Item size has exceeded the maximum allowed size" in refused.value.response["Error"]["Message"]
     assert ddb.get_item(TableName=table, Key={"pk": {"S": "k"}}, ConsistentRead=True)["Item"] == fits
     ddb.delete_table(TableName=table)
+
+
+def test_dynamodb_queries_on_the_key_answer_their_partition_as_dynamodb_does(local_stack: LocalStack) -> None:
+    """`dynamodb_query_reads_one_partition` gives a key query its partition alone: each answers exactly its
+    partition's items in range-key order (reversed, prefixed, filtered, paged), an unknown partition answers none and
+    adds nothing, a hash-only table answers its item, and an index query still spans the partitions."""
+    ddb = local_stack.client("dynamodb")
+    table, flat = "patch-test-partitions", "patch-test-partitions-flat"
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in ("pk", "sk", "state")],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-state",
+                "KeySchema": [{"AttributeName": "state", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.create_table(
+        TableName=flat,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for sk in ("period#2027-02", "approval#1", "period#2027-01", "period#2026-12"):
+        for pk in ("cus_c", "cus_a", "cus_b"):
+            state = "held" if sk == "period#2027-01" and pk != "cus_c" else "passed"
+            item = {"pk": {"S": pk}, "sk": {"S": sk}, "state": {"S": state}}
+            ddb.put_item(TableName=table, Item=item)
+    ddb.put_item(TableName=flat, Item={"pk": {"S": "only"}, "n": {"N": "1"}})
+
+    def keys(**query: Any) -> list[str]:
+        found: list[str] = []
+        for page in ddb.get_paginator("query").paginate(TableName=table, **query):
+            found += [f"{i['pk']['S']}/{i['sk']['S']}" for i in page["Items"]]
+        return found
+
+    of_b = {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "cus_b"}}}
+    ordered = ["approval#1", "period#2026-12", "period#2027-01", "period#2027-02"]
+    assert keys(**of_b) == [f"cus_b/{sk}" for sk in ordered]
+    assert keys(**of_b, ScanIndexForward=False) == [f"cus_b/{sk}" for sk in reversed(ordered)]
+    assert keys(**of_b, Limit=1) == [f"cus_b/{sk}" for sk in ordered]
+    assert keys(
+        KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
+        ExpressionAttributeValues={":p": {"S": "cus_b"}, ":s": {"S": "period#"}},
+    ) == [f"cus_b/{sk}" for sk in ordered[1:]]
+    held = {":h": {"S": "held"}}
+    state = {"#s": "state"}
+    filtered = keys(
+        KeyConditionExpression="pk = :p",
+        FilterExpression="#s = :h",
+        ExpressionAttributeNames=state,
+        ExpressionAttributeValues={":p": {"S": "cus_b"}, **held},
+    )
+    assert filtered == ["cus_b/period#2027-01"]
+    assert keys(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "cus_none"}}) == []
+    assert ddb.scan(TableName=table, Select="COUNT")["Count"] == 12
+    by_state = keys(
+        IndexName="by-state", KeyConditionExpression="#s = :h", ExpressionAttributeNames=state,
+        ExpressionAttributeValues=held,
+    )  # fmt: skip
+    assert sorted(by_state) == ["cus_a/period#2027-01", "cus_b/period#2027-01"]
+    flat_found = ddb.query(
+        TableName=flat, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "only"}}
+    )["Items"]
+    assert flat_found == [{"pk": {"S": "only"}, "n": {"N": "1"}}]
+    ddb.delete_table(TableName=table)
+    ddb.delete_table(TableName=flat)
