@@ -25,13 +25,15 @@ async def echo(request: Request) -> JSONResponse:
 def server() -> Iterator[tuple[str, EmulatorControl]]:
     clock = WorldClock()
     control = EmulatorControl(
-        Starlette(routes=[Route("/v1/things", echo, methods=["GET", "POST"])]),
+        Starlette(
+            routes=[Route(path, echo, methods=["GET", "POST"]) for path in ("/v1/things", "/v1/other", "/v1/own")]
+        ),
         name="test",
         error_response=lambda status, message, code: JSONResponse(
             {"error": {"message": message, "code": code}}, status
         ),
         now=clock.now,
-        rate_limit_presets={"tight": (1.0, 2.0)},
+        rate_limit_presets={"tight": (1.0, 2.0), "endpoints": (0.001, 2.0, 0.001, (("GET /v1/own", 1000.0),))},
     )
     running = EmulatorServer(control)
     running.start()
@@ -72,6 +74,24 @@ def test_a_rate_limit_preset_answers_429_once_the_burst_is_spent(server: tuple[s
     assert statuses[:2] == [200, 200]
     assert 429 in statuses[2:]
     assert httpx.post(f"{url}/_emulator/rate_limit", json={}).status_code == 200
+    assert httpx.get(f"{url}/v1/things").status_code == 200
+
+
+def test_per_endpoint_limits_refuse_one_endpoint_and_own_limits_spend_nothing_else(
+    server: tuple[str, EmulatorControl],
+) -> None:
+    """Each endpoint has a bucket of its own beside the global one; an endpoint with its own limit spends only that
+    (a global burst of 2 and an endpoint rate of one per 1,000 s: the second call to an endpoint is refused, a first
+    call elsewhere answers until the global burst is gone, and the own-limit endpoint answers throughout)."""
+    url, _ = server
+    answer = httpx.post(f"{url}/_emulator/rate_limit", json={"preset": "endpoints"}).json()
+    assert answer == {"per_second": 0.001, "per_endpoint": 0.001, "own": {"GET /v1/own": 1000.0}}
+    assert httpx.get(f"{url}/v1/things").status_code == 200
+    assert httpx.get(f"{url}/v1/things").status_code == 429  # its endpoint's bucket is empty
+    assert [httpx.get(f"{url}/v1/own").status_code for _ in range(5)] == [200] * 5
+    assert httpx.get(f"{url}/v1/other").status_code == 200  # the global bucket's second token
+    assert httpx.post(f"{url}/v1/other").status_code == 429  # a new endpoint, but the global burst is spent
+    assert httpx.post(f"{url}/_emulator/rate_limit", json={}).json() == {"per_second": None}
     assert httpx.get(f"{url}/v1/things").status_code == 200
 
 

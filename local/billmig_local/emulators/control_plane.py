@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -79,6 +79,22 @@ class TokenBucket:
             return False
 
 
+class RateLimit(NamedTuple):
+    """A vendor's published request limits. Every request counts against `per_second` (a bucket of `burst`), and
+    also against its endpoint's `per_endpoint` when set: an endpoint is a named operation, so `GET
+    /v1/customers/{customer}` for every id is one (Stripe's rule). An endpoint named in `own` counts against its own
+    rate only, not the others (Stripe's meter events)."""
+
+    per_second: float
+    burst: float | None = None
+    per_endpoint: float | None = None
+    own: tuple[tuple[str, float], ...] = ()
+
+
+def _by_method_and_path(method: str, path: str) -> str:
+    return f"{method} {path}"
+
+
 _LOGGED_HEADERS = ("idempotency-key", "stripe-version", "content-type", "x-api-key", "authorization")
 
 
@@ -89,7 +105,8 @@ class EmulatorControl:
       GET/DELETE /_emulator/requests       request log (newest last) / clear it
       POST/DELETE /_emulator/faults        add a FaultRule / clear all
       POST /_emulator/latency              {"ms": 20}
-      POST /_emulator/rate_limit           {"per_second": 25, "burst": 25} or {"preset": name} or {} to turn off
+      POST /_emulator/rate_limit           {"per_second": 25, "burst": 25, "per_endpoint": 25} or {"preset": name}
+                                           or {} to turn off
       GET /_emulator/clock                 the world clock as this emulator sees it
       POST /_emulator/clock                {"offset": seconds}: adopt the world clock's offset (an emulator in a
                                            process of its own follows the stack's clock; see `own_process`)
@@ -102,19 +119,23 @@ class EmulatorControl:
         name: str,
         error_response: ErrorResponder,
         now: Callable[[], float],
-        rate_limit_presets: dict[str, tuple[float, float]] | None = None,
+        rate_limit_presets: dict[str, tuple[Any, ...]] | None = None,
         rate_limit_status: int = 429,
         log_size: int = 20_000,
+        endpoint_of: Callable[[str, str], str] = _by_method_and_path,
     ) -> None:
         self.app = app
         self.name = name
         self.error_response = error_response
         self.now = now
-        self.presets = rate_limit_presets or {}
+        self.presets = {name: RateLimit(*value) for name, value in (rate_limit_presets or {}).items()}
         self.rate_limit_status = rate_limit_status
+        self.endpoint_of = endpoint_of  # the endpoint (operation) a request is, for per-endpoint limits
         self.faults: list[FaultRule] = []
         self.latency_ms = 0.0
+        self.limit: RateLimit | None = None
         self.bucket: TokenBucket | None = None
+        self._endpoint_buckets: dict[str, TokenBucket] = {}
         self.log: deque[LoggedRequest] = deque(maxlen=log_size)
         self._lock = threading.Lock()
         self._random = random.Random(0)
@@ -139,8 +160,37 @@ class EmulatorControl:
         with self._lock:
             self._random = random.Random(seed)
 
-    def set_rate_limit(self, per_second: float | None, burst: float | None = None) -> None:
-        self.bucket = TokenBucket(per_second, burst) if per_second else None
+    def set_rate_limit(
+        self,
+        per_second: float | None,
+        burst: float | None = None,
+        per_endpoint: float | None = None,
+        own: tuple[tuple[str, float], ...] = (),
+    ) -> None:
+        with self._lock:
+            self.limit = RateLimit(per_second, burst, per_endpoint, own) if per_second else None
+            self.bucket = TokenBucket(per_second, burst) if per_second else None
+            self._endpoint_buckets = {}
+
+    def _throttled(self, method: str, path: str) -> bool:
+        limit, bucket = self.limit, self.bucket
+        if limit is None or bucket is None:
+            return False
+        if limit.per_endpoint or limit.own:
+            endpoint = self.endpoint_of(method, path)
+            own = dict(limit.own).get(endpoint)
+            if own is not None:
+                return not self._endpoint_bucket(endpoint, own).take()
+            if limit.per_endpoint and not self._endpoint_bucket(endpoint, limit.per_endpoint).take():
+                return True
+        return not bucket.take()
+
+    def _endpoint_bucket(self, endpoint: str, per_second: float) -> TokenBucket:
+        found = self._endpoint_buckets.get(endpoint)
+        if found is None:
+            with self._lock:
+                found = self._endpoint_buckets.setdefault(endpoint, TokenBucket(per_second))
+        return found
 
     def _pick_fault(self, method: str, path: str) -> FaultRule | None:
         with self._lock:
@@ -184,7 +234,7 @@ class EmulatorControl:
         )
 
         injected: Response | None = None
-        if self.bucket is not None and not self.bucket.take():
+        if self._throttled(method, path):
             injected = self.error_response(
                 self.rate_limit_status, "Too many requests (emulated rate limit)", "rate_limit"
             )
@@ -247,11 +297,15 @@ class EmulatorControl:
             if "preset" in payload:
                 if payload["preset"] not in self.presets:
                     return JSONResponse({"error": f"unknown preset; known: {sorted(self.presets)}"}, 400)
-                per_second, burst = self.presets[payload["preset"]]
-                self.set_rate_limit(per_second, burst)
+                self.set_rate_limit(*self.presets[payload["preset"]])
             else:
-                self.set_rate_limit(payload.get("per_second"), payload.get("burst"))
-            return JSONResponse({"per_second": self.bucket.per_second if self.bucket else None})
+                self.set_rate_limit(payload.get("per_second"), payload.get("burst"), payload.get("per_endpoint"))
+            answer: dict[str, Any] = {"per_second": self.limit.per_second if self.limit else None}
+            if self.limit and self.limit.per_endpoint:
+                answer["per_endpoint"] = self.limit.per_endpoint
+            if self.limit and self.limit.own:
+                answer["own"] = dict(self.limit.own)
+            return JSONResponse(answer)
         if what == "clock" and method == "GET":
             return JSONResponse({"now": self.now()})
         if what == "clock" and method == "POST" and self.follow_clock is not None:

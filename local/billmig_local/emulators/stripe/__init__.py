@@ -20,21 +20,31 @@ Where the emulator knowingly simplifies Stripe (each module's docstring says mor
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from billmig_local.clock import WorldClock
 from billmig_local.emulators import LocalSecret, StackWiring
-from billmig_local.emulators.control_plane import EmulatorControl
+from billmig_local.emulators.control_plane import EmulatorControl, RateLimit
 from billmig_local.emulators.object_store import ObjectStore
 from billmig_local.emulators.server import EmulatorServer, RunningEmulator
 
-from .app import build_app
+from .app import build_app, endpoint_of
 from .billing_engine import BillingEngine
 from .errors import error_response
 from .idempotency import IdempotencyKeys
+from .meter_event_stream import STREAM_PATH
 from .state import StripeState
 
-# Stripe's published limits (https://docs.stripe.com/rate-limits): 25 ops/s in a sandbox, 100 ops/s live.
-RATE_LIMIT_PRESETS = {"stripe_sandbox": (25.0, 25.0), "stripe_live": (100.0, 100.0), "tight": (5.0, 5.0)}
+# Stripe's published limits (https://docs.stripe.com/rate-limits): 25 ops/s in a sandbox, 100 ops/s live, and 25
+# requests/s per endpoint unless noted (each named operation: every id's `GET /v1/customers/{customer}` is one);
+# live, v1 meter events have a limit of their own (1,000 calls/s) that does not count against the others, and so
+# does the v2 meter event stream (10,000 requests/s).
+METER_EVENTS_OWN = (("POST /v1/billing/meter_events", 1_000.0), (f"POST {STREAM_PATH}", 10_000.0))
+RATE_LIMIT_PRESETS: dict[str, tuple[Any, ...]] = {
+    "stripe_sandbox": RateLimit(25.0, 25.0, 25.0),
+    "stripe_live": RateLimit(100.0, 100.0, 25.0, METER_EVENTS_OWN),
+    "tight": RateLimit(5.0, 5.0),
+}
 
 
 def _advance_test_clocks(url: str, seconds: float, to: float) -> int:
@@ -47,7 +57,12 @@ def start(*, clock: WorldClock, state_dir: Path | None, port: int = 0) -> Runnin
     engine = BillingEngine(state)
     idempotency = IdempotencyKeys(build_app(state, engine), store)
     control = EmulatorControl(
-        idempotency, name="stripe", error_response=error_response, now=clock.now, rate_limit_presets=RATE_LIMIT_PRESETS
+        idempotency,
+        name="stripe",
+        error_response=error_response,
+        now=clock.now,
+        rate_limit_presets=RATE_LIMIT_PRESETS,
+        endpoint_of=endpoint_of,
     )
 
     def follow_world(_old: float, _new: float) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import secrets
 from typing import Any
 
@@ -243,6 +245,24 @@ def _endpoint(handler: Handler, params_class: str | None, state: StripeState, en
         return _json(result, 202 if request.url.path == meter_event_stream.STREAM_PATH else 200, headers)
 
     return endpoint
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    """`/v1/customers/{customer}` matches any one path segment where the template names a parameter."""
+    return re.compile("^" + "[^/]+".join(re.escape(part) for part in re.split(r"\{[^}]*\}", template)) + "$")
+
+
+_TEMPLATES = [(method, _pattern(path), f"{method} {path}") for method, path, _, _ in ROUTES]
+
+
+@functools.lru_cache(maxsize=65_536)
+def endpoint_of(method: str, path: str) -> str:
+    """The endpoint a request is, as Stripe's per-endpoint limits count them: its route's template, first match in
+    route order as the router matches (`/v1/customers/search` before `/v1/customers/{customer}`)."""
+    for route_method, pattern, name in _TEMPLATES:
+        if route_method == method and pattern.match(path):
+            return name
+    return f"{method} {path}"
 
 
 def build_app(state: StripeState, engine: BillingEngine) -> Starlette:

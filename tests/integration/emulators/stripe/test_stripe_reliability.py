@@ -91,13 +91,33 @@ def test_409_lock_conflict_is_retried_by_the_sdk(shared_world: World) -> None:
 
 def test_rate_limit_presets_and_a_limit_that_refuses_at_once(world: World) -> None:
     url = world.emulator.url + "/_emulator/rate_limit"
-    assert httpx.post(url, json={"preset": "stripe_sandbox"}).json() == {"per_second": 25.0}
-    assert httpx.post(url, json={"preset": "stripe_live"}).json() == {"per_second": 100.0}
+    assert httpx.post(url, json={"preset": "stripe_sandbox"}).json() == {"per_second": 25.0, "per_endpoint": 25.0}
+    assert httpx.post(url, json={"preset": "stripe_live"}).json() == {
+        "per_second": 100.0,
+        "per_endpoint": 25.0,
+        "own": {"POST /v1/billing/meter_events": 1000.0, "POST /v2/billing/meter_event_stream": 10000.0},
+    }
     httpx.post(url, json={"per_second": 0.001, "burst": 1})
     world.client.v1.customers.list()
     with pytest.raises(stripe.RateLimitError):
         world.client.v1.customers.list()
     httpx.post(url, json={})
+
+
+def test_the_per_endpoint_limit_counts_every_id_of_an_operation_as_one_endpoint(world: World) -> None:
+    """Stripe's per-endpoint limit is per named operation: retrieving two customers spends one endpoint's budget,
+    while another operation still answers from the global one."""
+    first = world.client.v1.customers.create(params={"name": "one"}).id
+    second = world.client.v1.customers.create(params={"name": "two"}).id
+    url = world.emulator.url + "/_emulator/rate_limit"
+    httpx.post(url, json={"per_second": 1000, "burst": 1000, "per_endpoint": 0.001}).raise_for_status()
+    try:
+        world.client.v1.customers.retrieve(first)
+        with pytest.raises(stripe.RateLimitError):
+            world.client.v1.customers.retrieve(second)
+        assert [c.id for c in world.client.v1.customers.list().data] == [second, first]
+    finally:
+        httpx.post(url, json={})
     world.client.v1.customers.list()
 
 
