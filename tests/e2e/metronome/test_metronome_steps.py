@@ -3,14 +3,18 @@ after every vendor write resumes to the same end state with nothing duplicated; 
 
 from __future__ import annotations
 
+import ast
+import copy
 import inspect
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from billmig.metronome import ports
-from billmig.metronome.errors import CustomerBlocked
+from billmig.metronome.errors import CreditReconciliationFailed, CustomerBlocked
 from billmig.metronome.ports import WRITE_METHODS
+from billmig.progress import StepStatus
 from billmig.steps import Step
 from metronome_book import Book, CrashAfter, SimulatedCrash, book, fresh_customer  # noqa: F401 - the fixture
 
@@ -43,30 +47,68 @@ def end_state(book: Book, alias: str) -> dict[str, Any]:
     }
 
 
-def _points() -> list[tuple[str, int]]:
-    return [("create_customer", 1), ("set_billable_status", 1), ("create_contract", 1)]
+def written_by_the_steps() -> list[str]:
+    """The crash points, from the code: every write method of the port that prepare or contract calls on its target
+    (a new write in either step is a new point; `test_every_write_of_a_clean_run_is_a_crash_point` checks the
+    writes the steps make through anything else)."""
+    from billmig.metronome import contract, customer
+
+    called = set()
+    for module in (customer, contract):
+        for node in ast.walk(ast.parse(inspect.getsource(module))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "target"
+            ):
+                called.add(node.func.attr)
+    return sorted(called & set(WRITE_METHODS))
 
 
-@pytest.mark.parametrize(("method", "occurrence"), _points())
-def test_a_crash_after_each_write_then_a_resume_leaves_one_of_everything(
-    book: Book, method: str, occurrence: int
-) -> None:
-    alias = f"crash-{method}-{uuid.uuid4().hex[:6]}"
+def new_customer(book: Book, alias: str) -> str:
+    return str(fresh_customer(book, alias))
+
+
+def partly_migrated(book: Book, alias: str) -> str:
+    """Found in Metronome by its alias, made by an earlier tool without its Stripe configuration or a contract."""
     customer = fresh_customer(book, alias)
-    batch = f"crash-{uuid.uuid4().hex[:8]}"
+    book.metronome.v1.customers.create(name="made by hand", ingest_aliases=[alias])
+    return str(customer)
+
+
+SCENARIOS: dict[str, Callable[[Book, str], str]] = {"new": new_customer, "partly migrated": partly_migrated}
+"""Between them they reach every write the steps make (checked below); each one's end state is the same."""
+
+
+def _scenario(book: Book, name: str, tag: str) -> tuple[str, str, str]:
+    alias = f"{tag}-{uuid.uuid4().hex[:6]}"
+    customer = SCENARIOS[name](book, alias)
+    batch = f"{tag}-{uuid.uuid4().hex[:8]}"
     book.start_run(batch)
-    crashing = CrashAfter(book.target(), method, occurrence)
-    with pytest.raises(SimulatedCrash):
-        book.run_steps(batch, customer, crashing)
-    assert method in crashing.writes
-    results = book.run_steps(batch, customer)  # the resume: same execution, same runner
-    assert [r.step for r in results] == [
-        Step.METRONOME_SNAPSHOT,
-        Step.METRONOME_PREPARE,
-        Step.METRONOME_CONTRACT,
-        Step.METRONOME_PARALLEL_RUN,
-        Step.METRONOME_BACKFILL_USAGE,
-    ]
+    return alias, customer, batch
+
+
+@pytest.fixture(scope="module")
+def clean_writes(book: Book) -> dict[str, list[str]]:
+    """The writes each scenario's clean run makes, in order, recorded at the port."""
+    writes = {}
+    for name in SCENARIOS:
+        _, customer, batch = _scenario(book, name, "record")
+        recording = CrashAfter(book.target())
+        book.run_steps(batch, customer, recording)
+        writes[name] = recording.writes
+    return writes
+
+
+def test_every_write_of_a_clean_run_is_a_crash_point(clean_writes: dict[str, list[str]]) -> None:
+    made = {w for writes in clean_writes.values() for w in writes}
+    assert made == set(written_by_the_steps())
+    assert clean_writes["new"] == ["create_customer", "set_billable_status", "create_contract"]
+    assert clean_writes["partly migrated"] == ["add_stripe_configuration", "set_billable_status", "create_contract"]
+
+
+def _assert_migrated_once(book: Book, alias: str, batch: str, customer: str) -> None:
     state = end_state(book, alias)
     assert state["configs"] == [("stripe", customer)]
     assert state["contracts"] == 1
@@ -75,6 +117,37 @@ def test_a_crash_after_each_write_then_a_resume_leaves_one_of_everything(
     assert state["billable"] == "unbillable"
     progress = book.store.get(batch, customer)
     assert progress is not None and progress.phase == "parallel_run"
+
+
+@pytest.mark.parametrize("method", written_by_the_steps())
+def test_a_crash_after_each_write_then_a_resume_leaves_one_of_everything(
+    book: Book, clean_writes: dict[str, list[str]], method: str
+) -> None:
+    """After every occurrence of the write, in every scenario whose clean run makes it: the crashed run made the
+    clean run's writes up to it, and the resume makes exactly the rest."""
+    points = [
+        (name, index) for name, writes in clean_writes.items() for index, write in enumerate(writes) if write == method
+    ]
+    assert points, f"no scenario's clean run calls {method}: add one to SCENARIOS"
+    for name, index in points:
+        clean = clean_writes[name]
+        occurrence = clean[: index + 1].count(method)
+        alias, customer, batch = _scenario(book, name, "crash")
+        crashing = CrashAfter(book.target(), method, occurrence)
+        with pytest.raises(SimulatedCrash):
+            book.run_steps(batch, customer, crashing)
+        assert crashing.writes == clean[: index + 1], name
+        resuming = CrashAfter(book.target())
+        results = book.run_steps(batch, customer, resuming)  # the resume: same execution, same runner
+        assert resuming.writes == clean[index + 1 :], (name, method, occurrence)
+        assert [r.step for r in results] == [
+            Step.METRONOME_SNAPSHOT,
+            Step.METRONOME_PREPARE,
+            Step.METRONOME_CONTRACT,
+            Step.METRONOME_PARALLEL_RUN,
+            Step.METRONOME_BACKFILL_USAGE,
+        ]
+        _assert_migrated_once(book, alias, batch, customer)
 
 
 def test_a_clean_run_makes_exactly_the_expected_writes(book: Book) -> None:
@@ -88,24 +161,6 @@ def test_a_clean_run_makes_exactly_the_expected_writes(book: Book) -> None:
     again = CrashAfter(book.target())
     book.run_steps(batch, customer, again)  # every step already done: no vendor call at all
     assert again.writes == []
-
-
-def test_a_partly_migrated_customer_without_configuration_or_contract_is_completed(book: Book) -> None:
-    alias = f"partly-{uuid.uuid4().hex[:6]}"
-    customer = fresh_customer(book, alias)
-    book.metronome.v1.customers.create(name="made by hand", ingest_aliases=[alias])
-    batch = f"partly-{uuid.uuid4().hex[:8]}"
-    book.start_run(batch)
-    crashing = CrashAfter(book.target(), "add_stripe_configuration")
-    with pytest.raises(SimulatedCrash):
-        book.run_steps(batch, customer, crashing)
-    recording = CrashAfter(book.target())
-    book.run_steps(batch, customer, recording)
-    assert recording.writes == ["set_billable_status", "create_contract"]
-    state = end_state(book, alias)
-    assert state["configs"] == [("stripe", customer)]
-    assert state["contracts"] == 1
-    assert state["billable"] == "unbillable"
 
 
 def test_a_partly_migrated_customer_with_its_configuration_gets_its_contract(book: Book) -> None:
@@ -142,3 +197,38 @@ def test_a_blocked_customer_fails_at_the_snapshot_before_any_write(book: Book) -
     with pytest.raises(CustomerBlocked, match="no mapping for"):
         book.run_steps(batch, unrated.customer, recording)
     assert recording.writes == []
+
+
+class ShortChangingTarget:
+    """Creates each contract with its first commit one cent short of what the step asked for, as a Metronome that
+    rounded or dropped part of a balance would: the step must see it in what Metronome returns."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def create_contract(self, terms: dict[str, Any]) -> str:
+        changed = copy.deepcopy(terms)
+        changed["commits"][0]["access_schedule"]["schedule_items"][0]["amount"] -= 1
+        return str(self._inner.create_contract(changed))
+
+
+def test_a_commit_that_metronome_holds_short_of_stripes_balance_fails_the_contract_step(book: Book) -> None:
+    alias = f"short-{uuid.uuid4().hex[:6]}"
+    customer = fresh_customer(book, alias)
+    batch = f"short-{uuid.uuid4().hex[:8]}"
+    book.start_run(batch)
+    with pytest.raises(CreditReconciliationFailed, match=r"Metronome 12344 cents, Stripe remaining 12345") as caught:
+        book.run_steps(batch, customer, ShortChangingTarget(book.target()))
+    (grant,) = [
+        g.id for g in book.stripe.v1.billing.credit_grants.list(params={"customer": customer}) if g.category == "paid"
+    ]
+    assert str(caught.value).startswith(f"{customer} contract ") and f"{grant}: Metronome 12344" in str(caught.value)
+    assert end_state(book, alias)["commits"][0][1:] == ("PREPAID", 12344)  # what Metronome holds, read by the SDK
+    progress = book.store.get(batch, customer)
+    assert progress is not None and progress.phase != "parallel_run"
+    record = progress.steps[Step.METRONOME_CONTRACT]
+    assert record.status is StepStatus.FAILED
+    assert record.last_error is not None and record.last_error.type == "CreditReconciliationFailed"

@@ -4,6 +4,9 @@ ones included), driven through the CLI and checked through the official SDKs, no
 from __future__ import annotations
 
 import json
+import threading
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,14 @@ from billmig.steps import Step
 from billmig_cli import metronome_migration as runner
 from billmig_cli.main import app
 from billmig_local.stack import LocalStack
-from metronome_book import SAMPLE_CONFIG, Book, book, month_start, next_month  # noqa: F401 - the fixture
+from metronome_book import (  # noqa: F401 - the fixture
+    SAMPLE_CONFIG,
+    Book,
+    book,
+    fresh_customer,
+    month_start,
+    next_month,
+)
 from typer.testing import CliRunner
 
 BLOCKED_PROFILES = {"past_due", "trialing", "cancel_at_period_end", "unrated_region"}
@@ -44,7 +54,8 @@ def _cli(args: list[str], env: dict[str, str]) -> Any:
 def _parallel_run_start(book: Book) -> datetime:
     """From the world clock, not the book's seed-time config: the book is the session's, and a module before this
     one on the same stack (test_cutover.py) moves the world clock months on, past the book's cutover."""
-    return month_start(book.stack.clock.now())
+    start: datetime = month_start(book.stack.clock.now())
+    return start
 
 
 def _overrides(book: Book) -> list[str]:
@@ -60,7 +71,7 @@ def _overrides(book: Book) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def migrated(book: Book, cli_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def migrated(book: Book, cli_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from billmig_cli import aws_target
 
     aws_target.pin_local_endpoint(book.stack.endpoint, book.stack.settings.region)
@@ -111,6 +122,152 @@ def test_the_plan_lists_the_awkward_customers_and_exits_non_zero(book: Book, mig
     creates = sum("create_contract" in c["actions"] for c in plan["customers"] if c["can_migrate"])
     assert plan["calls"].get("metronome POST /v1/contracts/create", 0) == creates
     assert plan["duration_seconds"]["bound"] > 0
+
+
+def _batch_file(path: Path, batch_id: str, customers: list[str]) -> Path:
+    path.write_text(json.dumps({"batch_id": batch_id, "customers": [{"stripe_customer_id": c} for c in customers]}))
+    return path
+
+
+def test_the_plan_of_a_batch_of_only_ready_customers_exits_zero_and_writes_nothing(
+    book: Book, migrated: dict[str, Any], cli_env: dict[str, str], tmp_path: Path, local_stack: LocalStack
+) -> None:
+    before = _metronome_writes(local_stack)
+    ready = fresh_customer(book, f"plan-ready-{uuid.uuid4().hex[:6]}", first_of_month=True)
+    batch = _batch_file(tmp_path / "ready.json", "ready-only", [ready])
+    result = _cli(["metronome", "plan", "--batch", str(batch), "--json", *_overrides(book)], cli_env)
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    (customer,) = plan["customers"]
+    assert (customer["stripe_customer_id"], customer["bucket"], customer["can_migrate"]) == (ready, "ready", True)
+    assert customer["actions"] == ["create_customer", "set_unbillable", "create_contract"]
+    assert plan["totals"] == {"ready": 1} and plan["blocked"] == {}
+    assert _metronome_writes(local_stack) == before
+    human = _cli(["metronome", "plan", "--batch", str(batch), *_overrides(book)], cli_env)
+    assert human.exit_code == 0 and "cannot migrate" not in human.output and "totals: ready 1" in human.output
+
+
+def test_the_plan_of_the_migrated_customers_finds_them_migrated_with_nothing_left_to_do(
+    book: Book, migrated: dict[str, Any], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    batch = _batch_file(tmp_path / "again.json", "wave-1", migrated["ready"])
+    result = _cli(["metronome", "plan", "--batch", str(batch), "--json", *_overrides(book)], cli_env)
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert {c["stripe_customer_id"] for c in plan["customers"]} == set(migrated["ready"])
+    for customer in plan["customers"]:
+        assert customer["bucket"] == "already or partly migrated", customer
+        assert customer["can_migrate"] and customer["actions"] == [], customer
+    assert plan["totals"] == {"already or partly migrated": len(migrated["ready"])}
+    assert not any(endpoint.startswith("metronome POST") and "create" in endpoint for endpoint in plan["calls"])
+
+
+def test_the_plan_buckets_a_customer_with_no_internal_id_and_one_partly_migrated(
+    book: Book, migrated: dict[str, Any], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    no_id = book.stripe.v1.customers.create(params={"name": "plan: no internal id"}).id
+    book.stripe.v1.subscriptions.create(
+        params={"customer": no_id, "items": [{"price": p} for p in _rated_prices(book)]}
+    )
+    alias = f"plan-partly-{uuid.uuid4().hex[:6]}"
+    partly = fresh_customer(book, alias, first_of_month=True)
+    book.metronome.v1.customers.create(name="made by an earlier tool", ingest_aliases=[alias])
+    batch = _batch_file(tmp_path / "buckets.json", "buckets", [no_id, partly])
+    result = _cli(["metronome", "plan", "--batch", str(batch), "--json", *_overrides(book)], cli_env)
+    assert result.exit_code == 1
+    plan = json.loads(result.stdout)
+    by_id = {c["stripe_customer_id"]: c for c in plan["customers"]}
+    assert by_id[no_id]["bucket"] == "no internal id" and not by_id[no_id]["can_migrate"]
+    assert by_id[no_id]["internal_id"] is None
+    assert list(plan["blocked"]) == [no_id]
+    assert plan["blocked"][no_id].startswith("no metadata['internal_customer_id'] on the Stripe customer")
+    assert by_id[partly]["bucket"] == "already or partly migrated" and by_id[partly]["can_migrate"]
+    assert by_id[partly]["actions"] == ["add_billing_provider_configuration", "set_unbillable", "create_contract"]
+    assert plan["totals"] == {"no internal id": 1, "already or partly migrated": 1}
+
+
+def test_plan_all_active_lists_every_customer_with_a_live_subscription(
+    book: Book, migrated: dict[str, Any], cli_env: dict[str, str]
+) -> None:
+    result = _cli(["metronome", "plan", "--all-active", "--json", *_overrides(book)], cli_env)
+    planned = [c["stripe_customer_id"] for c in json.loads(result.stdout)["customers"]]
+    subscriptions = book.stripe.v1.subscriptions.list(params={"status": "all", "limit": 100}).auto_paging_iter()
+    live = {s.customer for s in subscriptions if s.status in ("active", "trialing", "past_due")}
+    assert len(planned) == len(set(planned))
+    assert set(planned) == live
+    seeded_live = {c.customer for c in book.customers if c.customer in live}
+    assert seeded_live and seeded_live <= set(planned)
+
+
+def test_status_through_the_cli_counts_every_step_and_phase(migrated: dict[str, Any], cli_env: dict[str, str]) -> None:
+    ready = len(migrated["ready"])
+    result = _cli(["metronome", "status", "--batch", "wave-1"], cli_env)
+    assert result.exit_code == 0, result.output
+    rows = _status_rows(result.output)
+    for step in (Step.METRONOME_SNAPSHOT, Step.METRONOME_PREPARE, Step.METRONOME_CONTRACT, Step.METRONOME_PARALLEL_RUN):
+        assert rows[str(step)] == [ready, 0, 0, 0], step
+    assert rows[str(Step.METRONOME_CUTOVER_GATE)] == [0, 0, 0, ready]
+    assert f"phases: parallel_run {ready}" in result.output
+    assert "execution: wave-1 RUNNING" in result.output
+    by_file = _cli(["metronome", "status", "--batch", str(migrated["batch_file"])], cli_env)
+    assert _status_rows(by_file.output) == rows
+
+
+def test_status_watch_returns_once_every_customer_waits_for_the_cutover(
+    migrated: dict[str, Any], cli_env: dict[str, str]
+) -> None:
+    answer: list[Any] = []
+    watching = threading.Thread(
+        target=lambda: answer.append(_cli(["metronome", "status", "--batch", "wave-1", "--watch"], cli_env)),
+        daemon=True,
+    )
+    watching.start()
+    watching.join(timeout=60)  # a guard, not a measurement: --watch must not follow a waiting execution forever
+    assert not watching.is_alive(), "status --watch kept following a batch whose customers all wait for the cutover"
+    (result,) = answer
+    assert result.exit_code == 0, result.output
+    ready = len(migrated["ready"])
+    assert f"{ready}/{ready}" in result.output and "parallel run begun" in result.output
+    assert _status_rows(result.output)[str(Step.METRONOME_PARALLEL_RUN)] == [ready, 0, 0, 0]
+
+
+def test_strategy_hard_on_the_cli_overrides_the_config(
+    book: Book, migrated: dict[str, Any], cli_env: dict[str, str], tmp_path: Path, sfn: Any
+) -> None:
+    from billmig.metronome.storage import MigrationRun, run_key
+
+    assert json.loads(SAMPLE_CONFIG.read_text())["strategy"] == "parallel"
+    alias = f"hard-{uuid.uuid4().hex[:6]}"
+    customer = fresh_customer(book, alias, first_of_month=True)
+    batch_id = f"hard-{uuid.uuid4().hex[:6]}"
+    batch = _batch_file(tmp_path / "hard.json", batch_id, [customer])
+    started = _cli(["metronome", "start", "--batch", str(batch), "--strategy", "hard", *_overrides(book)], cli_env)
+    assert started.exit_code == 0, started.output
+    machine = book.stack.outputs["MetronomeMigrationStateMachineArn"]
+    (arn,) = [
+        e["executionArn"] for e in sfn.list_executions(stateMachineArn=machine)["executions"] if e["name"] == batch_id
+    ]
+    try:
+        run = MigrationRun.model_validate_json(book.storage.read_text(run_key(batch_id)))
+        assert run.config.strategy == "hard"
+        assert runner.wait_for_parallel_run(batch_id, 1, timeout=120).failures == {}
+        (found,) = list(book.metronome.v1.customers.list(ingest_alias=alias))
+        (contract,) = list(book.metronome.v2.contracts.list(customer_id=found.id))
+        schedule = contract.usage_statement_schedule.to_dict()
+        # a hard cutover has no parallel run: Metronome invoices from the cutover, not the parallel-run start
+        assert _utc(schedule["invoice_generation_starting_at"]) == next_month(_parallel_run_start(book))
+    finally:
+        sfn.stop_execution(executionArn=arn)
+
+
+def _status_rows(output: str) -> dict[str, list[int]]:
+    """The status table's rows: step -> [succeeded, running, failed, pending]."""
+    rows = {}
+    for line in output.splitlines():
+        cells = [c.strip() for c in line.strip().strip("│┃|").split("│")]
+        if len(cells) == 5 and cells[0].startswith("metronome.") and all(c.isdigit() for c in cells[1:]):
+            rows[cells[0]] = [int(c) for c in cells[1:]]
+    return rows
 
 
 def test_start_refuses_blocked_customers_unless_excluded(migrated: dict[str, Any]) -> None:
@@ -173,7 +330,7 @@ def test_each_customer_is_in_metronome_once_with_alias_stripe_configuration_and_
 def test_each_contract_has_the_dates_schedule_and_credits_of_stripe(book: Book, migrated: dict[str, Any]) -> None:
     m, s = book.metronome, book.stripe.v1
     prs = _parallel_run_start(book)
-    moved = 0
+    moved = checked_invoices = 0
     for seeded in (c for c in book.customers if c.customer in migrated["ready"]):
         (customer,) = list(m.v1.customers.list(ingest_alias=seeded.internal_customer_id))
         contracts = list(m.v2.contracts.list(customer_id=customer.id))
@@ -189,6 +346,9 @@ def test_each_contract_has_the_dates_schedule_and_credits_of_stripe(book: Book, 
             assert schedule["day"] == "FIRST_OF_MONTH"
         else:
             assert schedule["day"] == "CUSTOM_DATE" and _utc(schedule["billing_anchor_date"]) == anchor
+        for invoice in m.v1.customers.invoices.list(customer_id=customer.id):
+            assert _utc(invoice.start_timestamp) >= prs, invoice.id
+        checked_invoices += 1
         balances = {c.name: ("commit", c) for c in contract.commits} | {
             c.name: ("credit", c) for c in contract.credits or []
         }
@@ -212,9 +372,8 @@ def test_each_contract_has_the_dates_schedule_and_credits_of_stripe(book: Book, 
             else:
                 assert kind == "credit"
             moved += 1
-        for invoice in m.v1.customers.invoices.list(customer_id=customer.id):
-            assert _utc(invoice.start_timestamp) >= prs, invoice.id
     assert moved > 0
+    assert checked_invoices == len(migrated["ready"])  # threshold customers included
 
 
 def test_the_plan_predicted_what_the_run_did(book: Book, migrated: dict[str, Any]) -> None:
