@@ -789,13 +789,16 @@ def clean_up(world: MetronomeWorld) -> str:
     ]
     if set(plan.get("customers", [])) != set(world.released):
         differences.append(f"clean-up planned for {len(plan.get('customers', []))}, {len(world.released)} cut over")
+    batch = result.get("batch") or {}
+    if batch.get("cut_over") != len(world.released):
+        differences.append(f"the execution's outcome: {batch.get('cut_over')} cut over, {len(world.released)} were")
     world.report.cleanup = (
         f"{len(plan.get('customers', []))} customers cleaned_up, {len(plan.get('archive_prices', []))} prices archived "
         f"({len(plan.get('keep_prices', {}))} kept), {len(plan.get('deactivate_meters', []))} meters deactivated "
         f"({len(plan.get('keep_meters', {}))} kept)"
     )
     expect(differences)
-    return f"execution SUCCEEDED; {world.report.cleanup}"
+    return f"execution SUCCEEDED, {batch.get('summary')}; {world.report.cleanup}"
 
 
 STAGES: list[Stage[MetronomeWorld]] = [

@@ -1,20 +1,29 @@
 """The cutover on the local stack, on one timeline moved by the world clock: the parallel run, the decision a day
 (the state machine's batch: two days) before the customers' period boundary, the boundary, and the first Metronome
-cycle after it. Customers released by parity, held back (and released by an approval), on a hard cutover, on a
-subscription schedule and on threshold billing; a crash after every vendor write of the cutover steps, then a rerun;
-a 20% fault storm over the state machine's cutover. Everything is checked through the vendors' SDKs."""
+cycle after it. Customers released by parity, held back (and released by an approval), on a hard cutover (its usage
+through the router Lambda), on a subscription schedule and on threshold billing, and one whose Stripe subscription
+was cancelled during the parallel run (failed at its cutover, reported); a crash after every vendor write of the
+cutover steps, then a rerun; a 20% fault storm over the state machine's cutover. Everything is checked through the
+vendors' SDKs."""
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 import pytest
 from billmig.adapters.dynamodb_parity_ledger import DynamoDBParityLedger
+from billmig.adapters.usage_totals import VendorUsageTotals
 from billmig.metronome.balance_settlement import settle_balances
+from billmig.metronome.contract_terms import rfc3339
 from billmig.metronome.credit_check import check_credits
 from billmig.metronome.cutover import (
     LAST_PERIODS_SETTLED,
@@ -33,12 +42,22 @@ from billmig.parity.verdicts import Approval, Cause, Difference, PeriodParity
 from billmig.progress import StepStatus
 from billmig.steps import Step
 from billmig.stripe_source.port import WRITE_METHODS as STRIPE_WRITES
+from billmig.usage.mapping import UsageRouterConfig
 from billmig.usage.routing import CustomerRoute, Destination
 from billmig_cli import aws_target
 from billmig_cli import metronome_migration as runner
 from billmig_local.emulators.control_plane import FaultRule
-from metronome_book import Book, CrashAfter, SimulatedCrash, book, fresh_customer, next_month  # noqa: F401
-from suite import until
+from metronome_book import (  # noqa: F401
+    ROUTER_CONFIG,
+    Book,
+    CrashAfter,
+    SimulatedCrash,
+    book,
+    fresh_customer,
+    next_month,
+)
+from suite import metronome_receipts, until
+from test_usage_backfill import ids, route, stripe_accepted, usage
 
 PERIOD_END_CRASHES = [("stripe", "cancel_at_period_end"), ("metronome", "set_billable_status")]
 SCHEDULE_CRASHES = [("stripe", "create_schedule"), ("stripe", "end_schedule_with_cancel")]
@@ -87,6 +106,16 @@ class Timeline:
     early_auto_recharge: str = ""
     late_settlement: str = ""
     late_credit_check: str = ""
+    # (host instant a move began, world clock offset after it): the progress store stamps steps on the host's
+    # clock, so a step's recorded time is put on the world clock with the offset the world ran at when it was stamped
+    offsets: list[tuple[float, float]] = field(default_factory=list)
+    routed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # the hard customer's events, by when
+
+    def world(self, stamp: datetime | None) -> datetime:
+        assert stamp is not None
+        at = stamp.timestamp()
+        offset = next(o for wall, o in reversed(self.offsets) if wall <= at)
+        return datetime.fromtimestamp(at + offset, UTC)
 
     def request(self, c: Customer) -> CustomerStepRequest:
         return CustomerStepRequest(
@@ -180,8 +209,12 @@ def _passing(c: Customer, start: datetime, end: datetime) -> PeriodParity:
     )
 
 
-def _move(book: Book, to: datetime) -> None:
-    book.stack.move_clock(to=to.timestamp())
+def _move(timeline: Timeline, to: datetime) -> None:
+    """The world clock moved on. A step stamped from the host's instant the move began is put on the new offset:
+    one stamped during the move ran after the world reached `to` (a step waiting for it could not start before)."""
+    clock, began = timeline.book.stack.clock, time.time()
+    timeline.book.stack.move_clock(to=to.timestamp())
+    timeline.offsets.append((began, clock.now() - time.time()))
 
 
 @pytest.fixture(scope="module")
@@ -230,6 +263,7 @@ def _run_timeline(book: Book) -> Timeline:
         "sfn-released": ("sfn", None),
         "sfn-held": ("sfn", None),
         "sfn-threshold": ("sfn", 50000),
+        "sfn-failed": ("sfn", None),  # its Stripe subscription cancelled during the parallel run
     }
     customers: dict[str, Customer] = {}
     for name, (batch, threshold) in wanted.items():
@@ -240,6 +274,13 @@ def _run_timeline(book: Book) -> Timeline:
     ledger = DynamoDBParityLedger(book.stack.outputs["ProgressTableName"], client=book.stack.client("dynamodb"))
     timeline = Timeline(book, boundary, customers, ledger, batches["sfn"], "")
     clock = book.stack.clock
+    timeline.offsets.append((0.0, clock.now() - time.time()))
+    book.stack.client("ssm").put_parameter(  # the router Lambda's config, as `billmig usage configure` stores it
+        Name=book.stack.outputs["UsageRouterConfigParameter"],
+        Value=UsageRouterConfig.model_validate_json(ROUTER_CONFIG.read_text()).model_dump_json(),
+        Type="String",
+        Overwrite=True,
+    )
 
     # -- the parallel run: in-process for most, the state machine for the `sfn-*` customers
     for c in customers.values():
@@ -250,6 +291,10 @@ def _run_timeline(book: Book) -> Timeline:
     assert not plan.blocked, plan.blocked
     timeline.execution_arn = runner.start(sfn_batch, configs["sfn"], plan).execution_arn
     runner.wait_for_parallel_run(sfn_batch.batch_id, len(sfn_batch.customer_ids), timeout=120)
+    # the customer leaves during its parallel run: its Stripe subscription is cancelled before the decision
+    (gone,) = book.stripe.v1.subscriptions.list(params={"customer": customers["sfn-failed"].stripe_id}).data
+    book.stripe.v1.subscriptions.cancel(gone.id)
+    customers["sfn-failed"].results["subscription"] = gone.id
     # the parity ledger as the parity checks leave it: passed, except for the held-back ones
     last_closed = (book.parallel_run_start - timedelta(days=1)).replace(day=1)
     for c in customers.values():
@@ -273,7 +318,7 @@ def _run_timeline(book: Book) -> Timeline:
             ledger.record(_passing(c, last_closed, book.parallel_run_start))
 
     # -- the state machine's decision, two days before the boundary, in a 20% fault storm
-    _move(book, boundary - timedelta(hours=48))
+    _move(timeline, boundary - timedelta(hours=48))
     for name in ("released", "sfn-released"):  # the last Stripe period's usage, to both
         _send_usage(book, customers[name], boundary - timedelta(hours=50), 400, stripe=True)
     for name in ("drift", "settle-crash", "late"):  # and one that only Stripe billed
@@ -294,7 +339,7 @@ def _run_timeline(book: Book) -> Timeline:
         calm()
 
     # -- the in-process decision, a day before the boundary
-    _move(book, boundary - timedelta(hours=24))
+    _move(timeline, boundary - timedelta(hours=24))
     for c in customers.values():
         if c.batch == batches["sfn"]:
             continue
@@ -318,14 +363,22 @@ def _run_timeline(book: Book) -> Timeline:
     for vendor, method in PERIOD_END_CRASHES + SCHEDULE_CRASHES:
         c = customers[f"crash-{vendor}-{method}"]
         timeline.crash_writes[c.name] = _crash_then_rerun(timeline, c, vendor, method, _period_end_steps)
+    # the hard customer's usage of its last Stripe period, through the usage queue and the router Lambda, once its
+    # phase is switched (the router caches a route for a minute of the host's clock; the world's moves are faster)
+    hard = customers["hard"]
+    timeline.routed["before"] = usage(hard.alias, [boundary - timedelta(hours=h) for h in (26, 25)], f"{hard.alias}-b")
+    route(book.stack, timeline.routed["before"])
     try:
         enable_auto_recharge(timeline.request(customers["threshold"]), book.storage, book.target(), book.store, clock)
     except CutoverTooEarly as exc:
         timeline.early_auto_recharge = str(exc)
+    customers["threshold"].results["recharge_step_before"] = timeline.progress(customers["threshold"]).steps.get(
+        Step.METRONOME_AUTO_RECHARGE
+    )
     customers["threshold"].results["contract_before"] = timeline.contract(customers["threshold"])
 
     # -- the boundary: the state machine's threshold customer in a storm, then the in-process ones
-    _move(book, boundary + timedelta(minutes=30))
+    _move(timeline, boundary + timedelta(minutes=30))
     calm = _storm(book)
     try:
         until(
@@ -341,9 +394,13 @@ def _run_timeline(book: Book) -> Timeline:
         timeline.crash_writes[c.name] = _crash_then_rerun(timeline, c, vendor, method, _threshold_steps)
     for name in ("released", "sfn-released"):  # the first Metronome period's: Metronome only
         _send_usage(book, customers[name], boundary + timedelta(minutes=10), 250, stripe=False)
+    # the hard customer's first Metronome period, and a late event of its last Stripe period, through the router
+    timeline.routed["after"] = usage(hard.alias, [boundary + timedelta(minutes=m) for m in (5, 10)], f"{hard.alias}-a")
+    timeline.routed["late"] = usage(hard.alias, [boundary - timedelta(hours=1)], f"{hard.alias}-l")
+    route(book.stack, timeline.routed["after"] + timeline.routed["late"])
 
     # -- both last periods final: the moved balances settled to what Stripe left (the state machine's in a storm)
-    _move(book, boundary + LAST_PERIODS_SETTLED + timedelta(minutes=5))
+    _move(timeline, boundary + LAST_PERIODS_SETTLED + timedelta(minutes=5))
     calm = _storm(book)
     try:
         until(
@@ -366,7 +423,7 @@ def _run_timeline(book: Book) -> Timeline:
     )
 
     # -- after the first Metronome cycle: the credit checks (the state machine's in a storm)
-    _move(book, next_month(boundary) + timedelta(hours=26))
+    _move(timeline, next_month(boundary) + timedelta(hours=26))
     try:
         _settle(timeline, customers["late"])
     except BalanceSettlementTooLate as exc:
@@ -532,6 +589,38 @@ def test_a_hard_cutover_has_no_gate_and_metronome_invoices_from_the_next_period(
     invoices = timeline.book.metronome.v1.customers.invoices.list(customer_id=timeline.metronome_customer(c))
     assert all(_utc(i.start_timestamp) >= timeline.boundary for i in invoices if i.type == "USAGE")
     assert (progress.phase, progress.cutover_at) == ("cut_over", timeline.boundary)
+    # Stripe's side: its last cycle invoice covers the last Stripe period, Metronome's first (pushed to Stripe) the next
+    _assert_billed_once(timeline, c)
+    assert timeline.book.stripe.v1.subscriptions.retrieve(
+        progress.steps[Step.METRONOME_STRIPE_PERIOD_END].vendor_ids["stripe_subscription_id"]
+    ).ended_at == int(timeline.boundary.timestamp())
+
+
+def test_after_a_hard_cutover_the_router_sends_stripe_only_what_is_before_the_boundary(timeline: Timeline) -> None:
+    """What the router Lambda did with the hard customer's events: those timed before the boundary (one sent late,
+    after it) reached Stripe and Metronome (which does not bill before the boundary), those from it Metronome only."""
+    book, boundary, c = timeline.book, timeline.boundary, timeline.customers["hard"]
+    stripe_side = [*timeline.routed["before"], *timeline.routed["late"]]
+    after = timeline.routed["after"]
+    accepted = stripe_accepted(book)
+    assert [accepted[i] for i in ids(stripe_side)] == [1] * len(stripe_side)
+    assert [accepted[i] for i in ids(after)] == [0] * len(after)
+    everything = ids(stripe_side + after)
+    assert metronome_receipts(book.metronome, everything) == Counter({(t, False): 1 for t in everything})
+    rule = next(
+        r
+        for r in UsageRouterConfig.model_validate_json(ROUTER_CONFIG.read_text()).rules
+        if r.event_name == ("compute_minutes")
+    )
+    totals = VendorUsageTotals(book.stripe, book.metronome)
+    minutes = {k: Decimal(sum(e["properties"]["minutes"] for e in v)) for k, v in timeline.routed.items()}
+    last_period = (boundary - timedelta(days=1)).replace(day=1)
+    assert totals.stripe_total(c.stripe_id, rule, last_period, boundary) == minutes["before"] + minutes["late"]
+    assert totals.stripe_total(c.stripe_id, rule, boundary, next_month(boundary)) == 0
+    assert totals.metronome_total(c.alias, rule, boundary, next_month(boundary)) == minutes["after"]
+    route = CustomerRoute(c.alias, c.stripe_id, "cut_over", None, timeline.progress(c).cutover_at)
+    assert route.destinations(boundary - timedelta(seconds=1)) == {Destination.STRIPE, Destination.METRONOME}
+    assert route.destinations(boundary) == {Destination.METRONOME}
 
 
 def test_a_customer_held_back_by_parity_keeps_dual_writing_until_an_approval_releases_it(timeline: Timeline) -> None:
@@ -558,7 +647,44 @@ def test_a_customer_held_back_by_parity_keeps_dual_writing_until_an_approval_rel
     assert status.held_back == {s.subject: "no closed billing period has been checked for parity yet"}
     # the execution's CleanUpBatch (after the Map) moved its two cut-over customers on; the held-back one stays
     assert status.phases["cleaned_up"] == 2 and status.phases["held_back"] == 1 and "cut_over" not in status.phases
-    assert status.failures == {}
+    assert s.subject not in status.failures
+
+
+THRESHOLD_STEPS = (
+    Step.METRONOME_STRIPE_END_NOW,
+    Step.METRONOME_MOVE_BALANCE,
+    Step.METRONOME_AUTO_RECHARGE,
+    Step.METRONOME_BILLABLE,
+)
+
+
+def test_a_threshold_customers_four_writes_are_separate_steps_with_auto_recharge_from_the_boundary(
+    timeline: Timeline,
+) -> None:
+    """decisions.md (c): the Stripe end, the balance move, auto-recharge and billable, each its own recorded step, in
+    that order; auto-recharge ran (on the world clock) no earlier than the boundary the billable switch is due at."""
+    # refused a day early, and nothing recorded for it
+    assert timeline.customers["threshold"].results["recharge_step_before"] is None
+    for name in ("threshold", "sfn-threshold"):
+        c = timeline.customers[name]
+        steps = timeline.progress(c).steps
+        records = [steps[s] for s in THRESHOLD_STEPS]
+        assert [r.status for r in records] == [StepStatus.SUCCEEDED] * 4, name
+        outcomes = [r.outcome for r in records]
+        if name == "threshold":  # in-process, each step once
+            assert outcomes == ["ended", "moved", "enabled", "billable"]
+        else:  # a Lambda retried in the storm finds its earlier write
+            assert outcomes[0] in {"ended", "found"} and outcomes[1] in {"moved", "found"}, outcomes
+            assert outcomes[2] in {"enabled", "found"} and outcomes[3] == "billable", outcomes
+        for earlier, later in pairwise(records):
+            assert earlier.finished_at is not None and later.started_at is not None
+            assert earlier.finished_at <= later.started_at, name
+        assert records[3].detail == f"effective {rfc3339(timeline.boundary)}"
+        recharge = steps[Step.METRONOME_AUTO_RECHARGE]
+        assert timeline.world(recharge.started_at) >= timeline.boundary, name
+        # Metronome's own clock says the same: the recharge it made at once is dated from the boundary on
+        (commit,) = [x for x in timeline.contract(c).commits if x.name == "Auto-recharge"]
+        assert _utc(commit.access_schedule.schedule_items[0].starting_at) >= timeline.boundary, name
 
 
 def test_a_threshold_customer_recharges_only_after_it_is_billable(timeline: Timeline) -> None:
@@ -618,6 +744,61 @@ def test_a_crash_after_each_cutover_write_then_a_rerun_duplicates_nothing(
     grants = [g.id for g in timeline.book.stripe.v1.billing.credit_grants.list(params={"customer": c.stripe_id}).data]
     assert sorted(n for n in names if n in grants) == sorted(grants)
     assert names.count("Auto-recharge") <= 1
+
+
+def test_every_cut_over_customer_passes_the_credit_check_on_every_moved_balance(timeline: Timeline) -> None:
+    """After the first Metronome cycle: every customer cut over (the released, approved, hard, schedule, threshold,
+    crashed and settled ones, in-process and the state machine's) matched Stripe's remainder on each of its grants."""
+    cut = {n: c for n, c in timeline.customers.items() if _succeeded(timeline, c, Step.METRONOME_CUT_OVER)}
+    expected = {"released", "held", "hard", "schedule", "threshold", "drift", "settle-crash", "late"}
+    expected |= {"sfn-released", "sfn-threshold"} | {n for n in timeline.customers if n.startswith("crash-")}
+    assert set(cut) == expected
+    for name, c in cut.items():
+        check = timeline.progress(c).steps[Step.METRONOME_CREDIT_CHECK]
+        grants = timeline.book.source().credit_grants(c.stripe_id)
+        assert grants, name
+        if name == "late":  # never settled: the check failed the customer with the numbers
+            assert check.status is StepStatus.FAILED and check.last_error is not None, name
+            assert check.last_error.type == "CreditCheckFailed" and "expected " in check.last_error.message
+            continue
+        assert (check.status, check.outcome) == (StepStatus.SUCCEEDED, "matched"), (name, check.detail)
+        for grant in grants:
+            assert f"{grant.id}: Stripe left " in (check.detail or ""), (name, grant.id, check.detail)
+
+
+def test_a_customer_that_fails_at_its_cutover_is_reported_and_the_batch_ends_without_it(timeline: Timeline) -> None:
+    """The state machine's customer whose Stripe subscription was cancelled during the parallel run: its cutover
+    fails permanently (recorded, with the reason), the others of the batch are cut over and cleaned up, and the
+    execution still ends."""
+    book, c = timeline.book, timeline.customers["sfn-failed"]
+    sfn = book.stack.client("stepfunctions")
+    ended = sfn.describe_execution(executionArn=timeline.execution_arn)
+    assert ended["status"] == "SUCCEEDED"
+    # SUCCEEDED only says every customer settled: the output says how, never plain success with a customer failed
+    outcome = json.loads(ended["output"])["cleanup"]["batch"]
+    assert outcome["status"] == "completed with errors"
+    assert (outcome["customers"], outcome["cut_over"]) == (4, 2)
+    assert set(outcome["failed"]) == {c.stripe_id} and outcome["not_cut_over"] == {}
+    assert outcome["failed"][c.stripe_id].startswith(f"{Step.METRONOME_STRIPE_PERIOD_END}: VendorRejected: ")
+    assert len(outcome["held_back"]) == 1
+    assert outcome["summary"] == (
+        "completed with errors: 2 of 4 cut over, 1 held back, 1 failed, 0 not cut over for another reason"
+    )
+    progress = timeline.progress(c)
+    failed = progress.steps[Step.METRONOME_STRIPE_PERIOD_END]
+    assert failed.status is StepStatus.FAILED and failed.last_error is not None
+    assert failed.last_error.transient is False
+    assert failed.last_error.type == "VendorRejected" and c.results["subscription"] in failed.last_error.message
+    for later in (Step.METRONOME_BILLABLE, Step.METRONOME_CUT_OVER, Step.METRONOME_CREDIT_CHECK):
+        assert later not in progress.steps, later
+    assert progress.phase == "parallel_run" and progress.cutover_at is None  # never sent to Metronome alone
+    status = runner.status(timeline.sfn_batch)
+    assert set(status.failures) == {c.stripe_id}
+    assert status.failures[c.stripe_id].startswith(f"{Step.METRONOME_STRIPE_PERIOD_END}: ")
+    assert status.phases == Counter({"cleaned_up": 2, "held_back": 1, "parallel_run": 1})
+    assert status.execution is not None and status.execution.endswith("SUCCEEDED")
+    status_ = book.metronome.v1.customers.retrieve(customer_id=timeline.metronome_customer(c)).data
+    assert status_.current_billable_status is not None and status_.current_billable_status.value == "unbillable"
 
 
 def test_a_balance_stripe_drew_more_of_is_settled_to_what_stripe_left_before_metronome_bills(

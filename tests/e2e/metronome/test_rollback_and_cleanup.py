@@ -1,23 +1,28 @@
-"""Rollback of a customer (during the parallel run, and after its cutover) and a batch's clean-up, on the local stack
-and checked through the SDKs: Stripe bills again and Metronome does not, nothing is re-sent twice, a rollback is
-refused once Metronome has billed, a rolled-back customer migrates again without a second customer or live contract;
+"""Rollback of a customer (during the parallel run, after its cutover, and of one cut over with a Stripe
+subscription schedule) and a batch's clean-up, on the local stack and checked through the SDKs: Stripe bills again
+and Metronome does not, nothing is re-sent twice, a rollback is refused once Metronome has billed, a rolled-back
+customer migrates again without a second customer or live contract;
 clean-up retires only what no live Stripe subscription uses, does what its plan said, and the router stops sending
 the batch's customers to Stripe. A crash after every vendor write of these steps, then a rerun, duplicates nothing."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from billmig.adapters.dynamodb_usage_routes import DynamoDBRouteSource
 from billmig.adapters.ssm_feature_flags import SSMFeatureFlags
+from billmig.metronome import rollback as rollback_module
 from billmig.metronome.cleanup import CleanupRequest, clean_up
+from billmig.metronome.ports import WRITE_METHODS as METRONOME_WRITES
 from billmig.metronome.rollback import RollbackPorts, RollbackRefused, RollbackRequest, rollback_customer
 from billmig.stripe_source import port as stripe_port
 from billmig.stripe_source.port import WRITE_METHODS as STRIPE_WRITES
@@ -87,12 +92,22 @@ def metronome_id(book: Book, batch: str, customer: str) -> str:
     return progress.steps["metronome.prepare"].vendor_ids["metronome_customer_id"]
 
 
-def cut_over(book: Book, batch: str, customer: str, cutover: datetime, *, ended: bool = False) -> str:
-    """What a cutover leaves (its own step builds it): the Stripe subscription ending at period end (or ended),
-    Metronome billable from the cutover, the router's phase `cut_over`. Returns the Stripe subscription id."""
+def cut_over(
+    book: Book, batch: str, customer: str, cutover: datetime, *, ended: bool = False, schedule: bool = False
+) -> str:
+    """What a cutover leaves (its own step builds it): the Stripe subscription ending at period end (or ended; or,
+    `schedule`, a subscription schedule from it ending in `cancel`, through the port writes the cutover's
+    `stripe_end: subscription_schedule` makes), Metronome billable from the cutover, the router's phase `cut_over`.
+    Returns the Stripe subscription id."""
     (sub,) = book.stripe.v1.subscriptions.list(params={"customer": customer}).data
     if ended:
         book.stripe.v1.subscriptions.cancel(sub.id)
+    elif schedule:
+        source = book.source()
+        made = source.create_schedule(sub.id, f"test:{batch}:schedule")
+        source.end_schedule_with_cancel(made, f"test:{batch}:cancel")
+        ending = book.stripe.v1.subscriptions.retrieve(sub.id)
+        assert ending.schedule == made and ending.cancel_at_period_end is True  # Stripe ends it at its period end
     else:
         book.stripe.v1.subscriptions.update(sub.id, params={"cancel_at_period_end": True})
     book.target().set_billable_status(
@@ -229,21 +244,35 @@ def test_a_rollback_is_refused_once_a_metronome_invoice_is_finalized(book: Book,
     assert progress is not None and progress.phase == "cut_over" and "metronome.rollback" not in progress.steps
 
 
+# (vendor, write, what the cutover left in Stripe: the subscription ending at period end, a schedule ending it, or
+# the subscription already ended)
 ROLLBACK_POINTS = [
-    ("metronome", "set_billable_status", False),
-    ("metronome", "end_contract", False),
-    ("stripe", "resume_subscription", False),
-    ("stripe", "create_subscription", True),
+    ("metronome", "set_billable_status", "period_end"),
+    ("metronome", "end_contract", "period_end"),
+    ("stripe", "resume_subscription", "period_end"),
+    ("stripe", "release_schedule", "schedule"),
+    ("stripe", "create_subscription", "ended"),
 ]
 
 
-@pytest.mark.parametrize(("vendor", "method", "ended"), ROLLBACK_POINTS)
+def test_the_rollback_crash_points_are_every_vendor_write_the_rollback_makes() -> None:
+    """Read from the rollback's code: every call of a port's write method, so a new write cannot miss its crash."""
+    tree = ast.parse(inspect.getsource(rollback_module))
+    called = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
+    writes = {("stripe", m) for m in called & set(STRIPE_WRITES)} | {
+        ("metronome", m) for m in called & set(METRONOME_WRITES)
+    }
+    assert writes == {(vendor, method) for vendor, method, _ in ROLLBACK_POINTS}
+
+
+@pytest.mark.parametrize(("vendor", "method", "left"), ROLLBACK_POINTS)
 def test_a_rollback_crashed_after_each_write_resumes_with_no_duplicate(
-    book: Book, aws: LocalStack, routed: Any, vendor: str, method: str, ended: bool
+    book: Book, aws: LocalStack, routed: Any, vendor: str, method: str, left: str
 ) -> None:
     customer, _, batch = migrated(book, f"rb-crash-{method[:6]}")
     cutover = aws.clock.now_datetime().replace(minute=0, second=0, microsecond=0)
-    old = cut_over(book, batch, customer, cutover, ended=ended)
+    ended = left == "ended"
+    old = cut_over(book, batch, customer, cutover, ended=ended, schedule=left == "schedule")
     crashing = CrashAfter(book.target(), method) if vendor == "metronome" else None
     stripe = CrashAfter(book.source(), method, writes=STRIPE_WRITES) if vendor == "stripe" else None
     request = RollbackRequest(stripe_customer_id=customer, reason="crash", requested_by="t")
@@ -262,6 +291,53 @@ def test_a_rollback_crashed_after_each_write_resumes_with_no_duplicate(
     assert [v for v, _ in schedule(book, met) if v == "billable"] == []
     assert len(contracts(book, met)) == 1
     assert old in {s.id for s in subs}
+    schedules = book.stripe.v1.subscription_schedules.list(params={"customer": customer}).data
+    if left == "schedule":  # released once, the subscription its own again, with no end left on it
+        assert [(s.status, s.released_subscription) for s in schedules] == [("released", old)]
+        assert (live[0].schedule, live[0].cancel_at) == (None, None)
+        assert recording[1].writes == []  # the release had reached Stripe; nothing else was due
+    else:
+        assert schedules == []
+
+
+def test_a_rollback_of_a_schedule_cutover_releases_the_schedule_and_stripe_bills_the_next_period(
+    book: Book, aws: LocalStack, routed: Any
+) -> None:
+    """Cut over with `stripe_end: subscription_schedule` (a schedule ending the subscription at its period end),
+    rolled back before that end: the schedule released, the subscription billing on past it, Metronome billing
+    nothing."""
+    customer, _, batch = migrated(book, "rb-schedule")
+    (sub,) = book.stripe.v1.subscriptions.list(params={"customer": customer}).data
+    boundary = book.source().subscription(sub.id).current_period_end
+    assert boundary is not None and boundary > aws.clock.now()
+    cutover = datetime.fromtimestamp(boundary, UTC)
+    cut_over(book, batch, customer, cutover, schedule=True)
+    met = metronome_id(book, batch, customer)
+    (made,) = book.stripe.v1.subscription_schedules.list(params={"customer": customer}).data
+    assert (made.status, made.end_behavior) == ("active", "cancel")
+
+    done = cli.invoke(app, ["metronome", "rollback", "--customer", customer, "--reason", "schedule", "--by", "ops"])
+    assert done.exit_code == 0, done.output
+    assert "metronome.rollback.stripe_subscription: resumed" in done.output, done.output
+    progress = book.store.get(batch, customer)
+    assert progress is not None and progress.phase == "rolled_back"
+    assert progress.steps["metronome.rollback.stripe_subscription"].vendor_ids["released_schedule_id"] == made.id
+    released = book.stripe.v1.subscription_schedules.retrieve(made.id)
+    assert (released.status, released.released_subscription, released.subscription) == ("released", sub.id, None)
+    back = book.stripe.v1.subscriptions.retrieve(sub.id)
+    assert (back.status, back.schedule, back.cancel_at, back.cancel_at_period_end) == ("active", None, None, False)
+    assert [v for v, _ in schedule(book, met) if v == "billable"] == []
+
+    # Past the period end the schedule would have ended it at: Stripe billed that period and bills the next one.
+    aws.move_clock(to=boundary + 2 * 3600)
+    after = book.stripe.v1.subscriptions.retrieve(sub.id)
+    assert after.status == "active" and after.ended_at is None
+    assert after.items.data[0].current_period_start == boundary
+    invoices = book.stripe.v1.invoices.list(params={"customer": customer, "limit": 100}).data
+    assert boundary in {i.period_end for i in invoices if i.billing_reason == "subscription_cycle"}
+    assert [i.id for i in invoices if i.metadata and i.metadata.to_dict().get("metronome_id")] == []
+    assert book.metronome.v1.customers.retrieve(customer_id=met).data.current_billable_status.value == "unbillable"
+    assert len(book.stripe.v1.subscriptions.list(params={"customer": customer, "status": "all"}).data) == 1
 
 
 # --- clean-up ---------------------------------------------------------------------------------------------------

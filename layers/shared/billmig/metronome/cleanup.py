@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from billmig.feature_flags import FeatureFlags, turn_stripe_writes_off
 from billmig.idempotency_keys import idempotency_key
+from billmig.metronome.batch_outcome import BatchOutcome, batch_outcome
 from billmig.metronome.storage import MigrationRun, RunStorage, run_key
 from billmig.progress import ProgressStore
 from billmig.steps import RunningStep, Step, StepKey, StepOutcome, run_once
@@ -60,6 +61,7 @@ class CleanupResult(BaseModel):
     outcome: str
     plan: CleanupPlan
     steps: dict[str, str]
+    batch: BatchOutcome  # the execution's last word: "completed" or "completed with errors", with the counts
 
 
 def cleanup_key(batch_id: str) -> str:
@@ -126,7 +128,9 @@ def clean_up(
     except InvalidImportFile:  # the first attempt: plan now, and keep it for any resume
         plan = plan_cleanup(batch, stripe, store)
         if not plan.customers:  # an empty batch, or none cut over: nothing retires, and a later run plans again
-            return CleanupResult(batch_id=batch, outcome=NOTHING_TO_CLEAN_UP, plan=plan, steps={})
+            return CleanupResult(
+                batch_id=batch, outcome=NOTHING_TO_CLEAN_UP, plan=plan, steps={}, batch=batch_outcome(store, batch)
+            )
         storage.write_json(cleanup_key(batch), plan.model_dump(mode="json"))
     config = MigrationRun.model_validate(storage.read_json(run_key(batch))).config
     done: dict[str, str] = {}
@@ -184,7 +188,7 @@ def clean_up(
         ),
     )
     step(Step.METRONOME_CLEANUP, lambda _: StepOutcome(CLEANED_UP, detail=f"{len(plan.customers)} customers"))
-    return CleanupResult(batch_id=batch, outcome=CLEANED_UP, plan=plan, steps=done)
+    return CleanupResult(batch_id=batch, outcome=CLEANED_UP, plan=plan, steps=done, batch=batch_outcome(store, batch))
 
 
 def _utc(instant: float) -> datetime:
