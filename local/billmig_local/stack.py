@@ -252,8 +252,12 @@ class LocalStack:
                 connect_stripe(self.emulators["stripe"].url)
 
     def _write_endpoints(self) -> None:
+        """Written whole, then renamed into place: a CLI command run while the stack starts reads the file as soon as
+        it exists, and must never see it empty or half-written."""
         path = self.settings.state_dir / "endpoints.json"
-        path.write_text(json.dumps(self.endpoints(), indent=2) + "\n")
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        partial.write_text(json.dumps(self.endpoints(), indent=2) + "\n")
+        os.replace(partial, path)
 
     def _announce_firing(self, firing: Firing) -> None:
         if self.settings.feed is not None:

@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,16 +18,28 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+from billmig_cli.main import app
+from billmig_local.lambda_bridge import DEFAULT_CONCURRENCY
+from billmig_local.packaging import zip_folder
+from botocore.config import Config
+from botocore.exceptions import ClientError
 from suite import REPO, until
+from typer.core import TyperGroup
+from typer.main import get_command
+from typer.testing import CliRunner
 
 BIN = Path(sys.executable).parent
+# Above every Map of this module's executions (the Stigg import's are 2 wide), below the default of 10: a function
+# with no ReservedConcurrentExecutions is throttled past it only if the flag reached the stack's Lambda bridge.
+LAMBDA_CONCURRENCY = 3
 
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.Popen[str], Path, dict[str, str]]]:
     state_dir = tmp_path_factory.mktemp("up")
+    up = [str(BIN / "billmig"), "local", "up", "--port", "0", "--state-dir", str(state_dir)]
     process = subprocess.Popen(
-        [str(BIN / "billmig"), "local", "up", "--port", "0", "--state-dir", str(state_dir)],
+        [*up, "--lambda-concurrency", str(LAMBDA_CONCURRENCY)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -33,13 +47,25 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproce
         env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
     )
     endpoints_file = state_dir / "endpoints.json"
-    until(lambda: endpoints_file.exists() or process.poll() is not None, timeout=60, what="local up to start")
-    assert process.poll() is None, process.stdout.read() if process.stdout else ""
-    endpoints = json.loads(endpoints_file.read_text())
-    yield process, state_dir, endpoints
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+
+    def written() -> dict[str, str] | None:
+        """The endpoints once the file holds them: it exists, empty, a moment before it is written."""
+        try:
+            found: dict[str, str] = json.loads(endpoints_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        return found
+
+    try:
+        until(lambda: written() or process.poll() is not None, timeout=60, what="local up to start")
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        endpoints = written()
+        assert endpoints is not None
+        yield process, state_dir, endpoints
+    finally:  # also when it failed to start in time: never leave a stack running
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def _env(endpoint: str) -> dict[str, str]:
@@ -199,6 +225,76 @@ def test_billmig_console_serves_the_pages_from_any_endpoint(running: tuple) -> N
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
     assert process.returncode == 0
+
+
+def test_the_lambda_concurrency_flag_is_the_limit_of_a_function_with_no_reserved_concurrency(
+    running: tuple, tmp_path: Path
+) -> None:
+    _, _, endpoints = running
+    iam = _client("iam", endpoints["aws"])
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    role = iam.create_role(RoleName=f"probe-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument=json.dumps(trust))
+    lam = boto3.client(
+        "lambda",
+        endpoint_url=endpoints["aws"],
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"total_max_attempts": 1}, read_timeout=120),
+    )
+    name = f"probe-hold-{uuid.uuid4().hex[:8]}"
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=role["Role"]["Arn"],
+        Handler="probe.hold",
+        Code={"ZipFile": zip_folder(REPO / "tests" / "integration" / "probe_function")},
+        Timeout=30,
+    )
+    assert "Concurrency" not in lam.get_function(FunctionName=name)  # no reserved concurrency
+    folders = [tmp_path / f"holder-{i}" for i in range(LAMBDA_CONCURRENCY + 1)]
+    for folder in folders:
+        folder.mkdir()
+    *held, extra = folders
+
+    def hold(folder: Path) -> None:
+        lam.invoke(FunctionName=name, Payload=json.dumps({"folder": str(folder)}))
+
+    holders = [threading.Thread(target=hold, args=(folder,)) for folder in held]
+    for holder in holders:
+        holder.start()
+    try:
+        until(lambda: all((f / "held").exists() for f in held), timeout=60, what="every environment to be held")
+        with pytest.raises(ClientError) as throttled:
+            lam.invoke(FunctionName=name, Payload=json.dumps({"folder": str(extra)}))
+    finally:
+        for folder in folders:
+            (folder / "release").touch()
+        for holder in holders:
+            holder.join(timeout=60)
+        lam.delete_function(FunctionName=name)
+    assert throttled.value.response["Error"]["Code"] == "TooManyRequestsException"
+    assert throttled.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+    assert throttled.value.response["Reason"] == "ConcurrentInvocationLimitExceeded"
+    assert not (extra / "held").exists()
+
+
+def test_the_lambda_concurrency_of_local_up_defaults_to_the_bridges_ten_and_is_at_least_one() -> None:
+    group = get_command(app)
+    assert isinstance(group, TyperGroup)
+    local = group.commands["local"]
+    assert isinstance(local, TyperGroup)
+    (option,) = [p for p in local.commands["up"].params if p.name == "lambda_concurrency"]
+    assert option.opts == ["--lambda-concurrency"]
+    assert option.default == DEFAULT_CONCURRENCY == 10  # what the integration tests see throttle the eleventh call
+    refused = CliRunner().invoke(app, ["local", "up", "--port", "0", "--lambda-concurrency", "0"])
+    assert refused.exit_code == 2  # refused before any stack starts
+    assert "--lambda-concurrency" in refused.output
 
 
 def test_ctrl_c_stops_it_cleanly_and_it_printed_execution_events(running: tuple) -> None:

@@ -133,7 +133,8 @@ def test_two_invocations_of_one_function_run_at_once_in_two_processes(
         print("printed by the test process while a handler runs")
         results = [call.result()[0] for call in calls]
     assert [r["met"] for r in results] == [True, True]  # each saw the other inside the barrier
-    assert results[0]["pid"] != results[1]["pid"] != os.getpid()
+    assert results[0]["pid"] != results[1]["pid"]
+    assert os.getpid() not in {results[0]["pid"], results[1]["pid"]}
     assert "printed by the test process" in capsys.readouterr().out
     assert not any("printed by the test process" in m for m in _log_messages(local_stack, name))
 
@@ -257,6 +258,44 @@ def test_a_full_pool_throttles_and_step_functions_retries_it(
         holder.join(timeout=60)
     assert result["status"] == "SUCCEEDED"
     assert _failures(executions.history(sfn, arn)) == ["Lambda.TooManyRequestsException"]
+
+
+def test_a_function_without_reserved_concurrency_gets_ten_environments_and_the_eleventh_call_is_throttled(
+    local_stack: LocalStack, deploy: Deploy, tmp_path: Path
+) -> None:
+    """The stack's default concurrency (`StackSettings`, as `billmig local up` starts it) applies to a function with
+    no `ReservedConcurrentExecutions`: ten invocations held at once, each in its own environment, and an eleventh
+    refused as Lambda refuses one past the account's concurrency, not a reserved one."""
+    assert local_stack.bridge is not None
+    name = deploy("hold")
+    # a client of its own, with a connection for each call held open at once
+    lam = boto3.client(
+        "lambda",
+        endpoint_url=local_stack.endpoint,
+        region_name=local_stack.settings.region,
+        config=Config(retries={"total_max_attempts": 1}, read_timeout=120, max_pool_connections=12),
+        **LOCAL_CREDENTIALS,
+    )
+    folders = [tmp_path / f"holder-{i}" for i in range(10)]
+    extra = tmp_path / "eleventh"
+    for folder in [*folders, extra]:
+        folder.mkdir()
+    with ThreadPoolExecutor(len(folders)) as pool:
+        holders = [pool.submit(_invoke, lam, name, {"folder": str(folder)}) for folder in folders]
+        try:
+            until(lambda: all((f / "held").exists() for f in folders), what="ten environments to be held at once")
+            with pytest.raises(ClientError) as throttled:
+                _invoke(lam, name, {"folder": str(extra)})
+        finally:
+            for folder in [*folders, extra]:
+                (folder / "release").touch()
+        results = [holder.result(timeout=60) for holder in holders]
+    assert throttled.value.response["Error"]["Code"] == "TooManyRequestsException"
+    assert throttled.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+    assert throttled.value.response["Reason"] == "ConcurrentInvocationLimitExceeded"
+    assert not (extra / "held").exists()  # refused before any handler ran
+    assert results == [({"released": True}, None)] * 10  # all ten were held until released, none timed out
+    assert local_stack.bridge.environments(name) == 10
 
 
 def test_logs_land_in_the_functions_own_log_group(local_stack: LocalStack, lam: Any, deploy: Deploy) -> None:
