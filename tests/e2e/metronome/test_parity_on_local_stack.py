@@ -350,6 +350,45 @@ def test_a_fault_storm_on_both_vendors_gives_the_same_results(
     assert _results(world) == before
 
 
+def test_a_run_for_one_batch_and_month_records_only_that_months_periods(
+    world: ParityWorld, first_run: Any, local_stack: LocalStack
+) -> None:
+    """`--period` of the closed period: each customer's closed period is checked again (with the same results), its
+    open period (the next month) is left as the earlier run recorded it; a month that does not exist starts nothing."""
+    month = f"{_latest_closed(world, 'clean_a').period_start:%Y-%m}"
+    before = _results(world)
+    sfn = local_stack.client("stepfunctions")
+    machine = local_stack.outputs["ParityStateMachineArn"]
+
+    result = _cli(["parity", "run", "--batch", world.batch, "--period", month])
+
+    assert result.exit_code == 1, result.output  # the faulty customers' closed periods still differ
+    assert "0 failed" in result.output, _failures(result.output)
+    run = result.output.split("parity run ", 1)[1].split(" ", 1)[0]
+    assert f"-{month}-" in run
+    for name, who in world.customers.items():
+        periods = world.ledger.periods(who.stripe_id)
+        in_month = [p for p in periods if f"{p.period_start:%Y-%m}" == month]
+        others = [p for p in periods if f"{p.period_start:%Y-%m}" != month]
+        assert in_month and others, (name, [(p.period_start, p.parity_run_id) for p in periods])
+        assert all(p.parity_run_id == run for p in in_month), name
+        assert all(p.parity_run_id != run for p in others), name
+    assert _results(world) == before
+    from billmig_cli.commands.parity import read_report
+
+    report = read_report(run, stack_name="billmig")
+    shown = {p["period_start"][:7] for customer in report["customers"] for p in customer["periods"]}
+    assert shown == {month}, shown
+
+    wrong = _cli(["parity", "run", "--batch", world.batch, "--period", "2026-13"])
+
+    assert wrong.exit_code == 2, wrong.output
+    assert "--period" in wrong.output and "nothing was started" in wrong.output
+    names = [e["name"] for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine)
+             for e in page["executions"]]  # fmt: skip
+    assert not [n for n in names if "2026-13" in n]
+
+
 def test_the_daily_schedule_fires_through_the_local_scheduler(world: ParityWorld, local_stack: LocalStack) -> None:
     scheduler = local_stack.client("scheduler")
     name = "billmig-parity-local"

@@ -48,7 +48,7 @@ class ParityFilters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     batch_id: str | None = Field(default=None, min_length=1)
-    period: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}$")
+    period: str | None = Field(default=None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$")  # YYYY-MM, a real month
 
 
 class ParityRunRequest(BaseModel):
