@@ -779,7 +779,7 @@ def test_a_customer_that_fails_at_its_cutover_is_reported_and_the_batch_ends_wit
     assert outcome["status"] == "completed with errors"
     assert (outcome["customers"], outcome["cut_over"]) == (4, 2)
     assert set(outcome["failed"]) == {c.stripe_id} and outcome["not_cut_over"] == {}
-    assert outcome["failed"][c.stripe_id].startswith(f"{Step.METRONOME_STRIPE_PERIOD_END}: VendorRejected: ")
+    assert outcome["failed"][c.stripe_id].startswith(f"{Step.METRONOME_STRIPE_PERIOD_END}: CutoverMismatch: ")
     assert len(outcome["held_back"]) == 1
     assert outcome["summary"] == (
         "completed with errors: 2 of 4 cut over, 1 held back, 1 failed, 0 not cut over for another reason"
@@ -788,7 +788,10 @@ def test_a_customer_that_fails_at_its_cutover_is_reported_and_the_batch_ends_wit
     failed = progress.steps[Step.METRONOME_STRIPE_PERIOD_END]
     assert failed.status is StepStatus.FAILED and failed.last_error is not None
     assert failed.last_error.transient is False
-    assert failed.last_error.type == "VendorRejected" and c.results["subscription"] in failed.last_error.message
+    assert failed.last_error.type == "CutoverMismatch"
+    assert f"{c.results['subscription']} is already canceled (ended " in failed.last_error.message
+    assert "before the cutover at " in failed.last_error.message
+    assert "billmig metronome rollback" in failed.last_error.message
     for later in (Step.METRONOME_BILLABLE, Step.METRONOME_CUT_OVER, Step.METRONOME_CREDIT_CHECK):
         assert later not in progress.steps, later
     assert progress.phase == "parallel_run" and progress.cutover_at is None  # never sent to Metronome alone

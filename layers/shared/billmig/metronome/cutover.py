@@ -42,6 +42,8 @@ from billmig.stripe_source.views import StripeSubscription
 from billmig.usage.routing import CUT_OVER, HELD_BACK, ROLLED_BACK
 from billmig.world_clock import Clock
 
+ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})  # nothing left to end at its period end
+
 CutoverPath = Literal["period_end", "threshold"]
 PERIOD_END: Final = "period_end"  # Stripe ends the subscription at its period end
 THRESHOLD: Final = "threshold"  # decisions.md (c): ended at the boundary, balance moved, auto-recharge, billable
@@ -246,6 +248,13 @@ def end_stripe_at_period_end(
         current = stripe.subscription(sub_id)
         boundary = int(cut.boundary.timestamp())
         done = current.cancel_at_period_end or current.ended_at == boundary  # a rerun after the boundary
+        if not done and current.status in ENDED_STATUSES:
+            raise CutoverMismatch(
+                f"{stripe_id}: {sub_id} is already {current.status}"
+                + (f" (ended {rfc3339(datetime.fromtimestamp(current.ended_at, UTC))})" if current.ended_at else "")
+                + f", before the cutover at {rfc3339(cut.boundary)}: ended outside the migration; find out why, then "
+                "roll the customer back (billmig metronome rollback) or finish it by hand"
+            )
         if not done and current.current_period_end != boundary:
             raise CutoverMismatch(
                 f"{stripe_id}: {sub_id}'s period ends {current.current_period_end}, not at {rfc3339(cut.boundary)}"
