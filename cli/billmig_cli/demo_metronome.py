@@ -28,6 +28,7 @@ from billmig_cli.demo_usage import Streamed, steps, week_of_usage
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_CONFIG = REPO / "events" / "metronome" / "migration.json"
 ROUTER_CONFIG = REPO / "events" / "usage" / "router.json"
+DEMO_REPORTS = REPO / ".local" / "demo"  # each parity run's report, as `billmig parity report` writes it
 DEMO_SEED = 7
 BATCH_ID = "demo-metronome"
 # Map and Lambda concurrency for the demo: on two cores more parallel Tasks only add cold starts.
@@ -434,16 +435,18 @@ def parity_run(world: MetronomeWorld) -> str:
 def _parity_report(world: MetronomeWorld, arn: str, *, again: bool = False) -> dict[str, Any]:
     """Wait for a parity run; its summary into the report (`again`: after the first run's, which checked the whole
     parallel run), whom it holds back into the world."""
-    from billmig_cli.commands.parity import read_report
+    from billmig_cli import parity_report
 
     ended = executions.wait(world.stack.client("stepfunctions"), arn, timeout=600)
     expect([] if ended["status"] == "SUCCEEDED" else [f"the parity run ended {ended['status']}"])
-    report = read_report(arn.rsplit(":", 1)[-1], stack_name=aws_target.DEFAULT_STACK)
+    # the run's own JSON, CSV and HTML page from S3, kept for a reader after the embedded stack is gone
+    local = parity_report.fetch_report(arn.rsplit(":", 1)[-1], DEMO_REPORTS, stack_name=aws_target.DEFAULT_STACK)
+    report = local.document
     summary: dict[str, Any] = report["summary"]
     line = (
         f"{report['status_detail']}: {summary['customers_checked']} checked, "
         f"{summary['customers_within_tolerance']} within tolerance, {summary['customers_held_back']} held back, "
-        f"{summary['customers_failed']} failed; {summary['differences']} differences"
+        f"{summary['customers_failed']} failed; {summary['differences']} differences (report {local.html_path})"
     )
     world.report.parity = f"{world.report.parity}; then, the late periods closed, {line}" if again else line
     world.parity_held_back = {c["stripe_customer_id"] for c in report["customers"] if c["held_back"]}
