@@ -575,13 +575,27 @@ def test_the_relative_invoice_tolerance_on_totals_no_line_explains(metronome_tot
         stripe_invoice([("price_api", 5000, 10_000)]),
         metronome_invoice([usage("prod_api", 5000, 10_000)], total=metronome_total),
     )
-    assert causes(period) == [(Cause.ROUNDING, None, metronome_total - 10_000)]
+    # a dollar over one agreeing line is no rounding (a cent a line at most), inside the tolerance or not
+    assert causes(period) == [(Cause.UNEXPLAINED_TOTAL, None, metronome_total - 10_000)]
+    assert "more than a cent a line over 1 compared line(s), so not rounding" in period.differences[0].evidence
     fix = period.differences[0].suggested_fix
     if passes:
-        assert fix == "none needed (sub-cent rounding)"
+        assert fix.startswith("within the invoice tolerance, so it holds nothing back; still, compare the invoices'")
     else:
         assert fix.startswith("compare the invoices' line items by hand")
     assert period.within_tolerance is passes and period.passed is passes
+
+
+@pytest.mark.parametrize(("metronome_total", "cause"), [(10_002, Cause.ROUNDING), (10_003, Cause.UNEXPLAINED_TOTAL)])
+def test_rounding_is_at_most_a_cent_a_compared_line(metronome_total: int, cause: Cause) -> None:
+    period = check(
+        stripe_invoice([("price_api", 5000, 6000), ("price_us", 100, 4000)]),
+        metronome_invoice(
+            [usage("prod_api", 5000, 6000), usage("prod_storage", 100, 4000, "us-east")], total=metronome_total
+        ),
+    )
+    assert causes(period) == [(cause, None, metronome_total - 10_000)]
+    assert period.passed  # both inside the 1% invoice tolerance
 
 
 # -- the run's month filter ----------------------------------------------------------------------------------------

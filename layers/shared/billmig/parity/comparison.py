@@ -281,7 +281,8 @@ class _CustomerCheck:
         record.lines = comparison.lines
         total_within = self.tolerances.invoice_within(stripe_total, invoice.total)
         if stripe_total != invoice.total and not comparison.differences:
-            comparison.differences.append(self._unexplained_total(stripe_total, invoice.total, total_within))
+            compared = sum(1 for line in comparison.lines if line.excluded_reason is None and line.key != CREDITS_KEY)
+            comparison.differences.append(self._unexplained_total(stripe_total, invoice.total, total_within, compared))
         record.differences = comparison.differences
         blocking = {Cause.UNMAPPED_PRICE, Cause.NO_CONTRACT, Cause.PERIOD_MISALIGNMENT, Cause.CREDIT_ORDER}
         judged = record.lines
@@ -315,14 +316,26 @@ class _CustomerCheck:
             "(decisions.md (a)), so every Metronome period covers the Stripe period's days",
         )
 
-    def _unexplained_total(self, stripe_total: int, metronome_total: int, within: bool) -> Difference:
+    def _unexplained_total(self, stripe_total: int, metronome_total: int, within: bool, lines: int) -> Difference:
+        """Rounding only when it can be: each side rounds a line to the cent, so totals of N agreeing lines can
+        differ by at most a cent a line; more is a difference no compared line explains, even inside tolerance."""
+        cents = metronome_total - stripe_total
+        evidence = f"every line agrees, totals differ: Stripe {stripe_total}, Metronome {metronome_total} cents"
+        if abs(cents) <= max(1, lines):
+            return Difference(
+                cause=Cause.ROUNDING, cents=cents, evidence=evidence, suggested_fix="none needed (sub-cent rounding)"
+            )
         return Difference(
-            cause=Cause.ROUNDING,
-            cents=metronome_total - stripe_total,
-            evidence=f"every line agrees, totals differ: Stripe {stripe_total}, Metronome {metronome_total} cents",
-            suggested_fix="none needed (sub-cent rounding)"
+            cause=Cause.UNEXPLAINED_TOTAL,
+            cents=cents,
+            evidence=f"{evidence}: more than a cent a line over {lines} compared line(s), so not rounding",
+            suggested_fix=(
+                "within the invoice tolerance, so it holds nothing back; still, compare the invoices' line items by "
+                "hand: a fee, tax or adjustment on one side only?"
+            )
             if within
-            else "compare the invoices' line items by hand: the difference is in no compared line",
+            else "compare the invoices' line items by hand: the difference is in no compared line (a fee, tax or "
+            "adjustment on one side only?)",
         )
 
     # -- lines ---------------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ CAUSE_COLOURS: dict[Cause, str] = {
     Cause.BALANCE_DRIFT: "#b7950b",
     Cause.PERIOD_MISALIGNMENT: "#2980b9",
     Cause.ROUNDING: "#7f8c8d",
+    Cause.UNEXPLAINED_TOTAL: "#566573",
     Cause.UNMAPPED_PRICE: "#16a085",
     Cause.NO_CONTRACT: "#2c3e50",
 }

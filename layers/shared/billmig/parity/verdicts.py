@@ -22,6 +22,7 @@ class Cause(StrEnum):
     BALANCE_DRIFT = "balance_drift"  # a grant's Metronome copy held more than Stripe's grant (found in use)
     PERIOD_MISALIGNMENT = "period_misalignment"
     ROUNDING = "rounding"
+    UNEXPLAINED_TOTAL = "unexplained_total"  # every line agrees, the totals differ by more than rounding can
     UNMAPPED_PRICE = "unmapped_price"
     NO_CONTRACT = "no_contract"
 
