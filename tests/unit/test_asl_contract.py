@@ -88,3 +88,27 @@ def test_substitutions_match_the_template(path: Path) -> None:
     ]
     assert len(machines) == 1, f"{path.name} is deployed by exactly one state machine"
     assert used == set(machines[0].get("DefinitionSubstitutions", {}))
+
+
+@pytest.mark.parametrize(
+    ("state", "width"), [("MigrateCustomers", "max_concurrency"), ("CutOverCustomers", "cutover_concurrency")]
+)
+def test_the_migration_maps_read_the_batch_from_s3_as_distributed_maps(state: str, width: str) -> None:
+    """Keys travel, not documents (issue 13): both Maps read the batch's customer list from S3 themselves, run each
+    customer as a child execution, and take their width from the execution's input, which `billmig metronome start`
+    writes (the migration's config concurrency; every customer at once for the cutover's weeks-long waits)."""
+    import inspect
+
+    from billmig_cli import metronome_migration
+
+    machine = json.loads((REPO / "statemachine" / "metronome_migration.asl.json").read_text())
+    found = machine["States"][state]
+    assert found["Type"] == "Map"
+    assert found["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
+    assert found["ItemReader"]["Parameters"] == {"Bucket.$": "$.bucket", "Key.$": "$.customers_key"}
+    assert found["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert found["MaxConcurrencyPath"] == f"$.{width}" and "MaxConcurrency" not in found
+    assert found["ItemSelector"]["stripe_customer_id.$"] == "$$.Map.Item.Value.stripe_customer_id"
+    start = inspect.getsource(metronome_migration.start)
+    for key in ("bucket", "customers_key", width):
+        assert f'"{key}":' in start, key
