@@ -183,3 +183,27 @@ def test_a_cleaned_up_customer_is_metronome_only_when_its_batch_has_stripe_write
     before = datetime(2027, 2, 1, tzinfo=UTC)  # before the cutover: dual-write unless decommissioned
     want = {Destination.METRONOME} if expected else {Destination.STRIPE, Destination.METRONOME}
     assert found.destinations(before) == frozenset(want)
+
+
+def test_a_cached_miss_is_looked_up_again_on_request_and_a_cached_route_is_not() -> None:
+    """What the router asks for on a batch's first event of a customer: a replay after the fix, seconds after the
+    miss was cached, finds the customer created meanwhile instead of dead-lettering its events again."""
+    clock = Clock()
+    source, directory = CountingSource(), CountingDirectory()
+    routes = book(source, directory, ttl=60, clock=clock)
+    assert routes.route("ghost") is None
+    source.routes["ghost"] = in_parallel_run("ghost", "cus_ghost")  # the fix, well inside the negative TTL
+    clock.now = T0 + 1
+    assert routes.route("ghost") is None  # without the recheck, the cached miss answers
+    assert known_rechecked(routes, "ghost").stripe_customer_id == "cus_ghost"
+    assert source.reads["ghost"] == 2
+    # found, it is cached as any route: a recheck asks nobody
+    assert known_rechecked(routes, "ghost").stripe_customer_id == "cus_ghost"
+    assert routes.route("ghost") is not None
+    assert source.reads["ghost"] == 2 and directory.reads["ghost"] == 1  # Stripe asked only for the first miss
+
+
+def known_rechecked(routes: RouteBook, internal_id: str) -> CustomerRoute:
+    found = routes.route(internal_id, recheck_miss=True)
+    assert found is not None, internal_id
+    return found

@@ -55,6 +55,7 @@ class _Plan:
     refusals: dict[str, list[str]] = field(default_factory=dict)
     retry: set[str] = field(default_factory=set)
     routed: dict[str, tuple[UsageEvent, str | None]] = field(default_factory=dict)  # message -> event, Stripe id
+    looked_up: set[str] = field(default_factory=set)  # customers routed in this batch (a cached miss rechecked once)
 
 
 JOURNAL_CONCURRENCY = 100  # PutObjects at once: one per customer in the batch, up to its 100 messages, in one wave
@@ -178,7 +179,10 @@ class UsageRouter:
         rule = self.config.rule_for(event)
         if rule is None:
             raise UnroutableEvent(f"event_name {event.event_name!r} with these properties matches no router rule")
-        route = self.routes.route(event.customer_id)
+        # a miss cached by an earlier batch may predate the customer (a replay after the fix): asked again once a batch
+        recheck = event.customer_id not in plan.looked_up
+        plan.looked_up.add(event.customer_id)
+        route = self.routes.route(event.customer_id, recheck_miss=recheck)
         if route is None:
             raise UnroutableEvent(f"customer_id {event.customer_id!r}: unknown (no migration run, no Stripe customer)")
         destinations = route.destinations(event.timestamp)

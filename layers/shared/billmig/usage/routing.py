@@ -90,12 +90,14 @@ class RouteBook:
         self._cache: dict[str, tuple[float, CustomerRoute | None]] = {}
         self._lock = threading.Lock()
 
-    def route(self, internal_id: str) -> CustomerRoute | None:
-        """None: a customer neither in a migration run nor in Stripe (its events are dead-lettered)."""
+    def route(self, internal_id: str, *, recheck_miss: bool = False) -> CustomerRoute | None:
+        """None: a customer neither in a migration run nor in Stripe (its events are dead-lettered). `recheck_miss`:
+        a cached miss is looked up again (the customer may have been created since it was cached, and its events
+        replayed after the fix); a cached route is still served from the cache."""
         now = self._clock()
         with self._lock:
             cached = self._cache.get(internal_id)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > now and not (recheck_miss and cached[1] is None):
             return cached[1]
         found = self._source.route_of(internal_id)
         if found is None:
