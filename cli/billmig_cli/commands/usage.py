@@ -17,7 +17,7 @@ from billmig.usage.mapping import UsageRouterConfig, parse_router_config, router
 from billmig.usage.resend import ResendResult
 from billmig.usage.routing import Destination
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from billmig_cli import aws_target
 from billmig_cli.options import StackName, console
@@ -111,7 +111,13 @@ def replay_command(
 
 
 def print_report(report: CompletenessReport) -> None:
-    table = Table("customer", "meter", "period", "window", "Stripe", "Metronome", "difference", "status")
+    # folded, never cut: an operator copies customer ids and meters out of this table, whatever the terminal's width
+    table = Table(
+        *(
+            Column(header, overflow="fold")
+            for header in ("customer", "meter", "period", "window", "Stripe", "Metronome", "difference", "status")
+        )
+    )
     for row in report.rows:
         colour = {"match": "green", "missing": "red", "extra": "yellow"}[row.status]
         table.add_row(
