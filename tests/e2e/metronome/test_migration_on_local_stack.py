@@ -270,10 +270,19 @@ def _status_rows(output: str) -> dict[str, list[int]]:
     return rows
 
 
-def test_start_refuses_blocked_customers_unless_excluded(migrated: dict[str, Any]) -> None:
+def test_start_refuses_blocked_customers_unless_excluded(migrated: dict[str, Any], book: Book) -> None:
+    from billmig.metronome.storage import MigrationRun, run_key
+
     assert migrated["refused"].exit_code == 2
     assert "--exclude-blocked" in migrated["refused"].output
     assert "excluded" in migrated["started"].output
+    # each excluded customer recorded in the run document with the plan's reason; only the others were started
+    blocked = json.loads(migrated["plan"].stdout)["blocked"]
+    assert blocked
+    run = MigrationRun.model_validate_json(book.storage.read_text(run_key("wave-1")))
+    assert run.excluded == blocked
+    assert not set(blocked) & set(migrated["ready"])
+    assert {c.customer for c in book.customers} == set(blocked) | set(migrated["ready"])
     assert "  console http://127.0.0.1:" in migrated["started"].output  # the execution's page in the local console
 
 
