@@ -406,6 +406,21 @@ def _execution_names() -> None:
     backend.start_execution = start_execution
 
 
+def _map_runs_of_a_starting_execution() -> None:
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    backend: Any = StepFunctionsParserBackend
+    original = backend.list_map_runs
+
+    def list_map_runs(self: Any, execution_arn: str) -> dict[str, Any]:
+        worker = self.describe_execution(execution_arn=execution_arn).exec_worker
+        if worker is None or worker.env is None:  # started, its interpreter not yet built: no Map has run
+            return {"mapRuns": []}
+        return dict(original(self, execution_arn))
+
+    backend.list_map_runs = list_map_runs
+
+
 def _waits_on_world_clock() -> None:
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function import timestamp, wait_function
     from moto.stepfunctions.parser.asl.eval.environment import Environment
@@ -720,6 +735,12 @@ PATCHES: tuple[Patch, ...] = (
         "every receive builds datetimes for every queued message (about 1 s per receive at 1,000 messages), and "
         "counts the whole queue again for each message it returns (its retention check reads every attribute)",
         _sqs_visibility_read_cheaply,
+    ),
+    Patch(
+        "map_runs_of_a_starting_execution",
+        "ListMapRuns on an execution whose interpreter has not started yet fails with a 500 (an AttributeError on "
+        "its missing environment) instead of listing no Map Run",
+        _map_runs_of_a_starting_execution,
     ),
     Patch(
         "dynamodb_query_reads_one_partition",

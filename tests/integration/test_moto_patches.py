@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from billmig_local import moto_patches
 from billmig_local.stack import LocalStack
-from suite import REPO
+from suite import REPO, until
 
 
 def test_every_patch_is_installed_and_documented(local_stack: LocalStack) -> None:
@@ -325,3 +325,41 @@ def test_dynamodb_queries_on_the_key_answer_their_partition_as_dynamodb_does(loc
     assert flat_found == [{"pk": {"S": "only"}, "n": {"N": "1"}}]
     ddb.delete_table(TableName=table)
     ddb.delete_table(TableName=flat)
+
+
+def test_map_runs_of_an_execution_are_listed_from_its_start(local_stack: LocalStack, sfn: Any) -> None:
+    """Right after StartExecution no Map has run yet: ListMapRuns answers none (moto answered 500 until its
+    interpreter had built the execution's environment), and the Map Run once its Map has started."""
+    import uuid
+
+    role = "arn:aws:iam::123456789012:role/map-runs"
+    definition = {
+        "StartAt": "Each",
+        "States": {
+            "Each": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                    "StartAt": "Echo",
+                    "States": {"Echo": {"Type": "Pass", "End": True}},
+                },
+                "End": True,
+            }
+        },
+    }
+    machine = sfn.create_state_machine(
+        name=f"map-runs-{uuid.uuid4().hex[:6]}", definition=json.dumps(definition), roleArn=role
+    )["stateMachineArn"]
+    arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps({"items": [1, 2]}))["executionArn"]
+    until(lambda: sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED", what="the execution to end")
+    assert len(sfn.list_map_runs(executionArn=arn)["mapRuns"]) == 1
+    # the moment between StartExecution and its interpreter's start, held open: the execution has no worker yet
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    execution = stepfunctions_parser_backends["123456789012"][local_stack.settings.region].describe_execution(arn)
+    worker, execution.exec_worker = execution.exec_worker, None
+    try:
+        assert sfn.list_map_runs(executionArn=arn)["mapRuns"] == []
+    finally:
+        execution.exec_worker = worker

@@ -135,3 +135,47 @@ def test_retry_back_off_waits_on_the_world_clock(
         _reaches_the_cutover_wait(sfn, started.execution_arn, book, batch.batch_id, batch.customer_ids)
     finally:
         sfn.stop_execution(executionArn=started.execution_arn)
+
+
+def test_starting_a_stopped_batch_again_resumes_it_and_duplicates_nothing(
+    book: Book, aws: LocalStack, sfn: Any
+) -> None:
+    """`billmig metronome start` on a batch whose execution was stopped (an operator, a deploy, a quota) starts a new
+    execution for it (`<batch>-r2`) that finds every done step done: the same Metronome customer and contract for
+    each customer, no step run twice, and it waits for the cutover like the first."""
+    aliases = [f"resume-{uuid.uuid4().hex[:6]}" for _ in range(2)]
+    customers = [fresh_customer(book, alias) for alias in aliases]
+    batch = runner.Batch(f"resume-{uuid.uuid4().hex[:6]}", customers)
+    plan = runner.plan(batch, book.config, runner.Vendors(book.source(), book.target()))
+    first = runner.start(batch, book.config, plan)
+    assert not first.resumed
+    runner.wait_for_parallel_run(batch.batch_id, len(customers), timeout=120)
+    sfn.stop_execution(executionArn=first.execution_arn)
+    until(
+        lambda: sfn.describe_execution(executionArn=first.execution_arn)["status"] == "ABORTED",
+        what="the first execution to stop",
+    )
+
+    def made() -> dict[str, tuple[str, list[str]]]:
+        found = {}
+        for alias in aliases:
+            (customer,) = list(book.metronome.v1.customers.list(ingest_alias=alias))
+            found[alias] = (customer.id, [c.id for c in book.metronome.v2.contracts.list(customer_id=customer.id)])
+        return found
+
+    def attempts() -> dict[tuple[str, str], int]:
+        records = {c: book.store.get(batch.batch_id, c) for c in customers}
+        return {(c, s): r.steps[s].attempts for c, r in records.items() if r for s in r.steps}
+
+    before, tried = made(), attempts()
+    assert all(len(contracts) == 1 for _, contracts in before.values())
+    again = runner.start(batch, book.config, plan)
+    try:
+        assert again.resumed and not again.already_running
+        assert again.execution_arn != first.execution_arn and again.execution_arn.endswith(f"{batch.batch_id}-r2")
+        _reaches_the_cutover_wait(sfn, again.execution_arn, book, batch.batch_id, customers)
+        assert made() == before
+        assert attempts() == tried  # every step found done: claimed, not run again
+        assert runner.status(batch.batch_id).failures == {}
+    finally:
+        sfn.stop_execution(executionArn=again.execution_arn)
