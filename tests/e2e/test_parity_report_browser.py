@@ -98,6 +98,18 @@ def test_the_summary_and_the_largest_differences_render(report_page: Path, page:
     shot(page, "01-report")
 
 
+def test_the_page_fits_a_laptop_window_without_scrolling_sideways(report_page: Path, page: Page) -> None:
+    """At 1280 px the differences table wraps its evidence and fixes (long grant ids included) and stays inside the
+    page: nothing to scroll sideways, the suggested fix in view."""
+    page.set_viewport_size({"width": 1280, "height": 900})
+    open_report(page, report_page)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    for box in page.locator("#differences td.fix").evaluate_all(
+        "cells => cells.map(c => c.getBoundingClientRect().right)"
+    ):
+        assert box <= 1280
+
+
 def test_the_chart_draws_a_bar_per_size_bin_and_cause_that_counts_the_differences(
     report: ParityReport, report_page: Path, page: Page
 ) -> None:
