@@ -87,7 +87,7 @@ sam-build: $(SAM_STAMP)
 
 pytest: $(STAMP) sam-build $(VIZ_ASSET) $(CHROMIUM)
 	BILLMIG_SAM_BUILD_DIR=$(SAM_BUILD_DIR) BILLMIG_PYTHON312=$(PYTHON312) \
-		$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+		$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 test: lint typecheck cfn-lint asl-validate sam-validate pytest
 
