@@ -13,7 +13,13 @@ from typing import Any, cast
 
 import pytest
 from billmig.metronome.config import AutoRecharge, ParityTolerances
-from billmig.metronome.ports import MetronomeContract, MetronomeCustomer, MetronomeInvoice, MetronomeInvoiceLine
+from billmig.metronome.ports import (
+    ContractBalance,
+    MetronomeContract,
+    MetronomeCustomer,
+    MetronomeInvoice,
+    MetronomeInvoiceLine,
+)
 from billmig.metronome.resolution import ResolvedConfig, ResolvedPrice
 from billmig.parity.comparison import CompletenessCheck, ParityCustomer, check_customer
 from billmig.parity.ledger import cutover_verdict
@@ -624,3 +630,116 @@ def test_a_period_filter_checks_only_the_periods_starting_in_that_month(month: s
         period_filter=month_bounds(ParityFilters(period=month).period or ""),
     )
     assert [p.period_start for p in found] == starts
+
+
+# -- credits: drift one grant at a time, or the order ---------------------------------------------------------------
+PAID, PROMO = "credgr_paid", "credgr_promo"
+
+
+def _grant(grant_id: str, category: Any, priority: int, remaining: int) -> StripeCreditGrant:
+    return StripeCreditGrant(
+        id=grant_id,
+        name=None,
+        category=category,
+        amount=10_000,
+        remaining=remaining,
+        currency="usd",
+        priority=priority,
+        effective_at=None,
+        expires_at=None,
+        voided_at=None,
+        price_type="metered",
+    )
+
+
+class FakeStripeWithGrants(FakeStripe):
+    def __init__(self, invoices: list[StripeInvoice], grants: list[StripeCreditGrant]) -> None:
+        super().__init__(invoices)
+        self.grants = grants
+
+    def credit_grants(self, customer_id: str) -> list[StripeCreditGrant]:
+        return list(self.grants)
+
+    def credit_grants_of_transactions(self, customer_id: str) -> dict[str, str]:
+        return {f"cbtxn_{g.id}": g.id for g in self.grants}
+
+
+@dataclass
+class FakeMetronomeWithBalances(FakeMetronome):
+    priorities: dict[str, float] = field(default_factory=dict)
+
+    def contracts(self, customer_id: str) -> list[MetronomeContract]:
+        (contract,) = super().contracts(customer_id)
+        balances = tuple(
+            ContractBalance(f"bal_{g}", "PREPAID" if g == PAID else "CREDIT", g, "prod_x", 10_000, p, None, None)
+            for g, p in self.priorities.items()
+        )
+        return [replace(contract, balances=balances)]
+
+
+def check_credits(
+    stripe_drew: dict[str, int],
+    metronome_drew: dict[str, int],
+    grants: list[StripeCreditGrant],
+    metronome_priorities: dict[str, float],
+) -> PeriodParity:
+    """February's $100.00 of API calls, paid partly by the grants on each side as given."""
+    usage_cents = 10_000
+    stripe = replace(
+        stripe_invoice([("price_api", 5000, usage_cents)], total=usage_cents - sum(stripe_drew.values())),
+        credits_applied=sum(stripe_drew.values()),
+        credit_transactions=tuple((f"cbtxn_{g}", cents) for g, cents in stripe_drew.items()),
+    )
+    applied = [
+        MetronomeInvoiceLine(kind="commit" if g == PAID else "credit", name=g, total=-cents, commit_id=f"bal_{g}")
+        for g, cents in metronome_drew.items()
+    ]
+    metronome = metronome_invoice([usage("prod_api", 5000, usage_cents), *applied])
+    reads = FakeMetronomeWithBalances([metronome], priorities=metronome_priorities)
+    customer = ParityCustomer("wave-1", STRIPE_ID, ALIAS, FEB, None)
+    (period,) = check_customer(
+        customer,
+        _config(),
+        cast(StripeParityReads, FakeStripeWithGrants([stripe], grants)),
+        reads,
+        no_completeness_problem,
+        parity_run_id="parity-test",
+        now=JUDGED,
+        late_event_window=LATE,
+    )
+    return period
+
+
+def test_a_grant_stripe_used_up_that_paid_more_as_its_copy_is_drift_not_order_and_does_not_hold_back() -> None:
+    """Seen in the demo: the promotional credit first on both sides; Stripe had 2629 cents of it left and went on to
+    the paid grant, its Metronome copy held more and paid all 3576. Same total, same order: drift, settled at the
+    cutover, not a question of priorities."""
+    period = check_credits(
+        {PROMO: 2629, PAID: 947},
+        {PROMO: 3576},
+        [_grant(PAID, "paid", 50, 4000), _grant(PROMO, "promotional", 10, 0)],
+        {PAID: 51.0, PROMO: 11.0},
+    )
+    assert causes(period) == [(Cause.BALANCE_DRIFT, "credits", 0)]
+    evidence = period.differences[0].evidence
+    assert "drawn in the same priority order" in evidence and f"Stripe used up {PROMO}" in evidence
+    assert period.passed  # judged on its usage: the settling step puts the copy back at Stripe's remainder
+
+
+@pytest.mark.parametrize(
+    ("grants", "metronome_priorities", "why"),
+    [
+        # the grant that paid more still has a balance in Stripe: its copy did not simply hold more
+        ([_grant(PAID, "paid", 50, 4000), _grant(PROMO, "promotional", 10, 500)], {PAID: 51.0, PROMO: 11.0}, "left"),
+        # Metronome draws in another order than Stripe
+        ([_grant(PAID, "paid", 50, 4000), _grant(PROMO, "promotional", 10, 0)], {PAID: 11.0, PROMO: 51.0}, "order"),
+        # equal priorities in Stripe: which pays first is the question
+        ([_grant(PAID, "paid", 10, 4000), _grant(PROMO, "promotional", 10, 0)], {PAID: 11.0, PROMO: 12.0}, "tie"),
+    ],
+)
+def test_otherwise_a_different_split_is_credit_order_and_holds_back(
+    grants: list[StripeCreditGrant], metronome_priorities: dict[str, float], why: str
+) -> None:
+    period = check_credits({PROMO: 2629, PAID: 947}, {PROMO: 3576}, grants, metronome_priorities)
+    assert causes(period) == [(Cause.CREDIT_ORDER, None, 0)], why
+    assert not period.passed

@@ -84,6 +84,13 @@ class _Side:
         self.seen = True
 
 
+DRIFT_FIX = (
+    "nothing to change in either vendor if the usage lines agree: metronome.settle_balances sets each moved commit and "
+    "credit to Stripe's remainder at the cutover boundary and the credit check after the first Metronome cycle proves "
+    "it; approve the customer (`billmig parity approve`) to cut it over"
+)
+
+
 @dataclass
 class _Comparison:
     """What one period's comparison accumulates before it becomes a `PeriodParity`."""
@@ -581,6 +588,7 @@ class _CustomerCheck:
         line.within_tolerance = False if stripe_by_grant is not None else line.within_tolerance
         comparison.differences.append(
             self._drift(period, metronome_by_grant, stripe_total, metronome_total)
+            or self._grant_drift(period, stripe_by_grant, metronome_by_grant, stripe_total, metronome_total)
             or self._credit_order(stripe_by_grant, metronome_by_grant, stripe_total, metronome_total)
         )
         return line
@@ -617,9 +625,52 @@ class _CustomerCheck:
             "cents more at its start. A grant moves at what Stripe has left when the contract is made; Stripe's "
             "invoices for the period in flight at the parallel-run start, or for events only Stripe received, drew "
             "it further",
-            suggested_fix="nothing to change in either vendor if the usage lines agree: metronome.settle_balances "
-            "sets each moved commit and credit to Stripe's remainder at the cutover boundary and the credit check "
-            "after the first Metronome cycle proves it; approve the customer (`billmig parity approve`) to cut it over",
+            suggested_fix=DRIFT_FIX,
+        )
+
+    def _grant_drift(
+        self,
+        period: Period,
+        stripe_by_grant: dict[str, int] | None,
+        metronome_by_grant: dict[str, int],
+        stripe_total: int,
+        metronome_total: int,
+    ) -> Difference | None:
+        """The same drift one grant at a time: both sides draw the grants in the same priority order (no ties), and
+        each grant whose Metronome copy paid more than Stripe's grant did ran out in Stripe, so the copy simply held
+        more; what it paid beyond, the next grant in order paid less. No question of order: settled at the cutover."""
+        if stripe_by_grant is None or not period.closed_in_stripe:
+            return None
+        if self._grants is None:
+            self._grants = self.stripe.credit_grants(self.customer.stripe_customer_id)
+        grants = {g.id: g for g in self._grants if g.voided_at is None}
+        priorities = {b.name or b.id: b.priority for b in (self.contract.balances if self.contract else ())}
+        drawn = sorted(set(stripe_by_grant) | set(metronome_by_grant))
+        if not drawn or any(g not in grants or priorities.get(g) is None for g in drawn):
+            return None
+        by_stripe = sorted(drawn, key=lambda g: grants[g].priority)
+        if len({grants[g].priority for g in drawn}) < len(drawn) or len({priorities[g] for g in drawn}) < len(drawn):
+            return None  # a tie: which grant pays first is the question (credit_order)
+        if by_stripe != sorted(drawn, key=lambda g: priorities[g] or 0.0):
+            return None
+        over = [g for g in drawn if metronome_by_grant.get(g, 0) > stripe_by_grant.get(g, 0)]
+        if not over or any(grants[g].remaining != 0 for g in over):
+            return None
+        rows = "; ".join(
+            f"{g} ({grants[g].category}, priority {grants[g].priority} in Stripe, {priorities[g]} in Metronome): "
+            f"Stripe {stripe_by_grant.get(g, 0)}, Metronome {metronome_by_grant.get(g, 0)} cents"
+            + (", 0 left in Stripe" if g in over else "")
+            for g in by_stripe
+        )
+        return Difference(
+            cause=Cause.BALANCE_DRIFT,
+            line_key=CREDITS_KEY,
+            cents=stripe_total - metronome_total,
+            evidence=f"credits applied: Stripe {stripe_total}, Metronome {metronome_total} cents, drawn in the same "
+            f"priority order ({rows}): Stripe used up {', '.join(over)} while its Metronome copy paid more, so the "
+            "copy held more at the period's start (a grant moves at what Stripe has left when the contract is made, "
+            "and Stripe drew it further before the dual write)",
+            suggested_fix=DRIFT_FIX,
         )
 
     def _held_in_stripe(self, stripe_total: int, metronome_total: int, comparison: _Comparison) -> LineParity:
