@@ -49,3 +49,22 @@ def stripe_stream_identifiers(stripe_url: str) -> Counter[str]:
         if entry["path"] == "/v2/billing/meter_event_stream" and entry["status"] == 202 and not entry["injected"]:
             found.update(event["identifier"] for event in json.loads(entry["body"])["events"])
     return found
+
+
+def credit_grant(grant_id: str, category: Any, *, remaining: int, priority: int, expires_at: int | None = None) -> Any:
+    """A Stripe credit grant of $100.00 on every metered price, as `StripeSource.credit_grants` gives it."""
+    from billmig.stripe_source.views import StripeCreditGrant
+
+    return StripeCreditGrant(
+        id=grant_id,
+        name=None,
+        category=category,
+        amount=10_000,
+        remaining=remaining,
+        currency="usd",
+        priority=priority,
+        effective_at=None,
+        expires_at=expires_at,
+        voided_at=None,
+        price_type="metered",
+    )

@@ -13,6 +13,7 @@ from billmig.metronome.ports import ContractBalance, MetronomeContract
 from billmig.metronome.resolution import ResolvedConfig, ResolvedPrice
 from billmig.metronome.snapshot import CustomerSnapshot
 from billmig.stripe_source.views import StripeCreditGrant, StripeCustomer, StripeItem, StripeSubscription
+from suite import credit_grant
 
 CONFIG = ResolvedConfig(
     migration_id="m",
@@ -36,19 +37,8 @@ def _ts(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
 def _grant(
     gid: str, category: Literal["paid", "promotional"], remaining: int, priority: int, expires_at: int | None = None
 ) -> StripeCreditGrant:
-    return StripeCreditGrant(
-        id=gid,
-        name=None,
-        category=category,
-        amount=10_000,
-        remaining=remaining,
-        currency="usd",
-        priority=priority,
-        effective_at=None,
-        expires_at=expires_at,
-        voided_at=None,
-        price_type="metered",
-    )
+    made: StripeCreditGrant = credit_grant(gid, category, remaining=remaining, priority=priority, expires_at=expires_at)
+    return made
 
 
 def _snapshot() -> CustomerSnapshot:

@@ -38,7 +38,7 @@ from billmig.usage.completeness import CompletenessRow, month_bounds, rows_for_p
 from billmig.usage.mapping import MeterRule, UsageRouterConfig
 from billmig.usage.routing import CustomerRoute
 from pydantic import ValidationError
-from suite import REPO
+from suite import REPO, credit_grant
 
 FEB = datetime(2026, 2, 1, tzinfo=UTC)
 MAR = datetime(2026, 3, 1, tzinfo=UTC)
@@ -637,19 +637,8 @@ PAID, PROMO = "credgr_paid", "credgr_promo"
 
 
 def _grant(grant_id: str, category: Any, priority: int, remaining: int) -> StripeCreditGrant:
-    return StripeCreditGrant(
-        id=grant_id,
-        name=None,
-        category=category,
-        amount=10_000,
-        remaining=remaining,
-        currency="usd",
-        priority=priority,
-        effective_at=None,
-        expires_at=None,
-        voided_at=None,
-        price_type="metered",
-    )
+    grant: StripeCreditGrant = credit_grant(grant_id, category, remaining=remaining, priority=priority)
+    return grant
 
 
 class FakeStripeWithGrants(FakeStripe):
