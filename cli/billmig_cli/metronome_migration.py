@@ -209,6 +209,8 @@ class BatchStatus:
     failures: dict[str, str]
     execution: str | None
     held_back: dict[str, str] = field(default_factory=dict)
+    # how the latest execution ended, from its output (`cleanup.batch.summary`): "completed with errors: ..." or None
+    outcome: str | None = None
 
     @property
     def done(self) -> int:
@@ -238,7 +240,11 @@ def status(batch_id: str, *, stack_name: str = aws_target.DEFAULT_STACK) -> Batc
     found = _executions(sfn, outputs["MetronomeMigrationStateMachineArn"], batch_id)
     latest = max(found, key=lambda e: e["startDate"]) if found else None
     execution = f"{latest['name']} {latest['status']}" if latest else None
-    return BatchStatus(batch_id, len(subjects), steps, phases, failures, execution, held_back)
+    outcome = None
+    if latest and latest["status"] == "SUCCEEDED":
+        ended = json.loads(sfn.describe_execution(executionArn=latest["executionArn"]).get("output") or "{}")
+        outcome = ((ended.get("cleanup") or {}).get("batch") or {}).get("summary")
+    return BatchStatus(batch_id, len(subjects), steps, phases, failures, execution, held_back, outcome)
 
 
 def wait_for_parallel_run(

@@ -173,6 +173,8 @@ def status_command(
     console.print(table)
     console.print("phases: " + ", ".join(f"{k} {v}" for k, v in current.phases.items()), soft_wrap=True)
     console.print(f"execution: {current.execution}", soft_wrap=True)
+    if current.outcome:
+        console.print(f"outcome: {escape(current.outcome)}", soft_wrap=True)
     for customer, why in current.held_back.items():
         console.print(f"[yellow]held back[/] {customer}: {escape(why)}", soft_wrap=True)
     for customer, why in current.failures.items():

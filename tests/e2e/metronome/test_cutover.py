@@ -800,6 +800,7 @@ def test_a_customer_that_fails_at_its_cutover_is_reported_and_the_batch_ends_wit
     assert status.failures[c.stripe_id].startswith(f"{Step.METRONOME_STRIPE_PERIOD_END}: ")
     assert status.phases == Counter({"cleaned_up": 2, "held_back": 1, "parallel_run": 1})
     assert status.execution is not None and status.execution.endswith("SUCCEEDED")
+    assert status.outcome == outcome["summary"]  # what `billmig metronome status` prints as the outcome
     status_ = book.metronome.v1.customers.retrieve(customer_id=timeline.metronome_customer(c)).data
     assert status_.current_billable_status is not None and status_.current_billable_status.value == "unbillable"
 
