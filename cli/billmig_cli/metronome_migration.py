@@ -21,6 +21,7 @@ from typing import Any
 from billmig.adapters.metronome_sdk import MetronomeSDKTarget
 from billmig.adapters.stripe_sdk import StripeSDKSource
 from billmig.batch import BATCH_ID, STRIPE_CUSTOMER_ID
+from billmig.metronome.batch_outcome import outcome_of
 from billmig.metronome.config import load_config
 from billmig.metronome.contract_terms import rfc3339
 from billmig.metronome.errors import InvalidMigrationConfig
@@ -28,9 +29,8 @@ from billmig.metronome.plan import BatchPlan, plan_batch
 from billmig.metronome.resolution import ResolvedConfig, resolve
 from billmig.metronome.snapshot import LIVE_STATUSES
 from billmig.metronome.storage import MigrationRun, customers_key, run_key, run_version_key
-from billmig.progress import StepStatus, SubjectProgress
+from billmig.progress import SubjectProgress
 from billmig.steps import Step
-from billmig.usage.routing import HELD_BACK
 
 from billmig_cli import aws_target, executions
 
@@ -224,18 +224,12 @@ def status(batch_id: str, *, stack_name: str = aws_target.DEFAULT_STACK) -> Batc
     store = DynamoDBProgressStore(outputs["ProgressTableName"], client=aws_target.client("dynamodb"))
     subjects = store.all_in_run(batch_id)
     steps: dict[str, Counter[str]] = {str(s): Counter() for s in STEPS}
-    phases: Counter[str] = Counter()
-    failures: dict[str, str] = {}
-    held_back: dict[str, str] = {}
     for progress in subjects:
-        phases[progress.phase or "migrating"] += 1
-        if progress.phase == HELD_BACK:
-            held_back[progress.subject] = progress.phase_reason or "no reason recorded"
         for step in STEPS:
             record = progress.steps.get(step)
             steps[str(step)][record.status.value if record else "pending"] += 1
-            if record and record.status is StepStatus.FAILED and record.last_error:
-                failures[progress.subject] = f"{step}: {record.last_error.type}: {record.last_error.message}"
+    so_far = outcome_of(subjects)  # the failures, held-back customers and phases, as the execution will report them
+    phases, failures, held_back = Counter(so_far.phases), so_far.failed, so_far.held_back
     sfn = aws_target.client("stepfunctions")
     found = _executions(sfn, outputs["MetronomeMigrationStateMachineArn"], batch_id)
     latest = max(found, key=lambda e: e["startDate"]) if found else None

@@ -42,7 +42,12 @@ def _failure(progress: SubjectProgress) -> str | None:
 
 
 def batch_outcome(store: ProgressStore, batch_id: str) -> BatchOutcome:
-    subjects = sorted(store.all_in_run(batch_id), key=lambda p: p.subject)
+    return outcome_of(store.all_in_run(batch_id))
+
+
+def outcome_of(progress_items: list[SubjectProgress]) -> BatchOutcome:
+    """From the batch's progress items as read (`billmig metronome status` reads them for its step counts too)."""
+    subjects = sorted(progress_items, key=lambda p: p.subject)
     phases = Counter(p.phase or "migrating" for p in subjects)
     failed: dict[str, str] = {}
     held_back: dict[str, str] = {}
